@@ -1,0 +1,51 @@
+//! Operations endpoints: `/healthz` (the process answers), `/readyz` (every CA can answer:
+//! signer certificates valid), `/metrics` (Prometheus text).
+
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+
+use super::AppState;
+
+/// `GET /healthz`.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(serde_json::json!({"status": "ok"}))
+}
+
+#[derive(Serialize)]
+struct CaReadiness {
+    id: String,
+    ready: bool,
+    ocsp_signer_not_after: String,
+    problems: Vec<String>,
+}
+
+/// `GET /readyz`: 200 when every CA is ready, 503 with the reasons otherwise.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let now = state.clock.now();
+    let cas: Vec<CaReadiness> = state
+        .responder
+        .registry()
+        .iter()
+        .map(|ca| {
+            let mut problems = Vec::new();
+            if ca.ocsp_cert_not_after <= now {
+                problems.push("OCSP signer certificate expired".to_owned());
+            }
+            CaReadiness {
+                id: ca.id.to_string(),
+                ready: problems.is_empty(),
+                ocsp_signer_not_after: ca.ocsp_cert_not_after.to_rfc3339(),
+                problems,
+            }
+        })
+        .collect();
+    let ready = cas.iter().all(|c| c.ready);
+    let body = serde_json::json!({"ready": ready, "cas": cas});
+    let mut b = if ready { HttpResponse::Ok() } else { HttpResponse::ServiceUnavailable() };
+    b.insert_header(("Cache-Control", "no-store")).json(body)
+}
+
+/// `GET /metrics`.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render())
+}

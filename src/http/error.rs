@@ -1,0 +1,122 @@
+//! Errors become HTTP answers here, and only here: one [`ApiError::status`] match, one JSON
+//! problem body (RFC 9457, `application/problem+json`). OCSP endpoints never use this: they
+//! answer with OCSP error statuses.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+/// An error answered with a JSON problem body.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No route or resource here.
+    #[error("{0}")]
+    NotFound(String),
+    /// The method is not served on this path.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The request body is larger than allowed.
+    #[error("request body larger than {0} bytes")]
+    TooLarge(usize),
+    /// The body is not in a format this endpoint reads.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The body does not parse.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A field has an impossible value.
+    #[error("{field}: {message}")]
+    Unprocessable {
+        /// The field.
+        field: String,
+        /// Why.
+        message: String,
+    },
+    /// The request contradicts what is recorded.
+    #[error("{0}")]
+    Conflict(String),
+    /// Credentials missing or wrong.
+    #[error("authentication required")]
+    Unauthorized,
+    /// The service is not ready (e.g. a CA has no valid CRL yet).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else; the detail is logged, not sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// RFC 9457 problem details.
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: String,
+}
+
+impl ApiError {
+    fn kind(&self) -> &'static str {
+        match self {
+            ApiError::NotFound(_) => "not-found",
+            ApiError::MethodNotAllowed => "method-not-allowed",
+            ApiError::TooLarge(_) => "too-large",
+            ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
+            ApiError::BadRequest(_) => "bad-request",
+            ApiError::Unprocessable { .. } => "invalid-field",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(detail) = self {
+            tracing::error!(%detail, "internal error");
+        }
+        let status = self.status_code();
+        let problem = Problem {
+            kind: self.kind(),
+            title: status.canonical_reason().unwrap_or("error"),
+            status: status.as_u16(),
+            detail: self.to_string(),
+        };
+        let mut builder = HttpResponse::build(status);
+        builder.content_type("application/problem+json").insert_header(("Cache-Control", "no-store"));
+        if matches!(self, ApiError::Unauthorized) {
+            builder.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        builder.body(serde_json::to_vec(&problem).unwrap_or_default())
+    }
+}
+
+/// The JSON body of a problem, for golden tests.
+pub fn problem_body(e: &ApiError) -> Vec<u8> {
+    let status = e.status_code();
+    serde_json::to_vec(&Problem {
+        kind: e.kind(),
+        title: status.canonical_reason().unwrap_or("error"),
+        status: status.as_u16(),
+        detail: e.to_string(),
+    })
+    .unwrap_or_default()
+}

@@ -1,0 +1,71 @@
+//! actix-web wiring: the public listener (OCSP, CRLs; no authentication, no writes) and the admin
+//! listener (health, readiness, metrics, and the CA's ingest API). Handlers translate between
+//! HTTP and the domain modules and hold no domain logic.
+
+pub mod admin;
+pub mod error;
+pub mod ocsp;
+
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::clock::SharedClock;
+use crate::ocsp::Responder;
+use crate::store::Store;
+
+pub use error::ApiError;
+
+/// What every handler can reach.
+pub struct AppState {
+    /// The OCSP responder.
+    pub responder: Arc<Responder>,
+    /// The store.
+    pub store: Arc<Store>,
+    /// The clock.
+    pub clock: SharedClock,
+    /// Largest OCSP request accepted.
+    pub max_request_bytes: usize,
+    /// Cap of `max-age` on OCSP GET answers, seconds.
+    pub max_age_cap: i64,
+    /// Renders `/metrics`.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+fn count(listener: &'static str, endpoint: &'static str) {
+    metrics::counter!(crate::metrics::HTTP_REQUESTS, "listener" => listener, "endpoint" => endpoint).increment(1);
+}
+
+/// Routes of the public listener.
+pub fn public_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(admin::healthz))
+        .route("/ocsp", web::post().to(ocsp::post))
+        .route("/", web::post().to(ocsp::post))
+        .route(
+            "/ocsp/{request:.*}",
+            web::get().to(|s: web::Data<AppState>, r: HttpRequest| {
+                count("public", "ocsp_get");
+                ocsp::get(s, r, "/ocsp/")
+            }),
+        )
+        .route(
+            "/{request:.*}",
+            web::get().to(|s: web::Data<AppState>, r: HttpRequest| {
+                count("public", "ocsp_get");
+                ocsp::get(s, r, "/")
+            }),
+        )
+        .default_service(web::to(not_found));
+}
+
+/// Routes of the admin listener.
+pub fn admin_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(admin::healthz))
+        .route("/readyz", web::get().to(admin::readyz))
+        .route("/metrics", web::get().to(admin::metrics))
+        .default_service(web::to(not_found));
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!("no such resource: {} {}", req.method(), req.path())))
+}

@@ -1,0 +1,106 @@
+//! OCSP over HTTP (RFC 6960 Appendix A, RFC 9919 §3 and §5): POST and GET, with caching headers
+//! on GET and conditional requests. Every answer is an OCSP response (an error status when need
+//! be), never an HTML page.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use x509_ocsp::OcspResponseStatus;
+
+use super::AppState;
+use crate::ocsp::{Answer, request, response};
+
+const OCSP_RESPONSE: &str = "application/ocsp-response";
+
+fn error_answer(status: StatusCode, ocsp: OcspResponseStatus) -> HttpResponse {
+    metrics::counter!(crate::metrics::OCSP_RESPONSES, "status" => crate::ocsp::status_label(ocsp), "method" => "POST")
+        .increment(1);
+    HttpResponse::build(status)
+        .content_type(OCSP_RESPONSE)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(response::error_response(ocsp))
+}
+
+/// `POST /ocsp` and `POST /`.
+pub async fn post(state: web::Data<AppState>, req: HttpRequest, mut body: web::Payload) -> HttpResponse {
+    if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or("").split(';').next().unwrap_or("").trim();
+        if !ct.eq_ignore_ascii_case("application/ocsp-request") {
+            return error_answer(StatusCode::UNSUPPORTED_MEDIA_TYPE, OcspResponseStatus::MalformedRequest);
+        }
+    }
+    let limit = state.max_request_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return error_answer(StatusCode::PAYLOAD_TOO_LARGE, OcspResponseStatus::MalformedRequest);
+    }
+    let mut buf = web::BytesMut::with_capacity(declared.unwrap_or(256).min(limit));
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(c) if buf.len() + c.len() <= limit => buf.extend_from_slice(&c),
+            Ok(_) => return error_answer(StatusCode::PAYLOAD_TOO_LARGE, OcspResponseStatus::MalformedRequest),
+            Err(_) => return error_answer(StatusCode::BAD_REQUEST, OcspResponseStatus::MalformedRequest),
+        }
+    }
+    let answer = state.responder.answer(&buf, "POST").await;
+    respond(&state, &req, answer, false)
+}
+
+/// `GET /ocsp/{base64}` and `GET /{base64}`: the path after `prefix` is the request.
+pub async fn get(state: web::Data<AppState>, req: HttpRequest, prefix: &'static str) -> HttpResponse {
+    let path = req.uri().path();
+    let encoded = path.strip_prefix(prefix).unwrap_or("");
+    if encoded.len() > state.max_request_bytes * 2 {
+        return error_answer(StatusCode::URI_TOO_LONG, OcspResponseStatus::MalformedRequest);
+    }
+    let answer = match request::decode_get_path(encoded) {
+        Ok(der) if der.len() <= state.max_request_bytes => state.responder.answer(&der, "GET").await,
+        _ => {
+            metrics::counter!(crate::metrics::OCSP_RESPONSES, "status" => "malformedRequest", "method" => "GET").increment(1);
+            Answer::Error(OcspResponseStatus::MalformedRequest)
+        }
+    };
+    respond(&state, &req, answer, true)
+}
+
+fn respond(state: &AppState, req: &HttpRequest, answer: Answer, is_get: bool) -> HttpResponse {
+    let mut builder = HttpResponse::Ok();
+    builder.content_type(OCSP_RESPONSE);
+    let Some(signed) = answer.signed().filter(|s| is_get && s.http_cacheable) else {
+        // Errors, "unknown" and POST answers are not for shared caches (RFC 9919 §5).
+        builder.insert_header((header::CACHE_CONTROL, "no-store"));
+        return builder.body(answer.der());
+    };
+    let now = state.clock.now();
+    let max_age = (signed.times.next_update.0 - now.0).clamp(0, state.max_age_cap.max(0));
+    let cache_control = format!("max-age={max_age}, public, no-transform, must-revalidate");
+    let not_modified = match req.headers().get(header::IF_NONE_MATCH) {
+        Some(inm) => inm
+            .to_str()
+            .map(|v| v.split(',').any(|t| {
+                let t = t.trim();
+                t == "*" || t.trim_start_matches("W/") == signed.etag
+            }))
+            .unwrap_or(false),
+        None => req
+            .headers()
+            .get(header::IF_MODIFIED_SINCE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .is_some_and(|since| since >= signed.times.this_update.to_system_time()),
+    };
+    if not_modified {
+        builder.status(StatusCode::NOT_MODIFIED);
+    }
+    builder
+        .insert_header((header::CACHE_CONTROL, cache_control))
+        .insert_header((header::ETAG, HeaderValue::from_str(&signed.etag).unwrap_or(HeaderValue::from_static("\"\""))))
+        .insert_header((header::LAST_MODIFIED, signed.last_modified.as_str()))
+        .insert_header((header::EXPIRES, signed.expires.as_str()));
+    if not_modified { builder.finish() } else { builder.body(answer.der()) }
+}

@@ -1,0 +1,33 @@
+//! vigie: certificate revocation for multi-CA PKIs — an OCSP responder (RFC 6960, RFC 9919),
+//! CRL publication, and an ingest API for the CA, over one RocksDB status store.
+//!
+//! Map of the crate:
+//! - [`model`]: serials, CA ids, reasons, records and events — the domain's words.
+//! - [`config`]: the TOML configuration, validated into what the service runs with.
+//! - [`clock`]: the injected clock.
+//! - [`pki`]: the served CAs (certificates, keys, CertID hashes) and the demo PKI generator.
+//! - [`signer`]: the only place that signs.
+//! - [`store`]: the RocksDB status store, atomic and durable transactions.
+//! - [`ingest`]: the rules for issuance, revocation and release events.
+//! - [`ocsp`]: request parsing, response building, the response cache and signing pool.
+//! - [`http`]: actix-web handlers for the public and admin listeners.
+//! - [`service`]: starting and stopping the whole; [`demo`]: `vigie demo`.
+//! - [`metrics`]: metric names and the Prometheus recorder.
+
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod model;
+pub mod ocsp;
+pub mod pki;
+pub mod service;
+pub mod signer;
+pub mod store;
+
+pub use error::Error;

@@ -1,0 +1,45 @@
+//! Prometheus metrics through the `metrics` crate: names, descriptions and histogram buckets in
+//! one place, and the recorder whose text `/metrics` serves.
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// OCSP answers, by `status` (good, revoked, unknown, mixed, or the error status) and `method`.
+pub const OCSP_RESPONSES: &str = "vigie_ocsp_responses_total";
+/// OCSP response cache lookups, by `result` (hit, miss, store).
+pub const OCSP_CACHE: &str = "vigie_ocsp_cache_total";
+/// Time to sign one OCSP response, seconds.
+pub const OCSP_SIGNING_SECONDS: &str = "vigie_ocsp_signing_seconds";
+/// Responses re-signed by the refresher.
+pub const OCSP_REFRESHED: &str = "vigie_ocsp_refreshed_total";
+/// HTTP requests by `listener` and `endpoint`.
+pub const HTTP_REQUESTS: &str = "vigie_http_requests_total";
+
+/// Installs the global recorder (once per process) and returns the handle that renders it.
+pub fn install() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_seconds".into()),
+                    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0],
+                )
+                .expect("the bucket list is not empty");
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (tests that build several services in
+            // one process); the handle still renders what this recorder would have seen.
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_counter!(OCSP_RESPONSES, "OCSP answers by status and method");
+    metrics::describe_counter!(OCSP_CACHE, "OCSP response cache lookups by result (hit, miss, store)");
+    metrics::describe_histogram!(OCSP_SIGNING_SECONDS, metrics::Unit::Seconds, "Time to sign one OCSP response");
+    metrics::describe_counter!(OCSP_REFRESHED, "Stored OCSP responses re-signed by the refresher");
+    metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by listener and endpoint");
+}

@@ -1,0 +1,534 @@
+//! The OCSP responder (RFC 6960, with the RFC 9919 lightweight profile).
+//!
+//! [`Responder::answer`] takes the DER of a request and returns an [`Answer`]: a signed
+//! response, or an error status. It knows nothing of HTTP ([`crate::http`] adds the headers).
+//!
+//! Single-CertID requests without a nonce — what caches and most clients send — are served from a
+//! bounded in-memory cache of signed responses, backed by the store's `ocsp` column family. An
+//! entry is served only while (a) the store's change generation for its serial has not moved
+//! since the record it was signed from was read, and (b) now is before its nextUpdate. So a
+//! revocation is visible to the very next request, without any lock on the read path. An entry
+//! past half its validity is re-signed in the background while it is still served (CA/B BR
+//! §4.9.10), and [`Responder::refresh_stored`] does the same for everything in the store.
+//!
+//! Requests with a nonce (when the CA echoes nonces) or several CertIDs are signed afresh.
+//! Signing runs on a bounded [`pool::SigningPool`]; when it is saturated the answer is `tryLater`.
+
+pub mod der_types;
+pub mod pool;
+pub mod request;
+pub mod response;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use der::{Decode, Encode};
+use x509_ocsp::OcspResponseStatus;
+
+use self::der_types::CertIdDer;
+use self::pool::SigningPool;
+use self::response::{SingleStatus, Times};
+use crate::clock::SharedClock;
+use crate::config::{NoncePolicy, OcspConfig, UnknownSerialPolicy};
+use crate::metrics as m;
+use crate::model::{CertRecord, CertStatus, RevocationReason, Serial, UnixTime};
+use crate::pki::{Ca, CaRegistry};
+use crate::store::{Store, StoredResponse};
+
+/// Why a request got no signed answer. Each variant is one OCSP error status.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request does not decode, or breaks a rule (nonce length, unsupported hash) →
+    /// `malformedRequest`.
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    /// A CertID names an issuer this responder does not serve → `unauthorized` (RFC 9919 §4).
+    #[error("issuer not served")]
+    Unauthorized,
+    /// The signing pool is saturated → `tryLater`.
+    #[error("signing pool saturated")]
+    TryLater,
+    /// Anything else → `internalError`.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The OCSPResponseStatus this error is answered with.
+    pub fn status(&self) -> OcspResponseStatus {
+        match self {
+            Error::Malformed(_) => OcspResponseStatus::MalformedRequest,
+            Error::Unauthorized => OcspResponseStatus::Unauthorized,
+            Error::TryLater => OcspResponseStatus::TryLater,
+            Error::Internal(_) => OcspResponseStatus::InternalError,
+        }
+    }
+}
+
+impl From<crate::store::Error> for Error {
+    fn from(e: crate::store::Error) -> Self {
+        Error::Internal(e.to_string())
+    }
+}
+
+/// The label of an error status, for metrics.
+pub fn status_label(s: OcspResponseStatus) -> &'static str {
+    match s {
+        OcspResponseStatus::Successful => "successful",
+        OcspResponseStatus::MalformedRequest => "malformedRequest",
+        OcspResponseStatus::InternalError => "internalError",
+        OcspResponseStatus::TryLater => "tryLater",
+        OcspResponseStatus::SigRequired => "sigRequired",
+        OcspResponseStatus::Unauthorized => "unauthorized",
+    }
+}
+
+/// A signed response with what HTTP needs to describe it.
+#[derive(Debug)]
+pub struct SignedResponse {
+    /// The DER OCSPResponse.
+    pub der: Bytes,
+    /// Its times.
+    pub times: Times,
+    /// good, revoked, unknown (or mixed, for several CertIDs).
+    pub status: &'static str,
+    /// Whether HTTP caches may keep it (RFC 9919 §5: never "unknown" answers).
+    pub http_cacheable: bool,
+    /// Strong entity tag: a hash of the bytes, quoted.
+    pub etag: String,
+    /// thisUpdate as an HTTP-date (Last-Modified).
+    pub last_modified: String,
+    /// nextUpdate as an HTTP-date (Expires).
+    pub expires: String,
+}
+
+impl SignedResponse {
+    fn new(der: Vec<u8>, times: Times, status: &'static str) -> SignedResponse {
+        let digest = openssl::hash::hash(openssl::hash::MessageDigest::sha256(), &der)
+            .map(|d| hex::encode(&d[..16]))
+            .unwrap_or_default();
+        SignedResponse {
+            der: Bytes::from(der),
+            times,
+            status,
+            http_cacheable: status != "unknown",
+            etag: format!("\"{digest}\""),
+            last_modified: httpdate::fmt_http_date(times.this_update.to_system_time()),
+            expires: httpdate::fmt_http_date(times.next_update.to_system_time()),
+        }
+    }
+}
+
+/// A cached single response.
+#[derive(Debug)]
+pub struct CachedResponse {
+    /// The response.
+    pub response: SignedResponse,
+    /// When to start re-signing it (half-way to nextUpdate from its signing).
+    refresh_at: UnixTime,
+    /// Store change generation when its record was read.
+    generation: u64,
+    /// The CertID it answers, DER, for re-signing in the background.
+    cert_id_der: Box<[u8]>,
+    /// Set while a background re-signing is under way.
+    refreshing: AtomicBool,
+}
+
+/// What the responder answers.
+#[derive(Debug)]
+pub enum Answer {
+    /// A cacheable single response.
+    Cached(Arc<CachedResponse>),
+    /// A response made for this request only (nonce, several CertIDs).
+    Unique(SignedResponse),
+    /// An error status.
+    Error(OcspResponseStatus),
+}
+
+impl Answer {
+    /// The signed response, if any.
+    pub fn signed(&self) -> Option<&SignedResponse> {
+        match self {
+            Answer::Cached(c) => Some(&c.response),
+            Answer::Unique(r) => Some(r),
+            Answer::Error(_) => None,
+        }
+    }
+
+    /// The DER bytes to send.
+    pub fn der(&self) -> Bytes {
+        match self {
+            Answer::Cached(c) => c.response.der.clone(),
+            Answer::Unique(r) => r.der.clone(),
+            Answer::Error(s) => Bytes::from_static(response::error_response(*s)),
+        }
+    }
+
+    /// Label for metrics: the certificate status, or the error status.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Answer::Error(s) => status_label(*s),
+            other => other.signed().map_or("internalError", |r| r.status),
+        }
+    }
+}
+
+struct Weighter;
+
+impl quick_cache::Weighter<Box<[u8]>, Arc<CachedResponse>> for Weighter {
+    fn weight(&self, key: &Box<[u8]>, value: &Arc<CachedResponse>) -> u64 {
+        (key.len() + value.response.der.len() + value.cert_id_der.len() + 256) as u64
+    }
+}
+
+/// The responder.
+pub struct Responder {
+    registry: Arc<CaRegistry>,
+    store: Arc<Store>,
+    clock: SharedClock,
+    cache: quick_cache::sync::Cache<Box<[u8]>, Arc<CachedResponse>, Weighter>,
+    pool: SigningPool,
+    backdate: i64,
+}
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Responder").field("cas", &self.registry.len()).finish_non_exhaustive()
+    }
+}
+
+/// Counts from one pass of [`Responder::refresh_stored`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshStats {
+    /// Responses looked at.
+    pub seen: u64,
+    /// Responses re-signed.
+    pub resigned: u64,
+    /// Stale responses (status changed since) dropped.
+    pub dropped: u64,
+}
+
+fn cache_key(ca_index: usize, variant: u8, serial_content: &[u8]) -> Box<[u8]> {
+    let mut k = Vec::with_capacity(3 + serial_content.len());
+    k.extend_from_slice(&(ca_index as u16).to_be_bytes());
+    k.push(variant);
+    k.extend_from_slice(serial_content);
+    k.into_boxed_slice()
+}
+
+impl Responder {
+    /// A responder over `store` for the CAs of `registry`.
+    pub fn new(registry: Arc<CaRegistry>, store: Arc<Store>, clock: SharedClock, config: &OcspConfig) -> Responder {
+        let items = (config.cache_bytes / 2048).max(64) as usize;
+        Responder {
+            registry,
+            store,
+            clock,
+            cache: quick_cache::sync::Cache::with_weighter(items, config.cache_bytes.max(1 << 20), Weighter),
+            pool: SigningPool::new(config.signing_threads, config.signing_queue),
+            backdate: config.this_update_backdate,
+        }
+    }
+
+    /// Answers a DER OCSPRequest. `method` labels metrics.
+    pub async fn answer(self: &Arc<Self>, request: &[u8], method: &'static str) -> Answer {
+        let answer = match self.try_answer(request).await {
+            Ok(a) => a,
+            Err(e) => {
+                match &e {
+                    Error::Internal(why) => tracing::error!(error = %why, "OCSP internal error"),
+                    Error::Malformed(why) => tracing::debug!(error = %why, "malformed OCSP request"),
+                    _ => {}
+                }
+                Answer::Error(e.status())
+            }
+        };
+        metrics::counter!(m::OCSP_RESPONSES, "status" => answer.label(), "method" => method).increment(1);
+        answer
+    }
+
+    async fn try_answer(self: &Arc<Self>, request: &[u8]) -> Result<Answer, Error> {
+        let req = request::parse(request)?;
+        let mut ca: Option<&Arc<Ca>> = None;
+        for q in &req.queries {
+            let found = self
+                .registry
+                .find(q.alg, q.cert_id.issuer_name_hash.as_bytes(), q.cert_id.issuer_key_hash.as_bytes())
+                .ok_or(Error::Unauthorized)?;
+            // One response has one signer: CertIDs of different CAs cannot share it.
+            if ca.is_some_and(|c| c.index != found.index) {
+                return Err(Error::Unauthorized);
+            }
+            ca = Some(found);
+        }
+        let ca = Arc::clone(ca.ok_or_else(|| Error::Malformed("no CertID".into()))?);
+        let nonce = match ca.nonce {
+            NoncePolicy::Echo => req.nonce,
+            NoncePolicy::Ignore => None,
+        };
+        if let ([q], None) = (req.queries.as_slice(), nonce) {
+            return self.single(&ca, q).await.map(Answer::Cached);
+        }
+        self.unique(&ca, &req.queries, nonce).await.map(Answer::Unique)
+    }
+
+    fn generation(&self, ca: &Ca, serial: Option<&Serial>) -> u64 {
+        serial.map_or(0, |s| self.store.change_generation(ca.index, s))
+    }
+
+    async fn single(self: &Arc<Self>, ca: &Arc<Ca>, q: &request::Query<'_>) -> Result<Arc<CachedResponse>, Error> {
+        let key = cache_key(ca.index, q.variant, q.serial_content());
+        let serial = Serial::from_der_content(q.serial_content());
+        let now = self.clock.now();
+        if let Some(hit) = self.cache.get(&key) {
+            if hit.generation == self.generation(ca, serial.as_ref()) && now < hit.response.times.next_update {
+                if now >= hit.refresh_at && !hit.refreshing.swap(true, Ordering::AcqRel) {
+                    self.refresh_in_background(Arc::clone(ca), q.variant, key, Arc::clone(&hit));
+                }
+                metrics::counter!(m::OCSP_CACHE, "result" => "hit").increment(1);
+                return Ok(hit);
+            }
+        }
+        let cert_id_der = q.cert_id.to_der().map_err(|e| Error::Internal(e.to_string()))?;
+        self.fill(ca, &cert_id_der, q.variant, serial.as_ref(), key, true).await
+    }
+
+    /// Reads the record, then serves the stored response if it is current, or signs one.
+    async fn fill(
+        self: &Arc<Self>,
+        ca: &Arc<Ca>,
+        cert_id_der: &[u8],
+        variant: u8,
+        serial: Option<&Serial>,
+        key: Box<[u8]>,
+        use_stored: bool,
+    ) -> Result<Arc<CachedResponse>, Error> {
+        let now = self.clock.now();
+        // Generation first, record second: a change committed in between moves the generation,
+        // and the entry made here is then never served.
+        let generation = self.generation(ca, serial);
+        let record = match serial {
+            Some(s) => self.store.cert(&ca.id, s)?,
+            None => None,
+        };
+        let version = record.as_ref().map_or(0, |r| r.version);
+        if let (Some(s), true) = (serial, use_stored) {
+            if let Some(stored) = self.store.ocsp_response(&ca.id, s, variant)? {
+                let refresh_at = half_way(stored.produced_at, stored.next_update);
+                if stored.version == version && now < refresh_at {
+                    metrics::counter!(m::OCSP_CACHE, "result" => "store").increment(1);
+                    let (status, _) = status_of(ca, record.as_ref());
+                    let times = Times { produced_at: stored.produced_at, this_update: stored.this_update, next_update: stored.next_update };
+                    let entry = Arc::new(CachedResponse {
+                        response: SignedResponse::new(stored.der, times, status.label()),
+                        refresh_at,
+                        generation,
+                        cert_id_der: cert_id_der.into(),
+                        refreshing: AtomicBool::new(false),
+                    });
+                    self.cache.insert(key, Arc::clone(&entry));
+                    return Ok(entry);
+                }
+            }
+        }
+        metrics::counter!(m::OCSP_CACHE, "result" => "miss").increment(1);
+        let (status, extended_revoke) = status_of(ca, record.as_ref());
+        let cert_id = CertIdDer::from_der(cert_id_der).map_err(|e| Error::Internal(e.to_string()))?;
+        let label = status.label();
+        let times = self.times(ca, now)?;
+        let tbs = response::tbs_response_data(ca, &[(cert_id, status)], times, None, extended_revoke)?;
+        let der = self.sign(ca, tbs).await?;
+        if let Some(s) = serial {
+            if label != "unknown" {
+                let stored = StoredResponse {
+                    version,
+                    produced_at: times.produced_at,
+                    this_update: times.this_update,
+                    next_update: times.next_update,
+                    der: der.clone(),
+                };
+                self.store.put_ocsp_response(&ca.id, s, variant, &stored)?;
+            }
+        }
+        let entry = Arc::new(CachedResponse {
+            response: SignedResponse::new(der, times, label),
+            refresh_at: half_way(times.produced_at, times.next_update),
+            generation,
+            cert_id_der: cert_id_der.into(),
+            refreshing: AtomicBool::new(false),
+        });
+        self.cache.insert(key, Arc::clone(&entry));
+        Ok(entry)
+    }
+
+    fn refresh_in_background(self: &Arc<Self>, ca: Arc<Ca>, variant: u8, key: Box<[u8]>, old: Arc<CachedResponse>) {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let serial = CertIdDer::from_der(&old.cert_id_der)
+                .ok()
+                .and_then(|c| Serial::from_der_content(c.serial_number.as_bytes()));
+            if let Err(e) = this.fill(&ca, &old.cert_id_der, variant, serial.as_ref(), key, false).await {
+                tracing::debug!(error = %e, "background re-signing postponed");
+            }
+            old.refreshing.store(false, Ordering::Release);
+        });
+    }
+
+    async fn unique(&self, ca: &Arc<Ca>, queries: &[request::Query<'_>], nonce: Option<&[u8]>) -> Result<SignedResponse, Error> {
+        let now = self.clock.now();
+        let mut answers = Vec::with_capacity(queries.len());
+        let mut extended_revoke = false;
+        for q in queries {
+            let record = match Serial::from_der_content(q.serial_content()) {
+                Some(s) => self.store.cert(&ca.id, &s)?,
+                None => None,
+            };
+            let (status, ext) = status_of(ca, record.as_ref());
+            extended_revoke |= ext;
+            answers.push((q.cert_id.clone(), status));
+        }
+        let label = match answers.first() {
+            Some((_, first)) if answers.iter().all(|(_, s)| s.label() == first.label()) => first.label(),
+            _ => "mixed",
+        };
+        let times = self.times(ca, now)?;
+        let tbs = response::tbs_response_data(ca, &answers, times, nonce, extended_revoke)?;
+        let der = self.sign(ca, tbs).await?;
+        Ok(SignedResponse::new(der, times, label))
+    }
+
+    fn times(&self, ca: &Ca, now: UnixTime) -> Result<Times, Error> {
+        let this_update = now.minus(self.backdate);
+        // Never promise past the signer certificate's own end.
+        let next_update = this_update.plus(ca.ocsp_validity).min(ca.ocsp_cert_not_after);
+        if next_update <= now {
+            return Err(Error::Internal(format!("OCSP signer certificate of {} expires at {next_update}", ca.id)));
+        }
+        Times::new(now, this_update, next_update)
+    }
+
+    async fn sign(&self, ca: &Arc<Ca>, tbs: Vec<u8>) -> Result<Vec<u8>, Error> {
+        let signer_ca = Arc::clone(ca);
+        let rx = self
+            .pool
+            .try_run(move || {
+                let start = Instant::now();
+                let signature = signer_ca.ocsp_signer.sign(&tbs);
+                metrics::histogram!(m::OCSP_SIGNING_SECONDS).record(start.elapsed().as_secs_f64());
+                signature.map(|s| (tbs, s))
+            })
+            .map_err(|_| Error::TryLater)?;
+        let (tbs, signature) = rx
+            .await
+            .map_err(|_| Error::Internal("signing thread gone".into()))?
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        response::assemble(ca, &tbs, &signature)
+    }
+
+    /// One pass over every stored response: re-signs those past half their validity (or whose
+    /// nextUpdate is near), drops those whose status changed since. Runs on the caller's thread
+    /// (the refresher's); signs directly, outside the request pool.
+    pub fn refresh_stored(&self) -> Result<RefreshStats, Error> {
+        let mut stats = RefreshStats::default();
+        for ca in self.registry.iter() {
+            let mut todo = Vec::new();
+            let now = self.clock.now();
+            for item in self.store.ocsp_responses(&ca.id) {
+                let (serial, variant, stored) = item?;
+                stats.seen += 1;
+                if now >= half_way(stored.produced_at, stored.next_update) {
+                    todo.push((serial, variant, stored));
+                }
+            }
+            for (serial, variant, stored) in todo {
+                let generation = self.store.change_generation(ca.index, &serial);
+                let record = self.store.cert(&ca.id, &serial)?;
+                if record.as_ref().map_or(0, |r| r.version) != stored.version {
+                    self.store.delete_ocsp_response(&ca.id, &serial, variant)?;
+                    stats.dropped += 1;
+                    continue;
+                }
+                let Some(cert_id_der) = cert_id_of(&stored.der) else {
+                    self.store.delete_ocsp_response(&ca.id, &serial, variant)?;
+                    stats.dropped += 1;
+                    continue;
+                };
+                let cert_id = CertIdDer::from_der(&cert_id_der).map_err(|e| Error::Internal(e.to_string()))?;
+                let (status, extended_revoke) = status_of(ca, record.as_ref());
+                let label = status.label();
+                let now = self.clock.now();
+                let times = self.times(ca, now)?;
+                let tbs = response::tbs_response_data(ca, &[(cert_id, status)], times, None, extended_revoke)?;
+                let start = Instant::now();
+                let signature = ca.ocsp_signer.sign(&tbs).map_err(|e| Error::Internal(e.to_string()))?;
+                metrics::histogram!(m::OCSP_SIGNING_SECONDS).record(start.elapsed().as_secs_f64());
+                let der = response::assemble(ca, &tbs, &signature)?;
+                let fresh = StoredResponse {
+                    version: stored.version,
+                    produced_at: times.produced_at,
+                    this_update: times.this_update,
+                    next_update: times.next_update,
+                    der: der.clone(),
+                };
+                self.store.put_ocsp_response(&ca.id, &serial, variant, &fresh)?;
+                let key = cache_key(ca.index, variant, &serial.der_content());
+                if self.cache.get(&key).is_some() {
+                    self.cache.insert(
+                        key,
+                        Arc::new(CachedResponse {
+                            response: SignedResponse::new(der, times, label),
+                            refresh_at: half_way(times.produced_at, times.next_update),
+                            generation,
+                            cert_id_der: cert_id_der.into_boxed_slice(),
+                            refreshing: AtomicBool::new(false),
+                        }),
+                    );
+                }
+                stats.resigned += 1;
+                metrics::counter!(m::OCSP_REFRESHED).increment(1);
+            }
+        }
+        Ok(stats)
+    }
+
+    /// The registry served.
+    pub fn registry(&self) -> &Arc<CaRegistry> {
+        &self.registry
+    }
+}
+
+fn half_way(from: UnixTime, to: UnixTime) -> UnixTime {
+    from.plus((to.0 - from.0) / 2)
+}
+
+/// The status a CA's policy gives a record, and whether it needs the extended-revoke extension.
+pub fn status_of(ca: &Ca, record: Option<&CertRecord>) -> (SingleStatus, bool) {
+    match record.map(CertRecord::status) {
+        Some(CertStatus::Good) => (SingleStatus::Good, false),
+        Some(CertStatus::Revoked(r)) => {
+            (SingleStatus::Revoked { at: r.revoked_at, reason: r.reason, invalidity_date: r.invalidity_date }, false)
+        }
+        Some(CertStatus::Unknown) | None => match ca.unknown_serial {
+            UnknownSerialPolicy::Unknown => (SingleStatus::Unknown, false),
+            // RFC 6960 §2.2: revoked, certificateHold, 1970-01-01; §4.4.8: extended-revoke.
+            UnknownSerialPolicy::Revoked => (
+                SingleStatus::Revoked {
+                    at: UnixTime::EPOCH,
+                    reason: Some(RevocationReason::CertificateHold),
+                    invalidity_date: None,
+                },
+                true,
+            ),
+        },
+    }
+}
+
+/// The CertID of the first SingleResponse of a stored (successful, basic) response.
+fn cert_id_of(response_der: &[u8]) -> Option<Vec<u8>> {
+    let resp = der_types::OcspResponseDer::from_der(response_der).ok()?;
+    let basic = der_types::BasicOcspResponseDer::from_der(resp.response_bytes?.response.as_bytes()).ok()?;
+    let data = der_types::ResponseDataDer::from_der(&basic.tbs_response_data.to_der().ok()?).ok()?;
+    data.responses.first()?.cert_id.to_der().ok()
+}

@@ -1,0 +1,131 @@
+//! Running the service: opens the store, builds the responder, starts the background refresher
+//! and both listeners, and shuts all of it down in order on SIGTERM/SIGINT (stop accepting,
+//! finish in-flight requests, stop the refresher, flush the store).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, web};
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::error::Error;
+use crate::http::{self, AppState};
+use crate::ocsp::Responder;
+use crate::store::{Store, StoreOptions};
+
+/// Opens the store for the configured CAs.
+pub fn open_store(config: &Config) -> Result<Store, Error> {
+    let ids: Vec<_> = config.cas.iter().map(|c| c.id.clone()).collect();
+    let options = StoreOptions { block_cache_bytes: config.store.block_cache_bytes, sync: true };
+    Ok(Store::open(&config.store.path, &ids, &options)?)
+}
+
+/// Addresses the listeners actually bound (port 0 in the configuration picks a free one).
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    /// Public listener.
+    pub public: SocketAddr,
+    /// Admin listener.
+    pub admin: SocketAddr,
+}
+
+/// Runs until SIGTERM or SIGINT. `on_bound` is told where the listeners are once they listen.
+pub async fn run(config: Config, clock: SharedClock, on_bound: impl FnOnce(Bound)) -> Result<(), Error> {
+    let metrics = crate::metrics::install();
+    let store = Arc::new(open_store(&config)?);
+    let responder = Arc::new(Responder::new(Arc::clone(&config.registry), Arc::clone(&store), Arc::clone(&clock), &config.ocsp));
+    let state = web::Data::new(AppState {
+        responder: Arc::clone(&responder),
+        store: Arc::clone(&store),
+        clock: Arc::clone(&clock),
+        max_request_bytes: config.public.max_request_bytes,
+        max_age_cap: config.ocsp.max_age_cap,
+        metrics,
+    });
+
+    let public_state = state.clone();
+    let public = HttpServer::new(move || App::new().app_data(public_state.clone()).configure(http::public_routes))
+        .workers(config.public.workers)
+        .disable_signals()
+        .shutdown_timeout(10)
+        .bind(config.public.listen)
+        .map_err(|e| Error::io(format!("[public] listen {}", config.public.listen), e))?;
+    let admin_state = state.clone();
+    let admin = HttpServer::new(move || App::new().app_data(admin_state.clone()).configure(http::admin_routes))
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(10)
+        .bind(config.admin.listen)
+        .map_err(|e| Error::io(format!("[admin] listen {}", config.admin.listen), e))?;
+    let bound = Bound {
+        public: public.addrs().first().copied().unwrap_or(config.public.listen),
+        admin: admin.addrs().first().copied().unwrap_or(config.admin.listen),
+    };
+    let public = public.run();
+    let admin = admin.run();
+    let public_handle = public.handle();
+    let admin_handle = admin.handle();
+    let public_task = tokio::spawn(public);
+    let admin_task = tokio::spawn(admin);
+
+    let (stop_refresher, refresher) = spawn_refresher(Arc::clone(&responder), config.ocsp.refresh_interval);
+    tracing::info!(public = %bound.public, admin = %bound.admin, cas = config.cas.len(), "vigie serving");
+    on_bound(bound);
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    public_handle.stop(true).await;
+    admin_handle.stop(true).await;
+    let _ = public_task.await;
+    let _ = admin_task.await;
+    drop(stop_refresher);
+    let _ = refresher.join();
+    drop(responder);
+    drop(state);
+    store.flush()?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn spawn_refresher(responder: Arc<Responder>, every: Duration) -> (crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>) {
+    let (tx, rx) = crossbeam_channel::bounded::<()>(0);
+    let handle = std::thread::Builder::new()
+        .name("vigie-refresh".into())
+        .spawn(move || {
+            while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
+                match responder.refresh_stored() {
+                    Ok(stats) if stats.resigned + stats.dropped > 0 => {
+                        tracing::info!(seen = stats.seen, resigned = stats.resigned, dropped = stats.dropped, "OCSP refresh");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "OCSP refresh failed"),
+                }
+            }
+        })
+        .expect("the OS can start one thread at start-up");
+    (tx, handle)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = int.recv() => {},
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,123 @@
+//! Byte layout of the store's keys. Every key starts with the CA id, length-prefixed, so one CA's
+//! entries are contiguous; serials are length-prefixed big-endian magnitudes, so that key order
+//! is numeric order (what CRLs are sorted by).
+
+use crate::model::{CaId, Serial};
+
+/// `len ‖ id`.
+pub fn ca_prefix(ca: &CaId) -> Vec<u8> {
+    let id = ca.as_str().as_bytes();
+    let mut k = Vec::with_capacity(1 + id.len() + 22);
+    k.push(id.len() as u8);
+    k.extend_from_slice(id);
+    k
+}
+
+/// `certs` and `revoked` CF key: `ca ‖ len ‖ serial`.
+pub fn cert(ca: &CaId, serial: &Serial) -> Vec<u8> {
+    let mut k = ca_prefix(ca);
+    push_serial(&mut k, serial);
+    k
+}
+
+fn push_serial(k: &mut Vec<u8>, serial: &Serial) {
+    let m = serial.magnitude();
+    k.push(m.len() as u8);
+    k.extend_from_slice(m);
+}
+
+/// The serial at the end of a `certs`/`revoked` key, `None` if the key is not one.
+pub fn serial_of(key: &[u8]) -> Option<Serial> {
+    let id_len = *key.first()? as usize;
+    let rest = key.get(1 + id_len..)?;
+    let (&len, mag) = rest.split_first()?;
+    if mag.len() != len as usize {
+        return None;
+    }
+    Serial::from_magnitude(mag).ok()
+}
+
+/// `ocsp` CF key: `ca ‖ len ‖ serial ‖ variant` (variant: which hash algorithm and parameter
+/// encoding the CertID used).
+pub fn ocsp(ca: &CaId, serial: &Serial, variant: u8) -> Vec<u8> {
+    let mut k = cert(ca, serial);
+    k.push(variant);
+    k
+}
+
+/// The serial and variant of an `ocsp` CF key.
+pub fn parse_ocsp(key: &[u8]) -> Option<(Serial, u8)> {
+    let (&variant, rest) = key.split_last()?;
+    Some((serial_of(rest)?, variant))
+}
+
+/// `events` CF key: `ca ‖ seq (u64 BE)`.
+pub fn event(ca: &CaId, seq: u64) -> Vec<u8> {
+    let mut k = ca_prefix(ca);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// `meta` CF key: `ca ‖ name`.
+pub fn meta(ca: &CaId, name: &str) -> Vec<u8> {
+    let mut k = ca_prefix(ca);
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// `meta` CF key of a store-wide value: `0 ‖ name` (no CA id is empty).
+pub fn global_meta(name: &str) -> Vec<u8> {
+    let mut k = vec![0u8];
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// `crl` CF key: `ca ‖ kind ‖ number (20 bytes BE)`; kind 0 = full, 1 = delta.
+pub fn crl(ca: &CaId, delta: bool, number: &[u8; 20]) -> Vec<u8> {
+    let mut k = ca_prefix(ca);
+    k.push(u8::from(delta));
+    k.extend_from_slice(number);
+    k
+}
+
+/// The smallest key strictly greater than every key starting with `prefix`.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0xff; prefix.len() + 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_keys_sort_numerically() {
+        let ca = CaId::new("x").expect("valid");
+        let mut serials: Vec<Serial> =
+            ["01", "ff", "0100", "7f", "80", "ffff", "010000"].iter().map(|h| Serial::from_hex(h).expect("valid")).collect();
+        let mut keys: Vec<Vec<u8>> = serials.iter().map(|s| cert(&ca, s)).collect();
+        keys.sort();
+        serials.sort();
+        let back: Vec<Serial> = keys.iter().map(|k| serial_of(k).expect("a cert key")).collect();
+        assert_eq!(back, serials);
+    }
+
+    #[test]
+    fn ocsp_keys_round_trip() {
+        let ca = CaId::new("aci").expect("valid");
+        let s = Serial::from_hex("1234").expect("valid");
+        assert_eq!(parse_ocsp(&ocsp(&ca, &s, 5)), Some((s, 5)));
+    }
+
+    #[test]
+    fn prefix_end_bounds_the_prefix() {
+        assert_eq!(prefix_end(&[1, 2]), vec![1, 3]);
+        assert_eq!(prefix_end(&[1, 0xff]), vec![2]);
+    }
+}

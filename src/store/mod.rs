@@ -1,0 +1,648 @@
+//! The status store: RocksDB on disk, one column family per purpose.
+//!
+//! | CF | key | value |
+//! |---|---|---|
+//! | `certs` | ca ‖ serial | [`CertRecord`] |
+//! | `revoked` | ca ‖ serial | [`RevokedEntry`]: the index CRLs are built from |
+//! | `events` | ca ‖ seq | [`Event`], in order, without gaps |
+//! | `ocsp` | ca ‖ serial ‖ variant | [`StoredResponse`]: signed response bytes |
+//! | `crl` | ca ‖ kind ‖ number | published CRLs |
+//! | `meta` | ca ‖ name | counters |
+//!
+//! Changes go through [`Store::transact`]: under the CA's lock, the caller reads records and
+//! stages new ones; the store appends their events, keeps the `revoked` index in step, writes it
+//! all as one `WriteBatch`, and returns only once the write-ahead log is synced. Concurrent
+//! transactions share one sync ([`GroupSync`]). Whether a change is allowed is the caller's
+//! business ([`crate::ingest`]); this module only makes it atomic and durable.
+//!
+//! A cached OCSP response stores the [`CertRecord::version`] it was signed from; a response whose
+//! version no longer matches is stale and never served. So a status change invalidates its cached
+//! responses in the same write that makes it. [`Store::change_generation`] gives in-memory caches
+//! a cheap way to notice changes without reading the store.
+
+pub mod keys;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{CaId, CertRecord, Event, EventKind, Revocation, Serial, UnixTime};
+
+/// Column family names.
+pub mod cf {
+    /// Certificate records.
+    pub const CERTS: &str = "certs";
+    /// Revoked certificates (CRL source).
+    pub const REVOKED: &str = "revoked";
+    /// Ordered event log.
+    pub const EVENTS: &str = "events";
+    /// Signed OCSP responses.
+    pub const OCSP: &str = "ocsp";
+    /// Published CRLs.
+    pub const CRL: &str = "crl";
+    /// Counters.
+    pub const META: &str = "meta";
+    /// All of them.
+    pub const ALL: [&str; 6] = [CERTS, REVOKED, EVENTS, OCSP, CRL, META];
+}
+
+/// Current on-disk layout version.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// RocksDB reported an error (I/O, corruption, lock held by another process …).
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    /// A stored value does not decode: corruption or a newer layout.
+    #[error("stored value under {cf} does not decode: {message}")]
+    Corrupt {
+        /// Column family.
+        cf: &'static str,
+        /// Decoder's message.
+        message: String,
+    },
+    /// The directory holds a layout newer than this binary knows.
+    #[error("store schema version {found} is newer than this vigie ({SCHEMA_VERSION})")]
+    Schema {
+        /// The version on disk.
+        found: u64,
+    },
+    /// A transaction named a CA the store was not opened for.
+    #[error("CA {0} is not configured")]
+    UnknownCa(String),
+}
+
+/// A revoked certificate as CRLs need it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedEntry {
+    /// The revocation.
+    pub revocation: Revocation,
+    /// notAfter of the certificate, when its issuance was registered.
+    pub not_after: Option<UnixTime>,
+}
+
+/// A signed OCSP response as kept in the `ocsp` CF.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredResponse {
+    /// [`CertRecord::version`] it was signed from (0: no record).
+    pub version: u64,
+    /// When it was signed.
+    pub produced_at: UnixTime,
+    /// thisUpdate.
+    pub this_update: UnixTime,
+    /// nextUpdate.
+    pub next_update: UnixTime,
+    /// The whole DER OCSPResponse.
+    pub der: Vec<u8>,
+}
+
+struct Ledger {
+    id: CaId,
+    /// Last event sequence number written; the lock also serialises the CA's transactions.
+    last_seq: Mutex<u64>,
+}
+
+/// Group commit: writers append to the WAL without syncing, then wait until one sync covers
+/// their write. One caller at a time syncs, for everyone who wrote before it started.
+#[derive(Default)]
+pub struct GroupSync {
+    state: Mutex<SyncState>,
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct SyncState {
+    written: u64,
+    synced: u64,
+    syncing: bool,
+}
+
+impl GroupSync {
+    fn ticket(&self) -> u64 {
+        let mut s = lock(&self.state);
+        s.written += 1;
+        s.written
+    }
+
+    fn wait(&self, ticket: u64, sync: impl Fn() -> Result<(), rocksdb::Error>) -> Result<(), Error> {
+        let mut s = lock(&self.state);
+        while s.synced < ticket {
+            if s.syncing {
+                s = self.done.wait(s).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            s.syncing = true;
+            let target = s.written;
+            drop(s);
+            let result = sync();
+            s = lock(&self.state);
+            s.syncing = false;
+            if result.is_ok() {
+                s.synced = s.synced.max(target);
+            }
+            self.done.notify_all();
+            result?;
+        }
+        Ok(())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves nothing half-done in memory (the data is
+    // in RocksDB), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+const STRIPES: usize = 1 << 16;
+
+/// What a committed transaction changed, for one CA: sent to subscribers ([`Store::subscribe`]) once the
+/// change is durable (CRL publishers, replicas).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// The CA.
+    pub ca: CaId,
+    /// Its last event sequence number after the transaction.
+    pub last_seq: u64,
+    /// Whether a revocation (or a hold, or a release) was among the changes.
+    pub revocation_changed: bool,
+}
+
+/// Options for opening the store.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Block cache size in bytes.
+    pub block_cache_bytes: usize,
+    /// Sync the WAL before acknowledging a transaction (always true in service; tests of
+    /// throughput may turn it off to measure the difference).
+    pub sync: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { block_cache_bytes: 64 << 20, sync: true }
+    }
+}
+
+/// The store.
+pub struct Store {
+    db: DB,
+    ledgers: Vec<Ledger>,
+    group: GroupSync,
+    sync: bool,
+    generations: Box<[AtomicU64]>,
+    committed: tokio::sync::broadcast::Sender<Committed>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.db.path()).finish_non_exhaustive()
+    }
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(cf: &'static str, bytes: &[u8]) -> Result<T, Error> {
+    postcard::from_bytes(bytes).map_err(|e| Error::Corrupt { cf, message: e.to_string() })
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value).expect("postcard encodes plain structs into a Vec without failure")
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path` for these CAs.
+    pub fn open(path: &Path, cas: &[CaId], options: &StoreOptions) -> Result<Store, Error> {
+        let cache = Cache::new_lru_cache(options.block_cache_bytes);
+        let cf_opts = |point_lookups: bool| {
+            let mut bbo = BlockBasedOptions::default();
+            bbo.set_block_cache(&cache);
+            bbo.set_cache_index_and_filter_blocks(true);
+            bbo.set_pin_l0_filter_and_index_blocks_in_cache(true);
+            if point_lookups {
+                bbo.set_bloom_filter(10.0, false);
+            }
+            let mut o = Options::default();
+            o.set_block_based_table_factory(&bbo);
+            o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            o
+        };
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_max_background_jobs(2);
+        db_opts.set_keep_log_file_num(5);
+        let descriptors = cf::ALL.iter().map(|name| {
+            let point = matches!(*name, cf::CERTS | cf::OCSP);
+            ColumnFamilyDescriptor::new(*name, cf_opts(point))
+        });
+        let db = DB::open_cf_descriptors(&db_opts, path, descriptors)?;
+
+        let schema_key = keys::global_meta("schema");
+        let meta = db.cf_handle(cf::META).expect("META is created with the database");
+        match db.get_cf(meta, &schema_key)? {
+            Some(v) => {
+                let found = u64::from_be_bytes(v.as_slice().try_into().map_err(|_| Error::Corrupt {
+                    cf: cf::META,
+                    message: "schema version is not 8 bytes".into(),
+                })?);
+                if found > SCHEMA_VERSION {
+                    return Err(Error::Schema { found });
+                }
+            }
+            None => db.put_cf(meta, &schema_key, SCHEMA_VERSION.to_be_bytes())?,
+        }
+
+        let mut ledgers = Vec::with_capacity(cas.len());
+        for ca in cas {
+            let last = Self::last_event_seq(&db, ca)?;
+            ledgers.push(Ledger { id: ca.clone(), last_seq: Mutex::new(last) });
+        }
+        let generations = (0..STRIPES).map(|_| AtomicU64::new(0)).collect();
+        let (committed, _) = tokio::sync::broadcast::channel(1024);
+        Ok(Store { db, ledgers, group: GroupSync::default(), sync: options.sync, generations, committed })
+    }
+
+    fn cf(&self, name: &'static str) -> &rocksdb::ColumnFamily {
+        self.db.cf_handle(name).expect("every column family in cf::ALL is created at open")
+    }
+
+    fn last_event_seq(db: &DB, ca: &CaId) -> Result<u64, Error> {
+        let events = db.cf_handle(cf::EVENTS).expect("EVENTS is created with the database");
+        let prefix = keys::ca_prefix(ca);
+        let end = keys::prefix_end(&prefix);
+        let mut it = db.iterator_cf(events, IteratorMode::From(&end, Direction::Reverse));
+        match it.next() {
+            Some(item) => {
+                let (k, _) = item?;
+                if k.starts_with(&prefix) && k.len() == prefix.len() + 8 {
+                    let mut seq = [0u8; 8];
+                    seq.copy_from_slice(&k[prefix.len()..]);
+                    Ok(u64::from_be_bytes(seq))
+                } else {
+                    Ok(0)
+                }
+            }
+            None => Ok(0),
+        }
+    }
+
+    fn ledger(&self, ca: &CaId) -> Result<&Ledger, Error> {
+        self.ledgers.iter().find(|l| &l.id == ca).ok_or_else(|| Error::UnknownCa(ca.to_string()))
+    }
+
+    /// The record of one certificate.
+    pub fn cert(&self, ca: &CaId, serial: &Serial) -> Result<Option<CertRecord>, Error> {
+        match self.db.get_pinned_cf(self.cf(cf::CERTS), keys::cert(ca, serial))? {
+            Some(v) => Ok(Some(decode(cf::CERTS, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The change generation of (CA, serial)'s stripe: it moves whenever a transaction changes
+    /// a record in that stripe. Read it *before* reading the record a response is signed from;
+    /// a cached response is fresh only while the generation has not moved since.
+    pub fn change_generation(&self, ca_index: usize, serial: &Serial) -> u64 {
+        self.generations[stripe(ca_index, serial)].load(Ordering::Acquire)
+    }
+
+    fn ca_index(&self, ca: &CaId) -> usize {
+        self.ledgers.iter().position(|l| &l.id == ca).unwrap_or(usize::MAX)
+    }
+
+    /// Last event sequence number of a CA (0 when none).
+    pub fn last_seq(&self, ca: &CaId) -> Result<u64, Error> {
+        Ok(*lock(&self.ledger(ca)?.last_seq))
+    }
+
+    /// Runs `f` atomically for the CAs in `cas`: their transactions are serialised, `f` reads and
+    /// stages changes through the [`Tx`], and the staged changes are written in one batch and made
+    /// durable before this returns. If `f` fails, nothing is written.
+    pub fn transact<T, E: From<Error>>(
+        &self,
+        cas: &[CaId],
+        now: UnixTime,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut ids: Vec<&CaId> = cas.iter().collect();
+        ids.sort();
+        ids.dedup();
+        let mut guards = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let ledger = self.ledger(id)?;
+            guards.push((ledger.id.clone(), lock(&ledger.last_seq)));
+        }
+        let mut tx = Tx {
+            store: self,
+            now,
+            staged: HashMap::new(),
+            seqs: guards.iter().map(|(id, g)| (id.clone(), **g)).collect(),
+            batch: WriteBatch::default(),
+            changed: Vec::new(),
+            revocation_changed: HashMap::new(),
+        };
+        let out = f(&mut tx)?;
+        if tx.changed.is_empty() {
+            return Ok(out);
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(false);
+        let Tx { batch, seqs, changed, revocation_changed, .. } = tx;
+        self.db.write_opt(batch, &wo).map_err(Error::from)?;
+        for (id, guard) in guards.iter_mut() {
+            if let Some(seq) = seqs.get(id) {
+                **guard = *seq;
+            }
+        }
+        for (ca, serial) in &changed {
+            let i = stripe(self.ca_index(ca), serial);
+            self.generations[i].fetch_add(1, Ordering::AcqRel);
+        }
+        let ticket = self.group.ticket();
+        drop(guards);
+        if self.sync {
+            self.group.wait(ticket, || self.db.flush_wal(true))?;
+        }
+        for (ca, last_seq) in seqs {
+            let revocation_changed = revocation_changed.get(&ca).copied().unwrap_or(false);
+            if changed.iter().any(|(c, _)| *c == ca) {
+                // No subscriber is not an error.
+                let _ = self.committed.send(Committed { ca, last_seq, revocation_changed });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Notifications of committed (durable) transactions, one per CA changed.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Committed> {
+        self.committed.subscribe()
+    }
+
+    /// A stored OCSP response.
+    pub fn ocsp_response(&self, ca: &CaId, serial: &Serial, variant: u8) -> Result<Option<StoredResponse>, Error> {
+        match self.db.get_pinned_cf(self.cf(cf::OCSP), keys::ocsp(ca, serial, variant))? {
+            Some(v) => Ok(Some(decode(cf::OCSP, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores a signed OCSP response (not synced: it can always be signed again).
+    pub fn put_ocsp_response(&self, ca: &CaId, serial: &Serial, variant: u8, r: &StoredResponse) -> Result<(), Error> {
+        let mut wo = WriteOptions::default();
+        wo.disable_wal(true);
+        self.db.put_cf_opt(self.cf(cf::OCSP), keys::ocsp(ca, serial, variant), encode(r), &wo)?;
+        Ok(())
+    }
+
+    /// Deletes a stored OCSP response.
+    pub fn delete_ocsp_response(&self, ca: &CaId, serial: &Serial, variant: u8) -> Result<(), Error> {
+        self.db.delete_cf(self.cf(cf::OCSP), keys::ocsp(ca, serial, variant))?;
+        Ok(())
+    }
+
+    /// Every stored OCSP response of a CA: (serial, variant, response). For the refresher.
+    pub fn ocsp_responses(&self, ca: &CaId) -> impl Iterator<Item = Result<(Serial, u8, StoredResponse), Error>> + '_ {
+        self.prefix_iter(cf::OCSP, keys::ca_prefix(ca)).map(|item| {
+            let (k, v) = item?;
+            let (serial, variant) = keys::parse_ocsp(&k)
+                .ok_or_else(|| Error::Corrupt { cf: cf::OCSP, message: "bad key".into() })?;
+            Ok((serial, variant, decode(cf::OCSP, &v)?))
+        })
+    }
+
+    /// Every revoked certificate of a CA, in serial order.
+    pub fn revoked(&self, ca: &CaId) -> impl Iterator<Item = Result<(Serial, RevokedEntry), Error>> + '_ {
+        self.prefix_iter(cf::REVOKED, keys::ca_prefix(ca)).map(|item| {
+            let (k, v) = item?;
+            let serial =
+                keys::serial_of(&k).ok_or_else(|| Error::Corrupt { cf: cf::REVOKED, message: "bad key".into() })?;
+            Ok((serial, decode(cf::REVOKED, &v)?))
+        })
+    }
+
+    /// Every certificate record of a CA, in serial order.
+    pub fn certs(&self, ca: &CaId) -> impl Iterator<Item = Result<(Serial, CertRecord), Error>> + '_ {
+        self.prefix_iter(cf::CERTS, keys::ca_prefix(ca)).map(|item| {
+            let (k, v) = item?;
+            let serial = keys::serial_of(&k).ok_or_else(|| Error::Corrupt { cf: cf::CERTS, message: "bad key".into() })?;
+            Ok((serial, decode(cf::CERTS, &v)?))
+        })
+    }
+
+    /// Events of a CA with sequence numbers greater than `after`, in order.
+    pub fn events_after(&self, ca: &CaId, after: u64) -> impl Iterator<Item = Result<Event, Error>> + '_ {
+        let prefix = keys::ca_prefix(ca);
+        let start = keys::event(ca, after.saturating_add(1));
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(keys::prefix_end(&prefix));
+        self.db
+            .iterator_cf_opt(self.cf(cf::EVENTS), ro, IteratorMode::From(&start, Direction::Forward))
+            .map(|item| {
+                let (_, v) = item?;
+                decode(cf::EVENTS, &v)
+            })
+    }
+
+    fn prefix_iter(
+        &self,
+        cf_name: &'static str,
+        prefix: Vec<u8>,
+    ) -> impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>), Error>> + '_ {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(keys::prefix_end(&prefix));
+        self.db
+            .iterator_cf_opt(self.cf(cf_name), ro, IteratorMode::From(&prefix, Direction::Forward))
+            .map(|item| item.map_err(Error::from))
+    }
+
+    /// A CA's named counter in `meta` (e.g. the next CRL number), raw bytes.
+    pub fn meta(&self, ca: &CaId, name: &str) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.db.get_cf(self.cf(cf::META), keys::meta(ca, name))?)
+    }
+
+    /// Writes raw `crl` CF and `meta` entries in one synced batch (for the CRL publisher).
+    pub fn write_synced(&self, crl_puts: &[(Vec<u8>, Vec<u8>)], meta_puts: &[(Vec<u8>, Vec<u8>)]) -> Result<(), Error> {
+        let mut batch = WriteBatch::default();
+        for (k, v) in crl_puts {
+            batch.put_cf(self.cf(cf::CRL), k, v);
+        }
+        for (k, v) in meta_puts {
+            batch.put_cf(self.cf(cf::META), k, v);
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(self.sync);
+        self.db.write_opt(batch, &wo)?;
+        Ok(())
+    }
+
+    /// A raw `crl` CF value.
+    pub fn crl_bytes(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.db.get_cf(self.cf(cf::CRL), key)?)
+    }
+
+    /// Flushes memtables and syncs the WAL (on shutdown).
+    pub fn flush(&self) -> Result<(), Error> {
+        self.db.flush_wal(true)?;
+        for name in cf::ALL {
+            self.db.flush_cf(self.cf(name))?;
+        }
+        Ok(())
+    }
+}
+
+fn stripe(ca_index: usize, serial: &Serial) -> usize {
+    // FNV-1a over the CA index and the serial: cheap, and spreads sequential serials.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ (ca_index as u64);
+    for &b in serial.magnitude() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h as usize ^ (h >> 32) as usize) & (STRIPES - 1)
+}
+
+/// A transaction in progress: see [`Store::transact`].
+pub struct Tx<'a> {
+    store: &'a Store,
+    now: UnixTime,
+    staged: HashMap<(CaId, Serial), CertRecord>,
+    seqs: HashMap<CaId, u64>,
+    batch: WriteBatch,
+    changed: Vec<(CaId, Serial)>,
+    revocation_changed: HashMap<CaId, bool>,
+}
+
+impl Tx<'_> {
+    /// The record as this transaction sees it (including what it staged).
+    pub fn record(&self, ca: &CaId, serial: &Serial) -> Result<Option<CertRecord>, Error> {
+        if let Some(r) = self.staged.get(&(ca.clone(), serial.clone())) {
+            return Ok(Some(r.clone()));
+        }
+        self.store.cert(ca, serial)
+    }
+
+    /// Stages `record` as the new state of (ca, serial), logging `kind` as its event. Returns the
+    /// event's sequence number, which becomes the record's version.
+    pub fn put(&mut self, ca: &CaId, serial: &Serial, mut record: CertRecord, kind: EventKind) -> Result<u64, Error> {
+        let seq = self.seqs.get_mut(ca).ok_or_else(|| Error::UnknownCa(ca.to_string()))?;
+        *seq += 1;
+        let seq = *seq;
+        record.version = seq;
+        let key = keys::cert(ca, serial);
+        let store = self.store;
+        let before = self.record(ca, serial)?.and_then(|r| r.revocation);
+        if before != record.revocation {
+            self.revocation_changed.insert(ca.clone(), true);
+        }
+        self.batch.put_cf(store.cf(cf::CERTS), &key, encode(&record));
+        match &record.revocation {
+            Some(revocation) => {
+                let entry = RevokedEntry {
+                    revocation: revocation.clone(),
+                    not_after: record.issuance.as_ref().map(|i| i.not_after),
+                };
+                self.batch.put_cf(store.cf(cf::REVOKED), &key, encode(&entry));
+            }
+            None => self.batch.delete_cf(store.cf(cf::REVOKED), &key),
+        }
+        let event = Event { seq, recorded_at: self.now, serial: serial.clone(), kind };
+        self.batch.put_cf(store.cf(cf::EVENTS), keys::event(ca, seq), encode(&event));
+        self.changed.push((ca.clone(), serial.clone()));
+        self.staged.insert((ca.clone(), serial.clone()), record);
+        Ok(seq)
+    }
+
+    /// The time the transaction runs at.
+    pub fn now(&self) -> UnixTime {
+        self.now
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Issuance, RevocationReason};
+
+    fn issuance() -> Issuance {
+        Issuance { not_before: UnixTime(0), not_after: UnixTime(1000), subject: None, profile: None }
+    }
+
+    #[test]
+    fn transactions_persist_records_events_and_index() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = CaId::new("ca").expect("valid");
+        let s = Serial::from_hex("0102").expect("valid");
+        {
+            let store = Store::open(dir.path(), std::slice::from_ref(&ca), &StoreOptions::default()).expect("opens");
+            let g0 = store.change_generation(0, &s);
+            store
+                .transact(std::slice::from_ref(&ca), UnixTime(10), |tx| -> Result<(), Error> {
+                    let rec = CertRecord { issuance: Some(issuance()), revocation: None, version: 0 };
+                    tx.put(&ca, &s, rec, EventKind::Issued(issuance()))?;
+                    let mut rec = tx.record(&ca, &s)?.expect("staged");
+                    let rev = Revocation { revoked_at: UnixTime(20), reason: Some(RevocationReason::KeyCompromise), invalidity_date: None };
+                    rec.revocation = Some(rev.clone());
+                    tx.put(&ca, &s, rec, EventKind::Revoked(rev))?;
+                    Ok(())
+                })
+                .expect("commits");
+            assert_ne!(store.change_generation(0, &s), g0);
+        }
+        let store = Store::open(dir.path(), std::slice::from_ref(&ca), &StoreOptions::default()).expect("reopens");
+        let rec = store.cert(&ca, &s).expect("reads").expect("present");
+        assert_eq!(rec.version, 2);
+        assert!(rec.revocation.is_some());
+        assert_eq!(store.last_seq(&ca).expect("known"), 2);
+        let events: Vec<Event> = store.events_after(&ca, 0).collect::<Result<_, _>>().expect("reads");
+        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(store.events_after(&ca, 1).count(), 1);
+        let revoked: Vec<_> = store.revoked(&ca).collect::<Result<_, _>>().expect("reads");
+        assert_eq!(revoked.len(), 1);
+        assert_eq!(revoked[0].1.not_after, Some(UnixTime(1000)));
+    }
+
+    #[test]
+    fn a_failed_transaction_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = CaId::new("ca").expect("valid");
+        let s = Serial::from_hex("01").expect("valid");
+        let store = Store::open(dir.path(), std::slice::from_ref(&ca), &StoreOptions::default()).expect("opens");
+        let r: Result<(), Error> = store.transact(std::slice::from_ref(&ca), UnixTime(1), |tx| {
+            let rec = CertRecord { issuance: Some(issuance()), revocation: None, version: 0 };
+            tx.put(&ca, &s, rec, EventKind::Issued(issuance()))?;
+            Err(Error::UnknownCa("abort".into()))
+        });
+        assert!(r.is_err());
+        assert_eq!(store.cert(&ca, &s).expect("reads"), None);
+        assert_eq!(store.last_seq(&ca).expect("known"), 0);
+    }
+
+    #[test]
+    fn concurrent_transactions_share_syncs_and_keep_sequences_dense() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = CaId::new("ca").expect("valid");
+        let store = Store::open(dir.path(), std::slice::from_ref(&ca), &StoreOptions::default()).expect("opens");
+        std::thread::scope(|scope| {
+            for t in 0..8u8 {
+                let store = &store;
+                let ca = &ca;
+                scope.spawn(move || {
+                    for i in 0..50u8 {
+                        let s = Serial::from_magnitude(&[t + 1, i]).expect("valid");
+                        store
+                            .transact(std::slice::from_ref(ca), UnixTime(1), |tx| -> Result<(), Error> {
+                                let rec = CertRecord { issuance: Some(issuance()), revocation: None, version: 0 };
+                                tx.put(ca, &s, rec, EventKind::Issued(issuance()))?;
+                                Ok(())
+                            })
+                            .expect("commits");
+                    }
+                });
+            }
+        });
+        let seqs: Vec<u64> = store.events_after(&ca, 0).map(|e| e.expect("reads").seq).collect();
+        assert_eq!(seqs, (1..=400).collect::<Vec<_>>());
+    }
+}

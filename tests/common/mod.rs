@@ -1,0 +1,260 @@
+//! Shared test harness: a demo PKI made once per test binary, and the real `vigie` binary started
+//! on ephemeral ports against a temporary RocksDB directory.
+#![allow(dead_code, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use vigie::clock::{Clock, SystemClock};
+use vigie::config::Config;
+use vigie::ingest::{self, Change, RevocationRequest};
+use vigie::model::{CaId, Issuance, RevocationReason, Serial, UnixTime};
+use vigie::pki::demo::{DemoCert, DemoOptions, DemoPki, SampleStatus, create_or_load};
+
+/// The demo PKI, generated once into the cargo-provided temporary directory.
+pub fn pki() -> &'static DemoPki {
+    static PKI: OnceLock<DemoPki> = OnceLock::new();
+    PKI.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("test-pki-{}", std::process::id()));
+        let opts = DemoOptions { public_url: "http://127.0.0.1:1".into(), ca_rsa_bits: 2048 };
+        create_or_load(&dir, &opts).expect("demo PKI generates")
+    })
+}
+
+/// A sample certificate of `ca` with the given status test.
+pub fn sample(ca: &str, want: impl Fn(&SampleStatus) -> bool) -> &'static DemoCert {
+    pki().certs.iter().find(|c| c.ca_id == ca && want(&c.status)).expect("the demo PKI has such a certificate")
+}
+
+/// The first good sample of `ca`.
+pub fn good(ca: &str) -> &'static DemoCert {
+    sample(ca, |s| *s == SampleStatus::Good)
+}
+
+/// The sample of `ca` revoked for `reason`.
+pub fn revoked(ca: &str, reason: &str) -> &'static DemoCert {
+    sample(ca, |s| matches!(s, SampleStatus::Revoked { reason: Some(r), .. } if *r == reason))
+}
+
+pub fn ca_cert(ca: &str) -> PathBuf {
+    pki().cas.iter().find(|c| c.id == ca).expect("known CA").cert.clone()
+}
+
+/// Extra per-CA configuration lines (e.g. `unknown_serial = "revoked"`).
+#[derive(Default, Clone)]
+pub struct Options {
+    pub ca_extra: Vec<(String, String)>,
+    pub global_extra: String,
+    /// Only these CAs (default: all three).
+    pub only: Option<Vec<&'static str>>,
+}
+
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub public: String,
+    pub admin: String,
+    child: Option<Child>,
+    pub stderr_log: PathBuf,
+}
+
+pub fn write_config(dir: &Path, opts: &Options) -> PathBuf {
+    let mut text = format!(
+        "[public]\nlisten = \"127.0.0.1:0\"\nworkers = 2\n[admin]\nlisten = \"127.0.0.1:0\"\n[store]\npath = \"{}\"\nblock_cache_mb = 16\n[ocsp]\nsigning_threads = 2\n{}\n",
+        dir.join("data").display(),
+        opts.global_extra
+    );
+    for ca in &pki().cas {
+        if opts.only.as_ref().is_some_and(|o| !o.contains(&ca.id.as_str())) {
+            continue;
+        }
+        text.push_str(&format!(
+            "[[ca]]\nid = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nocsp_cert = \"{}\"\nocsp_key = \"{}\"\n",
+            ca.id,
+            ca.cert.display(),
+            ca.key.display(),
+            ca.ocsp_cert.display(),
+            ca.ocsp_key.display()
+        ));
+        for (id, line) in &opts.ca_extra {
+            if *id == ca.id {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    let path = dir.join("vigie.toml");
+    std::fs::write(&path, text).expect("config written");
+    path
+}
+
+/// Registers every sample certificate (and its intended revocation) directly in the store, as
+/// the demo does, before the server holds the database.
+pub fn seed(config_path: &Path) {
+    let config = Config::load(config_path).expect("config loads");
+    let store = vigie::service::open_store(&config).expect("store opens");
+    let now = SystemClock.now();
+    for cert in &pki().certs {
+        let Ok(ca) = CaId::new(&cert.ca_id) else { continue };
+        if config.registry.by_id(ca.as_str()).is_none() {
+            continue;
+        }
+        let serial = Serial::from_hex(&cert.serial_hex).expect("hex serial");
+        let x = vigie::pki::read_cert(&cert.path).expect("cert");
+        let mut changes = vec![Change::Issue(Issuance {
+            not_before: vigie::pki::not_before(&x),
+            not_after: vigie::pki::not_after(&x),
+            subject: None,
+            profile: Some(cert.profile.to_owned()),
+        })];
+        if let SampleStatus::Revoked { reason, invalidity_days_before } = &cert.status {
+            let at = now.minus(3600);
+            changes.push(Change::Revoke(RevocationRequest {
+                revoked_at: Some(at),
+                reason: reason.map(|r| RevocationReason::from_name(r).expect("reason")),
+                invalidity_date: invalidity_days_before.map(|d| at.minus(i64::from(d) * 86400)),
+            }));
+        }
+        store
+            .transact(std::slice::from_ref(&ca), now, |tx| -> Result<(), vigie::Error> {
+                for c in &changes {
+                    ingest::apply(tx, &ca, &serial, c)?;
+                }
+                Ok(())
+            })
+            .expect("seeded");
+    }
+    store.flush().expect("flushed");
+}
+
+impl Server {
+    /// A seeded server with default options.
+    pub fn start() -> Server {
+        Server::start_with(&Options::default())
+    }
+
+    pub fn start_with(opts: &Options) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = write_config(dir.path(), opts);
+        seed(&config);
+        let mut s = Server {
+            stderr_log: dir.path().join("stderr.log"),
+            dir,
+            config,
+            public: String::new(),
+            admin: String::new(),
+            child: None,
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.stderr_log).expect("log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env("VIGIE_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("vigie starts");
+        let stdout = child.stdout.take().expect("piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.public.is_empty() || self.admin.is_empty() {
+            assert!(Instant::now() < deadline, "vigie did not start: {}", self.stderr());
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(a) = line.strip_prefix("listening public ") {
+                        self.public = a.trim().to_owned();
+                    } else if let Some(a) = line.strip_prefix("listening admin ") {
+                        self.admin = a.trim().to_owned();
+                    }
+                }
+                _ => panic!("vigie exited before listening: {}", self.stderr()),
+            }
+        }
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        self.child = Some(child);
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// SIGTERM, and wait for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    assert!(status.success(), "vigie exited with {status}: {}", self.stderr());
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!("vigie did not stop on SIGTERM: {}", self.stderr());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        self.public.clear();
+        self.admin.clear();
+    }
+
+    /// SIGKILL, no chance to flush.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.public.clear();
+        self.admin.clear();
+    }
+
+    /// Stops and starts again on the same data directory (new ports).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.public, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("{}{}", self.admin, path)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs the openssl CLI.
+pub fn openssl(args: &[&str]) -> Output {
+    Command::new("openssl").args(args).output().expect("openssl CLI available")
+}
+
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+pub fn now() -> UnixTime {
+    SystemClock.now()
+}
