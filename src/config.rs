@@ -170,7 +170,11 @@ pub struct RawCrl {
 
 impl Default for RawCrl {
     fn default() -> Self {
-        RawCrl { backdate: defaults::crl_backdate(), safety_margin: defaults::crl_safety_margin(), threads: 0 }
+        RawCrl {
+            backdate: defaults::crl_backdate(),
+            safety_margin: defaults::crl_safety_margin(),
+            threads: 0,
+        }
     }
 }
 
@@ -300,13 +304,23 @@ impl Default for RawPublic {
 
 impl Default for RawAdmin {
     fn default() -> Self {
-        RawAdmin { listen: defaults::admin_listen(), token_sha256: Vec::new(), token_file: None, tls_cert: None, tls_key: None, client_ca: None }
+        RawAdmin {
+            listen: defaults::admin_listen(),
+            token_sha256: Vec::new(),
+            token_file: None,
+            tls_cert: None,
+            tls_key: None,
+            client_ca: None,
+        }
     }
 }
 
 impl Default for RawStore {
     fn default() -> Self {
-        RawStore { path: defaults::store_path(), block_cache_mb: defaults::block_cache_mb() }
+        RawStore {
+            path: defaults::store_path(),
+            block_cache_mb: defaults::block_cache_mb(),
+        }
     }
 }
 
@@ -482,10 +496,17 @@ impl Config {
     /// Reads, overrides from the environment, and validates `path`.
     pub fn load(path: &Path) -> Result<Config, Error> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: shown.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: shown.clone(),
+            source,
+        })?;
         let raw = RawConfig::parse(&text, &shown, std::env::vars())?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
         raw.validate(&shown, &dir)
     }
 }
@@ -497,11 +518,20 @@ impl RawConfig {
         shown: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<RawConfig, Error> {
-        let syntax = |message: String| Error::Syntax { path: shown.to_owned(), message };
-        let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| syntax(e.to_string()))?;
+        let syntax = |message: String| Error::Syntax {
+            path: shown.to_owned(),
+            message,
+        };
+        let mut doc: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| syntax(e.to_string()))?;
         for (name, value) in env {
-            let Some(rest) = name.strip_prefix("VIGIE_") else { continue };
-            let Some((section, key)) = rest.split_once('_') else { continue };
+            let Some(rest) = name.strip_prefix("VIGIE_") else {
+                continue;
+            };
+            let Some((section, key)) = rest.split_once('_') else {
+                continue;
+            };
             let section = section.to_ascii_lowercase();
             if !["public", "admin", "store", "ocsp"].contains(&section.as_str()) {
                 continue;
@@ -511,12 +541,16 @@ impl RawConfig {
                 .ok()
                 .and_then(|mut t| t.remove("v"))
                 .unwrap_or(toml::Value::String(value));
-            let table = doc.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let table = doc
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             if let toml::Value::Table(t) = table {
                 t.insert(key.to_ascii_lowercase(), parsed);
             }
         }
-        toml::Value::Table(doc).try_into().map_err(|e: toml::de::Error| syntax(e.to_string()))
+        toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e: toml::de::Error| syntax(e.to_string()))
     }
 
     /// Checks every value and loads every CA; `dir` is where relative paths start.
@@ -528,32 +562,66 @@ impl RawConfig {
             message,
         };
         let addr = |table: &str, v: &str| -> Result<SocketAddr, Error> {
-            v.parse().map_err(|e| invalid(table, "listen", format!("{v:?} is not an address:port ({e})")))
+            v.parse().map_err(|e| {
+                invalid(
+                    table,
+                    "listen",
+                    format!("{v:?} is not an address:port ({e})"),
+                )
+            })
         };
         let secs = |table: &str, key: &str, v: &str| -> Result<i64, Error> {
-            let d = humantime::parse_duration(v)
-                .map_err(|e| invalid(table, key, format!("{v:?} is not a duration like \"1d\", \"6h\", \"30s\" ({e})")))?;
-            i64::try_from(d.as_secs()).map_err(|_| invalid(table, key, format!("{v:?} is too long")))
+            let d = humantime::parse_duration(v).map_err(|e| {
+                invalid(
+                    table,
+                    key,
+                    format!("{v:?} is not a duration like \"1d\", \"6h\", \"30s\" ({e})"),
+                )
+            })?;
+            i64::try_from(d.as_secs())
+                .map_err(|_| invalid(table, key, format!("{v:?} is too long")))
         };
         let resolve = |p: &str| -> PathBuf {
             let p = Path::new(p);
-            if p.is_absolute() { p.to_path_buf() } else { dir.join(p) }
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                dir.join(p)
+            }
         };
-        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
 
         let listen = addr("[public]", &self.public.listen)?;
         let public_url = match &self.public.public_url {
-            Some(u) if u.starts_with("http://") || u.starts_with("https://") => u.trim_end_matches('/').to_owned(),
-            Some(u) => return Err(invalid("[public]", "public_url", format!("{u:?} must start with http:// or https://"))),
+            Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+                u.trim_end_matches('/').to_owned()
+            }
+            Some(u) => {
+                return Err(invalid(
+                    "[public]",
+                    "public_url",
+                    format!("{u:?} must start with http:// or https://"),
+                ));
+            }
             None => format!("http://{listen}"),
         };
         if !(512..=65536).contains(&self.public.max_request_bytes) {
-            return Err(invalid("[public]", "max_request_bytes", "must be between 512 and 65536".into()));
+            return Err(invalid(
+                "[public]",
+                "max_request_bytes",
+                "must be between 512 and 65536".into(),
+            ));
         }
         let public = PublicConfig {
             listen,
             public_url,
-            workers: if self.public.workers == 0 { cpus } else { self.public.workers },
+            workers: if self.public.workers == 0 {
+                cpus
+            } else {
+                self.public.workers
+            },
             max_request_bytes: self.public.max_request_bytes,
         };
         let mut token_sha256 = Vec::new();
@@ -561,7 +629,13 @@ impl RawConfig {
             let bytes = hex::decode(h.trim())
                 .ok()
                 .filter(|b| b.len() == 32)
-                .ok_or_else(|| invalid("[admin]", key, format!("{h:?} is not a hex SHA-256 (64 hex digits)")))?;
+                .ok_or_else(|| {
+                    invalid(
+                        "[admin]",
+                        key,
+                        format!("{h:?} is not a hex SHA-256 (64 hex digits)"),
+                    )
+                })?;
             let mut a = [0u8; 32];
             a.copy_from_slice(&bytes);
             Ok(a)
@@ -571,9 +645,18 @@ impl RawConfig {
         }
         if let Some(f) = &self.admin.token_file {
             let path = resolve(f);
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| invalid("[admin]", "token_file", format!("cannot read {}: {e}", path.display())))?;
-            for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                invalid(
+                    "[admin]",
+                    "token_file",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            for line in text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            {
                 token_sha256.push(parse_hash(line, "token_file")?);
             }
         }
@@ -582,7 +665,11 @@ impl RawConfig {
                 Some(p) => {
                     let path = resolve(p);
                     if !path.exists() {
-                        return Err(invalid("[admin]", key, format!("{} does not exist", path.display())));
+                        return Err(invalid(
+                            "[admin]",
+                            key,
+                            format!("{} does not exist", path.display()),
+                        ));
                     }
                     Ok(Some(path))
                 }
@@ -597,18 +684,34 @@ impl RawConfig {
             client_ca: existing("client_ca", &self.admin.client_ca)?,
         };
         if admin.tls_cert.is_some() != admin.tls_key.is_some() {
-            return Err(invalid("[admin]", "tls_key", "tls_cert and tls_key go together".into()));
+            return Err(invalid(
+                "[admin]",
+                "tls_key",
+                "tls_cert and tls_key go together".into(),
+            ));
         }
         if admin.client_ca.is_some() && admin.tls_cert.is_none() {
-            return Err(invalid("[admin]", "client_ca", "mutual TLS needs tls_cert and tls_key".into()));
+            return Err(invalid(
+                "[admin]",
+                "client_ca",
+                "mutual TLS needs tls_cert and tls_key".into(),
+            ));
         }
         let crl = CrlConfig {
             backdate: secs("[crl]", "backdate", &self.crl.backdate)?,
             safety_margin: secs("[crl]", "safety_margin", &self.crl.safety_margin)?,
-            threads: if self.crl.threads == 0 { cpus } else { self.crl.threads },
+            threads: if self.crl.threads == 0 {
+                cpus
+            } else {
+                self.crl.threads
+            },
         };
         if admin.listen == public.listen && admin.listen.port() != 0 {
-            return Err(invalid("[admin]", "listen", "must differ from [public] listen: the admin API is never public".into()));
+            return Err(invalid(
+                "[admin]",
+                "listen",
+                "must differ from [public] listen: the admin API is never public".into(),
+            ));
         }
         let store = StoreConfig {
             path: resolve(&self.store.path),
@@ -617,7 +720,11 @@ impl RawConfig {
         let o = &self.ocsp;
         let ocsp = OcspConfig {
             cache_bytes: (o.cache_mb as u64) << 20,
-            signing_threads: if o.signing_threads == 0 { cpus } else { o.signing_threads },
+            signing_threads: if o.signing_threads == 0 {
+                cpus
+            } else {
+                o.signing_threads
+            },
             signing_queue: o.signing_queue.max(1),
             max_age_cap: secs("[ocsp]", "max_age_cap", &o.max_age_cap)?,
             this_update_backdate: secs("[ocsp]", "this_update_backdate", &o.this_update_backdate)?,
@@ -626,7 +733,11 @@ impl RawConfig {
             ),
         };
         if ocsp.this_update_backdate > 3600 {
-            return Err(invalid("[ocsp]", "this_update_backdate", "at most 1h".into()));
+            return Err(invalid(
+                "[ocsp]",
+                "this_update_backdate",
+                "at most 1h".into(),
+            ));
         }
 
         let mut cas: Vec<CaConfig> = Vec::with_capacity(self.cas.len());
@@ -638,27 +749,49 @@ impl RawConfig {
             }
             let ocsp_validity = secs(&table, "ocsp_validity", &c.ocsp_validity)?;
             if !(60..=366 * 86400).contains(&ocsp_validity) {
-                return Err(invalid(&table, "ocsp_validity", "must be between 1m and 366d (RFC 9919 suggests 8h to 10d)".into()));
+                return Err(invalid(
+                    &table,
+                    "ocsp_validity",
+                    "must be between 1m and 366d (RFC 9919 suggests 8h to 10d)".into(),
+                ));
             }
             let nonce = match c.nonce.as_str() {
                 "echo" => NoncePolicy::Echo,
                 "ignore" => NoncePolicy::Ignore,
-                other => return Err(invalid(&table, "nonce", format!("{other:?}: expected \"echo\" or \"ignore\""))),
+                other => {
+                    return Err(invalid(
+                        &table,
+                        "nonce",
+                        format!("{other:?}: expected \"echo\" or \"ignore\""),
+                    ));
+                }
             };
             let unknown_serial = match c.unknown_serial.as_str() {
                 "unknown" => UnknownSerialPolicy::Unknown,
                 "revoked" => UnknownSerialPolicy::Revoked,
                 other => {
-                    return Err(invalid(&table, "unknown_serial", format!("{other:?}: expected \"unknown\" or \"revoked\"")));
+                    return Err(invalid(
+                        &table,
+                        "unknown_serial",
+                        format!("{other:?}: expected \"unknown\" or \"revoked\""),
+                    ));
                 }
             };
             let validity = secs(&table, "crl_validity", &c.crl_validity)?;
             if !(60..=366 * 86400).contains(&validity) {
-                return Err(invalid(&table, "crl_validity", "must be between 1m and 366d (CA/B BR: at most 10d)".into()));
+                return Err(invalid(
+                    &table,
+                    "crl_validity",
+                    "must be between 1m and 366d (CA/B BR: at most 10d)".into(),
+                ));
             }
             let delta_validity = secs(&table, "delta_validity", &c.delta_validity)?;
             if !(60..=validity).contains(&delta_validity) {
-                return Err(invalid(&table, "delta_validity", "must be between 1m and crl_validity".into()));
+                return Err(invalid(
+                    &table,
+                    "delta_validity",
+                    "must be between 1m and crl_validity".into(),
+                ));
             }
             let keep_expired = match c.crl_keep_expired.as_deref() {
                 None => KeepExpired::For(validity),
@@ -672,10 +805,16 @@ impl RawConfig {
                 delta_validity,
                 keep_expired,
                 publish_delta_on_revoke: c.publish_delta_on_revoke,
-                delta_debounce: std::time::Duration::from_secs(secs(&table, "delta_debounce", &c.delta_debounce)?.max(0) as u64),
+                delta_debounce: std::time::Duration::from_secs(
+                    secs(&table, "delta_debounce", &c.delta_debounce)?.max(0) as u64,
+                ),
             };
             if crl_cfg.schedule.is_empty() {
-                return Err(invalid(&table, "crl_schedule", "a full CRL schedule is required".into()));
+                return Err(invalid(
+                    &table,
+                    "crl_schedule",
+                    "a full CRL schedule is required".into(),
+                ));
             }
             cas.push(CaConfig {
                 id,
@@ -690,13 +829,30 @@ impl RawConfig {
             });
         }
         if cas.is_empty() {
-            return Err(invalid("[[ca]]", "id", "no CA configured: add at least one [[ca]] table".into()));
+            return Err(invalid(
+                "[[ca]]",
+                "id",
+                "no CA configured: add at least one [[ca]] table".into(),
+            ));
         }
         let registry = CaRegistry::load(&cas).map_err(|e| {
             let (index, key, message) = e.parts();
-            invalid(&format!("[[ca]] #{} (id {:?})", index + 1, cas[index].id.as_str()), key, message)
+            invalid(
+                &format!("[[ca]] #{} (id {:?})", index + 1, cas[index].id.as_str()),
+                key,
+                message,
+            )
         })?;
-        Ok(Config { source: PathBuf::from(shown), public, admin, store, ocsp, crl, cas, registry: Arc::new(registry) })
+        Ok(Config {
+            source: PathBuf::from(shown),
+            public,
+            admin,
+            store,
+            ocsp,
+            crl,
+            cas,
+            registry: Arc::new(registry),
+        })
     }
 }
 
@@ -707,7 +863,8 @@ mod tests {
     #[test]
     fn sample_config_parses() {
         let text = include_str!("../config/vigie.toml");
-        let raw = RawConfig::parse(text, "config/vigie.toml", std::iter::empty()).expect("sample parses");
+        let raw =
+            RawConfig::parse(text, "config/vigie.toml", std::iter::empty()).expect("sample parses");
         assert_eq!(raw.public.listen, "127.0.0.1:8080");
         assert_eq!(raw.admin.listen, "127.0.0.1:8081");
         assert_eq!(raw.store.path, "data");
@@ -724,14 +881,16 @@ mod tests {
             ("VIGIE_CA_ID".to_owned(), "ignored".to_owned()),
             ("OTHER".to_owned(), "x".to_owned()),
         ];
-        let raw = RawConfig::parse("[public]\nlisten = \"127.0.0.1:1\"\n", "t", env).expect("parses");
+        let raw =
+            RawConfig::parse("[public]\nlisten = \"127.0.0.1:1\"\n", "t", env).expect("parses");
         assert_eq!(raw.public.listen, "0.0.0.0:9000");
         assert_eq!(raw.ocsp.cache_mb, 7);
     }
 
     #[test]
     fn unknown_keys_are_refused_with_their_name() {
-        let err = RawConfig::parse("[public]\nlisen = \"x\"\n", "t.toml", std::iter::empty()).expect_err("typo");
+        let err = RawConfig::parse("[public]\nlisen = \"x\"\n", "t.toml", std::iter::empty())
+            .expect_err("typo");
         assert!(err.to_string().contains("lisen"), "{err}");
     }
 
@@ -739,14 +898,22 @@ mod tests {
     fn invalid_values_name_table_and_key() {
         let text = "[[ca]]\nid = \"a\"\ncert = \"c\"\nkey = \"k\"\nocsp_cert = \"oc\"\nocsp_key = \"ok\"\nocsp_validity = \"soon\"\n";
         let raw = RawConfig::parse(text, "t.toml", std::iter::empty()).expect("parses");
-        let err = raw.validate("t.toml", Path::new("/nonexistent")).expect_err("bad duration");
+        let err = raw
+            .validate("t.toml", Path::new("/nonexistent"))
+            .expect_err("bad duration");
         let msg = err.to_string();
-        assert!(msg.contains("[[ca]] #1") && msg.contains("ocsp_validity"), "{msg}");
+        assert!(
+            msg.contains("[[ca]] #1") && msg.contains("ocsp_validity"),
+            "{msg}"
+        );
 
         let text = "[[ca]]\nid = \"a\"\ncert = \"c\"\nkey = \"k\"\nocsp_cert = \"oc\"\nocsp_key = \"ok\"\n\
                     [[ca]]\nid = \"a\"\ncert = \"c\"\nkey = \"k\"\nocsp_cert = \"oc\"\nocsp_key = \"ok\"\n";
         let raw = RawConfig::parse(text, "t.toml", std::iter::empty()).expect("parses");
-        let msg = raw.validate("t.toml", Path::new("/nonexistent")).expect_err("dup").to_string();
+        let msg = raw
+            .validate("t.toml", Path::new("/nonexistent"))
+            .expect_err("dup")
+            .to_string();
         assert!(msg.contains("#2") && msg.contains("duplicate"), "{msg}");
     }
 }

@@ -63,9 +63,19 @@ fn config_text(setup: &DemoSetup, pki: &DemoPki, dir: &Path) -> String {
 
 /// Creates (or loads) the demo PKI, its configuration and its store content.
 pub fn prepare(setup: &DemoSetup) -> Result<Prepared, Error> {
-    std::fs::create_dir_all(&setup.dir).map_err(|e| Error::io(format!("creating {}", setup.dir.display()), e))?;
-    let dir = setup.dir.canonicalize().map_err(|e| Error::io(format!("resolving {}", setup.dir.display()), e))?;
-    let pki = create_or_load(&dir, &DemoOptions { public_url: format!("http://{}", setup.listen), ca_rsa_bits: setup.ca_rsa_bits })?;
+    std::fs::create_dir_all(&setup.dir)
+        .map_err(|e| Error::io(format!("creating {}", setup.dir.display()), e))?;
+    let dir = setup
+        .dir
+        .canonicalize()
+        .map_err(|e| Error::io(format!("resolving {}", setup.dir.display()), e))?;
+    let pki = create_or_load(
+        &dir,
+        &DemoOptions {
+            public_url: format!("http://{}", setup.listen),
+            ca_rsa_bits: setup.ca_rsa_bits,
+        },
+    )?;
     let config_path = dir.join("vigie.toml");
     if !config_path.exists() {
         std::fs::write(&config_path, config_text(setup, &pki, &dir))
@@ -76,12 +86,15 @@ pub fn prepare(setup: &DemoSetup) -> Result<Prepared, Error> {
     let now = SystemClock.now();
     let mut registered = 0;
     for cert in &pki.certs {
-        let ca = CaId::new(&cert.ca_id).map_err(|e| Error::io("demo manifest", std::io::Error::other(e)))?;
-        let serial = Serial::from_hex(&cert.serial_hex).map_err(|e| Error::io("demo manifest", std::io::Error::other(e)))?;
+        let ca = CaId::new(&cert.ca_id)
+            .map_err(|e| Error::io("demo manifest", std::io::Error::other(e)))?;
+        let serial = Serial::from_hex(&cert.serial_hex)
+            .map_err(|e| Error::io("demo manifest", std::io::Error::other(e)))?;
         if store.cert(&ca, &serial)?.is_some() {
             continue;
         }
-        let x509 = pki::read_cert(&cert.path).map_err(|e| Error::io("demo certificate", std::io::Error::other(e)))?;
+        let x509 = pki::read_cert(&cert.path)
+            .map_err(|e| Error::io("demo certificate", std::io::Error::other(e)))?;
         let issuance = Issuance {
             not_before: pki::not_before(&x509),
             not_after: pki::not_after(&x509),
@@ -89,12 +102,20 @@ pub fn prepare(setup: &DemoSetup) -> Result<Prepared, Error> {
             profile: Some(cert.profile.to_owned()),
         };
         let mut changes = vec![Change::Issue(issuance)];
-        if let SampleStatus::Revoked { reason, invalidity_days_before } = &cert.status {
+        if let SampleStatus::Revoked {
+            reason,
+            invalidity_days_before,
+        } = &cert.status
+        {
             let revoked_at = now.minus(3600);
             changes.push(Change::Revoke(RevocationRequest {
                 revoked_at: Some(revoked_at),
-                reason: reason.map(RevocationReason::from_name).transpose().map_err(|e| Error::io("demo manifest", std::io::Error::other(e)))?,
-                invalidity_date: invalidity_days_before.map(|d| revoked_at.minus(i64::from(d) * 86400)),
+                reason: reason
+                    .map(RevocationReason::from_name)
+                    .transpose()
+                    .map_err(|e| Error::io("demo manifest", std::io::Error::other(e)))?,
+                invalidity_date: invalidity_days_before
+                    .map(|d| revoked_at.minus(i64::from(d) * 86400)),
             }));
         }
         store.transact(std::slice::from_ref(&ca), now, |tx| -> Result<(), Error> {
@@ -106,7 +127,11 @@ pub fn prepare(setup: &DemoSetup) -> Result<Prepared, Error> {
         registered += 1;
     }
     store.flush()?;
-    Ok(Prepared { config_path, pki, registered })
+    Ok(Prepared {
+        config_path,
+        pki,
+        registered,
+    })
 }
 
 /// The text `vigie demo` prints: commands to paste.
@@ -121,7 +146,9 @@ pub fn instructions(setup: &DemoSetup, prepared: &Prepared, config: &Config) -> 
     let url = format!("http://{}", setup.listen);
     let pick = |good: bool| {
         prepared.pki.certs.iter().find(|c| {
-            c.ca_id == "aci-el-org" && (c.status == SampleStatus::Good) == good && c.profile != "SERV_S/MIME"
+            c.ca_id == "aci-el-org"
+                && (c.status == SampleStatus::Good) == good
+                && c.profile != "SERV_S/MIME"
         })
     };
     let mut out = String::new();
@@ -133,9 +160,14 @@ pub fn instructions(setup: &DemoSetup, prepared: &Prepared, config: &Config) -> 
         shown(&prepared.config_path),
         shown(&prepared.pki.roots)
     ));
-    for (label, cert) in [("a good certificate", pick(true)), ("a revoked certificate (keyCompromise)", pick(false))] {
+    for (label, cert) in [
+        ("a good certificate", pick(true)),
+        ("a revoked certificate (keyCompromise)", pick(false)),
+    ] {
         let Some(cert) = cert else { continue };
-        let Some(ca) = prepared.pki.cas.iter().find(|c| c.id == cert.ca_id) else { continue };
+        let Some(ca) = prepared.pki.cas.iter().find(|c| c.id == cert.ca_id) else {
+            continue;
+        };
         out.push_str(&format!(
             "# OCSP for {label} ({}), signature checked against the roots:\n\
              openssl ocsp -issuer {} -cert {} -url {url}/ocsp -CAfile {} -resp_text\n\n",
@@ -150,7 +182,13 @@ pub fn instructions(setup: &DemoSetup, prepared: &Prepared, config: &Config) -> 
         let serial = Serial::from_hex(&cert.serial_hex).ok();
         if let (Some(ca), Some(serial)) = (ca, serial) {
             let h = &ca.hashes[HashAlg::Sha1.index()];
-            if let Ok(der) = crate::ocsp::request::build(HashAlg::Sha1, &h.name, &h.key, &serial.der_content(), None) {
+            if let Ok(der) = crate::ocsp::request::build(
+                HashAlg::Sha1,
+                &h.name,
+                &h.key,
+                &serial.der_content(),
+                None,
+            ) {
                 out.push_str(&format!(
                     "# The same over GET (RFC 9919), with its caching headers:\n\
                      curl -si {url}/ocsp/{} -o /dev/null -D -\n\n",

@@ -55,7 +55,10 @@ enum Command {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
@@ -79,15 +82,39 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Check { config } => {
             let config = Config::load(&config)?;
-            println!("{}: {} CA(s) ready", config.source.display(), config.registry.len());
+            println!(
+                "{}: {} CA(s) ready",
+                config.source.display(),
+                config.registry.len()
+            );
             for ca in config.registry.iter() {
-                println!("  {}  {}  (OCSP signer {}, valid until {})", ca.id, ca.subject, ca.ocsp_signer.kind(), ca.ocsp_cert_not_after);
+                println!(
+                    "  {}  {}  (OCSP signer {}, valid until {})",
+                    ca.id,
+                    ca.subject,
+                    ca.ocsp_signer.kind(),
+                    ca.ocsp_cert_not_after
+                );
             }
             Ok(())
         }
-        Command::Demo { dir, listen, admin_listen, ca_bits, no_serve } => {
-            let setup = DemoSetup { dir, listen, admin_listen, ca_rsa_bits: ca_bits };
-            eprintln!("preparing the demo PKI in {} (first run: a few seconds of key generation)…", setup.dir.display());
+        Command::Demo {
+            dir,
+            listen,
+            admin_listen,
+            ca_bits,
+            no_serve,
+        } => {
+            let setup = DemoSetup {
+                dir,
+                listen,
+                admin_listen,
+                ca_rsa_bits: ca_bits,
+            };
+            eprintln!(
+                "preparing the demo PKI in {} (first run: a few seconds of key generation)…",
+                setup.dir.display()
+            );
             let prepared = demo::prepare(&setup).context("preparing the demo")?;
             let config = Config::load(&prepared.config_path)?;
             println!("{}", demo::instructions(&setup, &prepared, &config));

@@ -22,7 +22,10 @@ pub fn install() -> PrometheusHandle {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(
                     Matcher::Suffix("_seconds".into()),
-                    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0],
+                    &[
+                        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                        0.25, 1.0, 5.0,
+                    ],
                 )
                 .expect("the bucket list is not empty");
             let recorder = builder.build_recorder();
@@ -38,8 +41,18 @@ pub fn install() -> PrometheusHandle {
 
 fn describe() {
     metrics::describe_counter!(OCSP_RESPONSES, "OCSP answers by status and method");
-    metrics::describe_counter!(OCSP_CACHE, "OCSP response cache lookups by result (hit, miss, store)");
-    metrics::describe_histogram!(OCSP_SIGNING_SECONDS, metrics::Unit::Seconds, "Time to sign one OCSP response");
-    metrics::describe_counter!(OCSP_REFRESHED, "Stored OCSP responses re-signed by the refresher");
+    metrics::describe_counter!(
+        OCSP_CACHE,
+        "OCSP response cache lookups by result (hit, miss, store)"
+    );
+    metrics::describe_histogram!(
+        OCSP_SIGNING_SECONDS,
+        metrics::Unit::Seconds,
+        "Time to sign one OCSP response"
+    );
+    metrics::describe_counter!(
+        OCSP_REFRESHED,
+        "Stored OCSP responses re-signed by the refresher"
+    );
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by listener and endpoint");
 }

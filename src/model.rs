@@ -9,7 +9,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// Seconds since 1970-01-01T00:00:00Z. Certificate and OCSP times have a one-second resolution.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 pub struct UnixTime(pub i64);
 
 impl UnixTime {
@@ -78,7 +80,11 @@ impl CaId {
             && id
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
-        if ok { Ok(CaId(id.to_owned())) } else { Err(ModelError::BadCaId(id.to_owned())) }
+        if ok {
+            Ok(CaId(id.to_owned()))
+        } else {
+            Err(ModelError::BadCaId(id.to_owned()))
+        }
     }
 
     /// The identifier as a string.
@@ -108,11 +114,17 @@ impl Serial {
     pub fn from_magnitude(bytes: &[u8]) -> Result<Serial, ModelError> {
         let first = bytes.iter().position(|&b| b != 0);
         let Some(first) = first else {
-            return Err(ModelError::BadSerial(hex::encode(bytes), "zero is not a valid serial"));
+            return Err(ModelError::BadSerial(
+                hex::encode(bytes),
+                "zero is not a valid serial",
+            ));
         };
         let mag = &bytes[first..];
         if mag.len() > Self::MAX_OCTETS {
-            return Err(ModelError::BadSerial(hex::encode(bytes), "longer than 20 octets"));
+            return Err(ModelError::BadSerial(
+                hex::encode(bytes),
+                "longer than 20 octets",
+            ));
         }
         Ok(Serial(mag.to_vec()))
     }
@@ -129,12 +141,22 @@ impl Serial {
     /// From hexadecimal (upper or lower case, optional `0x` prefix, optional `:` separators).
     pub fn from_hex(s: &str) -> Result<Serial, ModelError> {
         let t = s.trim();
-        let t = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+        let t = t
+            .strip_prefix("0x")
+            .or_else(|| t.strip_prefix("0X"))
+            .unwrap_or(t);
         let digits: String = t.chars().filter(|&c| c != ':').collect();
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(ModelError::BadSerial(s.to_owned(), "not a hexadecimal number"));
+            return Err(ModelError::BadSerial(
+                s.to_owned(),
+                "not a hexadecimal number",
+            ));
         }
-        let padded = if digits.len() % 2 == 1 { format!("0{digits}") } else { digits };
+        let padded = if digits.len() % 2 == 1 {
+            format!("0{digits}")
+        } else {
+            digits
+        };
         let bytes = hex::decode(&padded)
             .map_err(|_| ModelError::BadSerial(s.to_owned(), "not a hexadecimal number"))?;
         Serial::from_magnitude(&bytes).map_err(|e| match e {
@@ -172,7 +194,10 @@ impl PartialOrd for Serial {
 
 impl Ord for Serial {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.len().cmp(&other.0.len()).then_with(|| self.0.cmp(&other.0))
+        self.0
+            .len()
+            .cmp(&other.0.len())
+            .then_with(|| self.0.cmp(&other.0))
     }
 }
 

@@ -18,7 +18,10 @@ use crate::store::{Store, StoreOptions};
 /// Opens the store for the configured CAs.
 pub fn open_store(config: &Config) -> Result<Store, Error> {
     let ids: Vec<_> = config.cas.iter().map(|c| c.id.clone()).collect();
-    let options = StoreOptions { block_cache_bytes: config.store.block_cache_bytes, sync: true };
+    let options = StoreOptions {
+        block_cache_bytes: config.store.block_cache_bytes,
+        sync: true,
+    };
     Ok(Store::open(&config.store.path, &ids, &options)?)
 }
 
@@ -32,10 +35,19 @@ pub struct Bound {
 }
 
 /// Runs until SIGTERM or SIGINT. `on_bound` is told where the listeners are once they listen.
-pub async fn run(config: Config, clock: SharedClock, on_bound: impl FnOnce(Bound)) -> Result<(), Error> {
+pub async fn run(
+    config: Config,
+    clock: SharedClock,
+    on_bound: impl FnOnce(Bound),
+) -> Result<(), Error> {
     let metrics = crate::metrics::install();
     let store = Arc::new(open_store(&config)?);
-    let responder = Arc::new(Responder::new(Arc::clone(&config.registry), Arc::clone(&store), Arc::clone(&clock), &config.ocsp));
+    let responder = Arc::new(Responder::new(
+        Arc::clone(&config.registry),
+        Arc::clone(&store),
+        Arc::clone(&clock),
+        &config.ocsp,
+    ));
     let state = web::Data::new(AppState {
         responder: Arc::clone(&responder),
         store: Arc::clone(&store),
@@ -46,22 +58,38 @@ pub async fn run(config: Config, clock: SharedClock, on_bound: impl FnOnce(Bound
     });
 
     let public_state = state.clone();
-    let public = HttpServer::new(move || App::new().app_data(public_state.clone()).configure(http::public_routes))
-        .workers(config.public.workers)
-        .disable_signals()
-        .shutdown_timeout(10)
-        .bind(config.public.listen)
-        .map_err(|e| Error::io(format!("[public] listen {}", config.public.listen), e))?;
+    let public = HttpServer::new(move || {
+        App::new()
+            .app_data(public_state.clone())
+            .configure(http::public_routes)
+    })
+    .workers(config.public.workers)
+    .disable_signals()
+    .shutdown_timeout(10)
+    .bind(config.public.listen)
+    .map_err(|e| Error::io(format!("[public] listen {}", config.public.listen), e))?;
     let admin_state = state.clone();
-    let admin = HttpServer::new(move || App::new().app_data(admin_state.clone()).configure(http::admin_routes))
-        .workers(1)
-        .disable_signals()
-        .shutdown_timeout(10)
-        .bind(config.admin.listen)
-        .map_err(|e| Error::io(format!("[admin] listen {}", config.admin.listen), e))?;
+    let admin = HttpServer::new(move || {
+        App::new()
+            .app_data(admin_state.clone())
+            .configure(http::admin_routes)
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(10)
+    .bind(config.admin.listen)
+    .map_err(|e| Error::io(format!("[admin] listen {}", config.admin.listen), e))?;
     let bound = Bound {
-        public: public.addrs().first().copied().unwrap_or(config.public.listen),
-        admin: admin.addrs().first().copied().unwrap_or(config.admin.listen),
+        public: public
+            .addrs()
+            .first()
+            .copied()
+            .unwrap_or(config.public.listen),
+        admin: admin
+            .addrs()
+            .first()
+            .copied()
+            .unwrap_or(config.admin.listen),
     };
     let public = public.run();
     let admin = admin.run();
@@ -70,7 +98,8 @@ pub async fn run(config: Config, clock: SharedClock, on_bound: impl FnOnce(Bound
     let public_task = tokio::spawn(public);
     let admin_task = tokio::spawn(admin);
 
-    let (stop_refresher, refresher) = spawn_refresher(Arc::clone(&responder), config.ocsp.refresh_interval);
+    let (stop_refresher, refresher) =
+        spawn_refresher(Arc::clone(&responder), config.ocsp.refresh_interval);
     tracing::info!(public = %bound.public, admin = %bound.admin, cas = config.cas.len(), "vigie serving");
     on_bound(bound);
 
@@ -89,7 +118,10 @@ pub async fn run(config: Config, clock: SharedClock, on_bound: impl FnOnce(Bound
     Ok(())
 }
 
-fn spawn_refresher(responder: Arc<Responder>, every: Duration) -> (crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>) {
+fn spawn_refresher(
+    responder: Arc<Responder>,
+    every: Duration,
+) -> (crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>) {
     let (tx, rx) = crossbeam_channel::bounded::<()>(0);
     let handle = std::thread::Builder::new()
         .name("vigie-refresh".into())
@@ -97,7 +129,12 @@ fn spawn_refresher(responder: Arc<Responder>, every: Duration) -> (crossbeam_cha
             while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
                 match responder.refresh_stored() {
                     Ok(stats) if stats.resigned + stats.dropped > 0 => {
-                        tracing::info!(seen = stats.seen, resigned = stats.resigned, dropped = stats.dropped, "OCSP refresh");
+                        tracing::info!(
+                            seen = stats.seen,
+                            resigned = stats.resigned,
+                            dropped = stats.dropped,
+                            "OCSP refresh"
+                        );
                     }
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "OCSP refresh failed"),
@@ -112,7 +149,10 @@ async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {},

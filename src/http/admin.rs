@@ -8,7 +8,9 @@ use super::AppState;
 
 /// `GET /healthz`.
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(serde_json::json!({"status": "ok"}))
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(serde_json::json!({"status": "ok"}))
 }
 
 #[derive(Serialize)]
@@ -41,11 +43,17 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         .collect();
     let ready = cas.iter().all(|c| c.ready);
     let body = serde_json::json!({"ready": ready, "cas": cas});
-    let mut b = if ready { HttpResponse::Ok() } else { HttpResponse::ServiceUnavailable() };
+    let mut b = if ready {
+        HttpResponse::Ok()
+    } else {
+        HttpResponse::ServiceUnavailable()
+    };
     b.insert_header(("Cache-Control", "no-store")).json(body)
 }
 
 /// `GET /metrics`.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render())
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
 }

@@ -101,7 +101,9 @@ impl ResponseError for ApiError {
             detail: self.to_string(),
         };
         let mut builder = HttpResponse::build(status);
-        builder.content_type("application/problem+json").insert_header(("Cache-Control", "no-store"));
+        builder
+            .content_type("application/problem+json")
+            .insert_header(("Cache-Control", "no-store"));
         if matches!(self, ApiError::Unauthorized) {
             builder.insert_header(("WWW-Authenticate", "Bearer"));
         }

@@ -67,5 +67,9 @@ pub fn admin_routes(cfg: &mut web::ServiceConfig) {
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound(format!("no such resource: {} {}", req.method(), req.path())))
+    Err(ApiError::NotFound(format!(
+        "no such resource: {} {}",
+        req.method(),
+        req.path()
+    )))
 }

@@ -23,11 +23,24 @@ fn error_answer(status: StatusCode, ocsp: OcspResponseStatus) -> HttpResponse {
 }
 
 /// `POST /ocsp` and `POST /`.
-pub async fn post(state: web::Data<AppState>, req: HttpRequest, mut body: web::Payload) -> HttpResponse {
+pub async fn post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    mut body: web::Payload,
+) -> HttpResponse {
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
-        let ct = ct.to_str().unwrap_or("").split(';').next().unwrap_or("").trim();
+        let ct = ct
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim();
         if !ct.eq_ignore_ascii_case("application/ocsp-request") {
-            return error_answer(StatusCode::UNSUPPORTED_MEDIA_TYPE, OcspResponseStatus::MalformedRequest);
+            return error_answer(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                OcspResponseStatus::MalformedRequest,
+            );
         }
     }
     let limit = state.max_request_bytes;
@@ -37,14 +50,27 @@ pub async fn post(state: web::Data<AppState>, req: HttpRequest, mut body: web::P
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return error_answer(StatusCode::PAYLOAD_TOO_LARGE, OcspResponseStatus::MalformedRequest);
+        return error_answer(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            OcspResponseStatus::MalformedRequest,
+        );
     }
     let mut buf = web::BytesMut::with_capacity(declared.unwrap_or(256).min(limit));
     while let Some(chunk) = body.next().await {
         match chunk {
             Ok(c) if buf.len() + c.len() <= limit => buf.extend_from_slice(&c),
-            Ok(_) => return error_answer(StatusCode::PAYLOAD_TOO_LARGE, OcspResponseStatus::MalformedRequest),
-            Err(_) => return error_answer(StatusCode::BAD_REQUEST, OcspResponseStatus::MalformedRequest),
+            Ok(_) => {
+                return error_answer(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    OcspResponseStatus::MalformedRequest,
+                );
+            }
+            Err(_) => {
+                return error_answer(
+                    StatusCode::BAD_REQUEST,
+                    OcspResponseStatus::MalformedRequest,
+                );
+            }
         }
     }
     let answer = state.responder.answer(&buf, "POST").await;
@@ -52,14 +78,23 @@ pub async fn post(state: web::Data<AppState>, req: HttpRequest, mut body: web::P
 }
 
 /// `GET /ocsp/{base64}` and `GET /{base64}`: the path after `prefix` is the request.
-pub async fn get(state: web::Data<AppState>, req: HttpRequest, prefix: &'static str) -> HttpResponse {
+pub async fn get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    prefix: &'static str,
+) -> HttpResponse {
     let path = req.uri().path();
     let encoded = path.strip_prefix(prefix).unwrap_or("");
     if encoded.len() > state.max_request_bytes * 2 {
-        return error_answer(StatusCode::URI_TOO_LONG, OcspResponseStatus::MalformedRequest);
+        return error_answer(
+            StatusCode::URI_TOO_LONG,
+            OcspResponseStatus::MalformedRequest,
+        );
     }
     let answer = match request::decode_get_path(encoded) {
-        Ok(der) if der.len() <= state.max_request_bytes => state.responder.answer(&der, "GET").await,
+        Ok(der) if der.len() <= state.max_request_bytes => {
+            state.responder.answer(&der, "GET").await
+        }
         _ => {
             metrics::counter!(crate::metrics::OCSP_RESPONSES, "status" => "malformedRequest", "method" => "GET").increment(1);
             Answer::Error(OcspResponseStatus::MalformedRequest)
@@ -82,10 +117,12 @@ fn respond(state: &AppState, req: &HttpRequest, answer: Answer, is_get: bool) ->
     let not_modified = match req.headers().get(header::IF_NONE_MATCH) {
         Some(inm) => inm
             .to_str()
-            .map(|v| v.split(',').any(|t| {
-                let t = t.trim();
-                t == "*" || t.trim_start_matches("W/") == signed.etag
-            }))
+            .map(|v| {
+                v.split(',').any(|t| {
+                    let t = t.trim();
+                    t == "*" || t.trim_start_matches("W/") == signed.etag
+                })
+            })
             .unwrap_or(false),
         None => req
             .headers()
@@ -99,8 +136,15 @@ fn respond(state: &AppState, req: &HttpRequest, answer: Answer, is_get: bool) ->
     }
     builder
         .insert_header((header::CACHE_CONTROL, cache_control))
-        .insert_header((header::ETAG, HeaderValue::from_str(&signed.etag).unwrap_or(HeaderValue::from_static("\"\""))))
+        .insert_header((
+            header::ETAG,
+            HeaderValue::from_str(&signed.etag).unwrap_or(HeaderValue::from_static("\"\"")),
+        ))
         .insert_header((header::LAST_MODIFIED, signed.last_modified.as_str()))
         .insert_header((header::EXPIRES, signed.expires.as_str()));
-    if not_modified { builder.finish() } else { builder.body(answer.der()) }
+    if not_modified {
+        builder.finish()
+    } else {
+        builder.body(answer.der())
+    }
 }

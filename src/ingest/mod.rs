@@ -5,7 +5,9 @@
 //! The rules run inside a [`crate::store::Tx`], so the check and the write are one atomic step.
 //! The HTTP API that feeds them is in [`crate::http`].
 
-use crate::model::{CaId, CertRecord, EventKind, Issuance, Revocation, RevocationReason, Serial, UnixTime};
+use crate::model::{
+    CaId, CertRecord, EventKind, Issuance, Revocation, RevocationReason, Serial, UnixTime,
+};
 use crate::store::{self, Tx};
 
 /// Why an event was refused.
@@ -79,17 +81,30 @@ impl Outcome {
 }
 
 /// Applies one change to (ca, serial) within `tx`.
-pub fn apply(tx: &mut Tx<'_>, ca: &CaId, serial: &Serial, change: &Change) -> Result<Outcome, Error> {
+pub fn apply(
+    tx: &mut Tx<'_>,
+    ca: &CaId,
+    serial: &Serial,
+    change: &Change,
+) -> Result<Outcome, Error> {
     let current = tx.record(ca, serial)?;
     let now = tx.now();
     match decide(current.as_ref(), change, now)? {
         Decision::Unchanged => {
-            let record = current.ok_or_else(|| Error::NotFound(format!("serial {serial} of CA {ca} is not known")))?;
+            let record = current.ok_or_else(|| {
+                Error::NotFound(format!("serial {serial} of CA {ca} is not known"))
+            })?;
             Ok(Outcome::Unchanged { record })
         }
         Decision::Write(record, kind) => {
             let seq = tx.put(ca, serial, record.clone(), kind)?;
-            Ok(Outcome::Applied { seq, record: CertRecord { version: seq, ..record } })
+            Ok(Outcome::Applied {
+                seq,
+                record: CertRecord {
+                    version: seq,
+                    ..record
+                },
+            })
         }
     }
 }
@@ -100,22 +115,36 @@ enum Decision {
 }
 
 fn decide(current: Option<&CertRecord>, change: &Change, now: UnixTime) -> Result<Decision, Error> {
-    let empty = CertRecord { issuance: None, revocation: None, version: 0 };
+    let empty = CertRecord {
+        issuance: None,
+        revocation: None,
+        version: 0,
+    };
     let record = current.cloned().unwrap_or(empty);
     match change {
         Change::Issue(issuance) => {
             if issuance.not_after <= issuance.not_before {
-                return Err(Error::Invalid { field: "notAfter".into(), message: "not after notBefore".into() });
+                return Err(Error::Invalid {
+                    field: "notAfter".into(),
+                    message: "not after notBefore".into(),
+                });
             }
             match &record.issuance {
-                Some(existing) if existing.not_after == issuance.not_after && existing.not_before == issuance.not_before => {
+                Some(existing)
+                    if existing.not_after == issuance.not_after
+                        && existing.not_before == issuance.not_before =>
+                {
                     Ok(Decision::Unchanged)
                 }
                 Some(_) => Err(Error::Conflict(
-                    "a different certificate with this serial is already registered for this CA".into(),
+                    "a different certificate with this serial is already registered for this CA"
+                        .into(),
                 )),
                 None => Ok(Decision::Write(
-                    CertRecord { issuance: Some(issuance.clone()), ..record },
+                    CertRecord {
+                        issuance: Some(issuance.clone()),
+                        ..record
+                    },
                     EventKind::Issued(issuance.clone()),
                 )),
             }
@@ -131,9 +160,16 @@ fn decide(current: Option<&CertRecord>, change: &Change, now: UnixTime) -> Resul
                 }
             }
             if revoked_at > now.plus(300) {
-                return Err(Error::Invalid { field: "revoked_at".into(), message: "is in the future".into() });
+                return Err(Error::Invalid {
+                    field: "revoked_at".into(),
+                    message: "is in the future".into(),
+                });
             }
-            let wanted = Revocation { revoked_at, reason: req.reason, invalidity_date: req.invalidity_date };
+            let wanted = Revocation {
+                revoked_at,
+                reason: req.reason,
+                invalidity_date: req.invalidity_date,
+            };
             match &record.revocation {
                 Some(existing) => {
                     let same = existing.reason == req.reason
@@ -153,7 +189,10 @@ fn decide(current: Option<&CertRecord>, change: &Change, now: UnixTime) -> Resul
                             updated.revoked_at = existing.revoked_at;
                         }
                         return Ok(Decision::Write(
-                            CertRecord { revocation: Some(updated.clone()), ..record },
+                            CertRecord {
+                                revocation: Some(updated.clone()),
+                                ..record
+                            },
                             EventKind::Revoked(updated),
                         ));
                     }
@@ -163,16 +202,27 @@ fn decide(current: Option<&CertRecord>, change: &Change, now: UnixTime) -> Resul
                         existing.reason.map_or("(none)", RevocationReason::name),
                     )))
                 }
-                None => Ok(Decision::Write(CertRecord { revocation: Some(wanted.clone()), ..record }, EventKind::Revoked(wanted))),
+                None => Ok(Decision::Write(
+                    CertRecord {
+                        revocation: Some(wanted.clone()),
+                        ..record
+                    },
+                    EventKind::Revoked(wanted),
+                )),
             }
         }
         Change::Release => match (&record.revocation, current) {
             (_, None) => Err(Error::NotFound("no such certificate".into())),
             (None, Some(_)) => Ok(Decision::Unchanged),
-            (Some(r), Some(_)) if r.reason == Some(RevocationReason::CertificateHold) => Ok(Decision::Write(
-                CertRecord { revocation: None, ..record },
-                EventKind::Released { released_at: now },
-            )),
+            (Some(r), Some(_)) if r.reason == Some(RevocationReason::CertificateHold) => {
+                Ok(Decision::Write(
+                    CertRecord {
+                        revocation: None,
+                        ..record
+                    },
+                    EventKind::Released { released_at: now },
+                ))
+            }
             (Some(r), Some(_)) => Err(Error::Conflict(format!(
                 "revoked with reason {}: only certificateHold can be released",
                 r.reason.map_or("(none)", RevocationReason::name)
@@ -186,11 +236,20 @@ mod tests {
     use super::*;
 
     fn iss() -> Issuance {
-        Issuance { not_before: UnixTime(0), not_after: UnixTime(100), subject: None, profile: None }
+        Issuance {
+            not_before: UnixTime(0),
+            not_after: UnixTime(100),
+            subject: None,
+            profile: None,
+        }
     }
 
     fn rev(reason: RevocationReason) -> Change {
-        Change::Revoke(RevocationRequest { revoked_at: None, reason: Some(reason), invalidity_date: None })
+        Change::Revoke(RevocationRequest {
+            revoked_at: None,
+            reason: Some(reason),
+            invalidity_date: None,
+        })
     }
 
     fn written(d: Decision) -> CertRecord {
@@ -203,30 +262,80 @@ mod tests {
     #[test]
     fn issue_then_replay_is_a_no_op() {
         let r = written(decide(None, &Change::Issue(iss()), UnixTime(5)).expect("ok"));
-        assert!(matches!(decide(Some(&r), &Change::Issue(iss()), UnixTime(6)), Ok(Decision::Unchanged)));
-        let other = Issuance { not_after: UnixTime(200), ..iss() };
-        assert!(matches!(decide(Some(&r), &Change::Issue(other), UnixTime(6)), Err(Error::Conflict(_))));
+        assert!(matches!(
+            decide(Some(&r), &Change::Issue(iss()), UnixTime(6)),
+            Ok(Decision::Unchanged)
+        ));
+        let other = Issuance {
+            not_after: UnixTime(200),
+            ..iss()
+        };
+        assert!(matches!(
+            decide(Some(&r), &Change::Issue(other), UnixTime(6)),
+            Err(Error::Conflict(_))
+        ));
     }
 
     #[test]
     fn final_revocations_are_final_holds_are_not() {
         let issued = written(decide(None, &Change::Issue(iss()), UnixTime(5)).expect("ok"));
-        let held = written(decide(Some(&issued), &rev(RevocationReason::CertificateHold), UnixTime(6)).expect("ok"));
+        let held = written(
+            decide(
+                Some(&issued),
+                &rev(RevocationReason::CertificateHold),
+                UnixTime(6),
+            )
+            .expect("ok"),
+        );
         let released = written(decide(Some(&held), &Change::Release, UnixTime(7)).expect("ok"));
         assert_eq!(released.revocation, None);
-        let superseded = written(decide(Some(&held), &rev(RevocationReason::Superseded), UnixTime(8)).expect("ok"));
-        assert!(matches!(decide(Some(&superseded), &rev(RevocationReason::Superseded), UnixTime(9)), Ok(Decision::Unchanged)));
-        assert!(matches!(decide(Some(&superseded), &rev(RevocationReason::AffiliationChanged), UnixTime(9)), Err(Error::Conflict(_))));
-        assert!(matches!(decide(Some(&superseded), &Change::Release, UnixTime(9)), Err(Error::Conflict(_))));
-        let kc = written(decide(Some(&superseded), &rev(RevocationReason::KeyCompromise), UnixTime(10)).expect("upgrade"));
-        assert_eq!(kc.revocation.as_ref().map(|r| r.revoked_at), Some(UnixTime(8)), "keeps the original time");
+        let superseded = written(
+            decide(Some(&held), &rev(RevocationReason::Superseded), UnixTime(8)).expect("ok"),
+        );
+        assert!(matches!(
+            decide(
+                Some(&superseded),
+                &rev(RevocationReason::Superseded),
+                UnixTime(9)
+            ),
+            Ok(Decision::Unchanged)
+        ));
+        assert!(matches!(
+            decide(
+                Some(&superseded),
+                &rev(RevocationReason::AffiliationChanged),
+                UnixTime(9)
+            ),
+            Err(Error::Conflict(_))
+        ));
+        assert!(matches!(
+            decide(Some(&superseded), &Change::Release, UnixTime(9)),
+            Err(Error::Conflict(_))
+        ));
+        let kc = written(
+            decide(
+                Some(&superseded),
+                &rev(RevocationReason::KeyCompromise),
+                UnixTime(10),
+            )
+            .expect("upgrade"),
+        );
+        assert_eq!(
+            kc.revocation.as_ref().map(|r| r.revoked_at),
+            Some(UnixTime(8)),
+            "keeps the original time"
+        );
     }
 
     #[test]
     fn revocation_of_an_unregistered_serial_is_recorded() {
-        let r = written(decide(None, &rev(RevocationReason::KeyCompromise), UnixTime(5)).expect("ok"));
+        let r =
+            written(decide(None, &rev(RevocationReason::KeyCompromise), UnixTime(5)).expect("ok"));
         assert!(r.issuance.is_none() && r.revocation.is_some());
-        assert!(matches!(decide(None, &Change::Release, UnixTime(5)), Err(Error::NotFound(_))));
+        assert!(matches!(
+            decide(None, &Change::Release, UnixTime(5)),
+            Err(Error::NotFound(_))
+        ));
     }
 
     #[test]
@@ -236,8 +345,18 @@ mod tests {
             reason: Some(RevocationReason::KeyCompromise),
             invalidity_date: Some(UnixTime(20)),
         });
-        assert!(matches!(decide(None, &bad, UnixTime(30)), Err(Error::Invalid { .. })));
-        let future = Change::Revoke(RevocationRequest { revoked_at: Some(UnixTime(10_000)), reason: None, invalidity_date: None });
-        assert!(matches!(decide(None, &future, UnixTime(30)), Err(Error::Invalid { .. })));
+        assert!(matches!(
+            decide(None, &bad, UnixTime(30)),
+            Err(Error::Invalid { .. })
+        ));
+        let future = Change::Revoke(RevocationRequest {
+            revoked_at: Some(UnixTime(10_000)),
+            reason: None,
+            invalidity_date: None,
+        });
+        assert!(matches!(
+            decide(None, &future, UnixTime(30)),
+            Err(Error::Invalid { .. })
+        ));
     }
 }

@@ -9,8 +9,8 @@
 //! The owned types of the `x509-ocsp` crate are used where nothing needs to be borrowed
 //! (`CertStatus`, `OcspResponseStatus`).
 
-use der::asn1::{AnyRef, BitStringRef, GeneralizedTime, IntRef, ObjectIdentifier, OctetStringRef};
 use der::Sequence;
+use der::asn1::{AnyRef, BitStringRef, GeneralizedTime, IntRef, ObjectIdentifier, OctetStringRef};
 use spki::AlgorithmIdentifierRef;
 use x509_ocsp::{CertStatus, OcspResponseStatus};
 

@@ -175,6 +175,7 @@ impl Answer {
     }
 }
 
+#[derive(Clone)]
 struct Weighter;
 
 impl quick_cache::Weighter<Box<[u8]>, Arc<CachedResponse>> for Weighter {
@@ -195,7 +196,9 @@ pub struct Responder {
 
 impl std::fmt::Debug for Responder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Responder").field("cas", &self.registry.len()).finish_non_exhaustive()
+        f.debug_struct("Responder")
+            .field("cas", &self.registry.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -220,13 +223,22 @@ fn cache_key(ca_index: usize, variant: u8, serial_content: &[u8]) -> Box<[u8]> {
 
 impl Responder {
     /// A responder over `store` for the CAs of `registry`.
-    pub fn new(registry: Arc<CaRegistry>, store: Arc<Store>, clock: SharedClock, config: &OcspConfig) -> Responder {
+    pub fn new(
+        registry: Arc<CaRegistry>,
+        store: Arc<Store>,
+        clock: SharedClock,
+        config: &OcspConfig,
+    ) -> Responder {
         let items = (config.cache_bytes / 2048).max(64) as usize;
         Responder {
             registry,
             store,
             clock,
-            cache: quick_cache::sync::Cache::with_weighter(items, config.cache_bytes.max(1 << 20), Weighter),
+            cache: quick_cache::sync::Cache::with_weighter(
+                items,
+                config.cache_bytes.max(1 << 20),
+                Weighter,
+            ),
             pool: SigningPool::new(config.signing_threads, config.signing_queue),
             backdate: config.this_update_backdate,
         }
@@ -239,13 +251,16 @@ impl Responder {
             Err(e) => {
                 match &e {
                     Error::Internal(why) => tracing::error!(error = %why, "OCSP internal error"),
-                    Error::Malformed(why) => tracing::debug!(error = %why, "malformed OCSP request"),
+                    Error::Malformed(why) => {
+                        tracing::debug!(error = %why, "malformed OCSP request")
+                    }
                     _ => {}
                 }
                 Answer::Error(e.status())
             }
         };
-        metrics::counter!(m::OCSP_RESPONSES, "status" => answer.label(), "method" => method).increment(1);
+        metrics::counter!(m::OCSP_RESPONSES, "status" => answer.label(), "method" => method)
+            .increment(1);
         answer
     }
 
@@ -255,7 +270,11 @@ impl Responder {
         for q in &req.queries {
             let found = self
                 .registry
-                .find(q.alg, q.cert_id.issuer_name_hash.as_bytes(), q.cert_id.issuer_key_hash.as_bytes())
+                .find(
+                    q.alg,
+                    q.cert_id.issuer_name_hash.as_bytes(),
+                    q.cert_id.issuer_key_hash.as_bytes(),
+                )
                 .ok_or(Error::Unauthorized)?;
             // One response has one signer: CertIDs of different CAs cannot share it.
             if ca.is_some_and(|c| c.index != found.index) {
@@ -271,19 +290,27 @@ impl Responder {
         if let ([q], None) = (req.queries.as_slice(), nonce) {
             return self.single(&ca, q).await.map(Answer::Cached);
         }
-        self.unique(&ca, &req.queries, nonce).await.map(Answer::Unique)
+        self.unique(&ca, &req.queries, nonce)
+            .await
+            .map(Answer::Unique)
     }
 
     fn generation(&self, ca: &Ca, serial: Option<&Serial>) -> u64 {
         serial.map_or(0, |s| self.store.change_generation(ca.index, s))
     }
 
-    async fn single(self: &Arc<Self>, ca: &Arc<Ca>, q: &request::Query<'_>) -> Result<Arc<CachedResponse>, Error> {
+    async fn single(
+        self: &Arc<Self>,
+        ca: &Arc<Ca>,
+        q: &request::Query<'_>,
+    ) -> Result<Arc<CachedResponse>, Error> {
         let key = cache_key(ca.index, q.variant, q.serial_content());
         let serial = Serial::from_der_content(q.serial_content());
         let now = self.clock.now();
         if let Some(hit) = self.cache.get(&key) {
-            if hit.generation == self.generation(ca, serial.as_ref()) && now < hit.response.times.next_update {
+            if hit.generation == self.generation(ca, serial.as_ref())
+                && now < hit.response.times.next_update
+            {
                 if now >= hit.refresh_at && !hit.refreshing.swap(true, Ordering::AcqRel) {
                     self.refresh_in_background(Arc::clone(ca), q.variant, key, Arc::clone(&hit));
                 }
@@ -291,8 +318,12 @@ impl Responder {
                 return Ok(hit);
             }
         }
-        let cert_id_der = q.cert_id.to_der().map_err(|e| Error::Internal(e.to_string()))?;
-        self.fill(ca, &cert_id_der, q.variant, serial.as_ref(), key, true).await
+        let cert_id_der = q
+            .cert_id
+            .to_der()
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        self.fill(ca, &cert_id_der, q.variant, serial.as_ref(), key, true)
+            .await
     }
 
     /// Reads the record, then serves the stored response if it is current, or signs one.
@@ -320,7 +351,11 @@ impl Responder {
                 if stored.version == version && now < refresh_at {
                     metrics::counter!(m::OCSP_CACHE, "result" => "store").increment(1);
                     let (status, _) = status_of(ca, record.as_ref());
-                    let times = Times { produced_at: stored.produced_at, this_update: stored.this_update, next_update: stored.next_update };
+                    let times = Times {
+                        produced_at: stored.produced_at,
+                        this_update: stored.this_update,
+                        next_update: stored.next_update,
+                    };
                     let entry = Arc::new(CachedResponse {
                         response: SignedResponse::new(stored.der, times, status.label()),
                         refresh_at,
@@ -335,10 +370,12 @@ impl Responder {
         }
         metrics::counter!(m::OCSP_CACHE, "result" => "miss").increment(1);
         let (status, extended_revoke) = status_of(ca, record.as_ref());
-        let cert_id = CertIdDer::from_der(cert_id_der).map_err(|e| Error::Internal(e.to_string()))?;
+        let cert_id =
+            CertIdDer::from_der(cert_id_der).map_err(|e| Error::Internal(e.to_string()))?;
         let label = status.label();
         let times = self.times(ca, now)?;
-        let tbs = response::tbs_response_data(ca, &[(cert_id, status)], times, None, extended_revoke)?;
+        let tbs =
+            response::tbs_response_data(ca, &[(cert_id, status)], times, None, extended_revoke)?;
         let der = self.sign(ca, tbs).await?;
         if let Some(s) = serial {
             if label != "unknown" {
@@ -363,20 +400,34 @@ impl Responder {
         Ok(entry)
     }
 
-    fn refresh_in_background(self: &Arc<Self>, ca: Arc<Ca>, variant: u8, key: Box<[u8]>, old: Arc<CachedResponse>) {
+    fn refresh_in_background(
+        self: &Arc<Self>,
+        ca: Arc<Ca>,
+        variant: u8,
+        key: Box<[u8]>,
+        old: Arc<CachedResponse>,
+    ) {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let serial = CertIdDer::from_der(&old.cert_id_der)
                 .ok()
                 .and_then(|c| Serial::from_der_content(c.serial_number.as_bytes()));
-            if let Err(e) = this.fill(&ca, &old.cert_id_der, variant, serial.as_ref(), key, false).await {
+            if let Err(e) = this
+                .fill(&ca, &old.cert_id_der, variant, serial.as_ref(), key, false)
+                .await
+            {
                 tracing::debug!(error = %e, "background re-signing postponed");
             }
             old.refreshing.store(false, Ordering::Release);
         });
     }
 
-    async fn unique(&self, ca: &Arc<Ca>, queries: &[request::Query<'_>], nonce: Option<&[u8]>) -> Result<SignedResponse, Error> {
+    async fn unique(
+        &self,
+        ca: &Arc<Ca>,
+        queries: &[request::Query<'_>],
+        nonce: Option<&[u8]>,
+    ) -> Result<SignedResponse, Error> {
         let now = self.clock.now();
         let mut answers = Vec::with_capacity(queries.len());
         let mut extended_revoke = false;
@@ -390,7 +441,9 @@ impl Responder {
             answers.push((q.cert_id.clone(), status));
         }
         let label = match answers.first() {
-            Some((_, first)) if answers.iter().all(|(_, s)| s.label() == first.label()) => first.label(),
+            Some((_, first)) if answers.iter().all(|(_, s)| s.label() == first.label()) => {
+                first.label()
+            }
             _ => "mixed",
         };
         let times = self.times(ca, now)?;
@@ -402,9 +455,14 @@ impl Responder {
     fn times(&self, ca: &Ca, now: UnixTime) -> Result<Times, Error> {
         let this_update = now.minus(self.backdate);
         // Never promise past the signer certificate's own end.
-        let next_update = this_update.plus(ca.ocsp_validity).min(ca.ocsp_cert_not_after);
+        let next_update = this_update
+            .plus(ca.ocsp_validity)
+            .min(ca.ocsp_cert_not_after);
         if next_update <= now {
-            return Err(Error::Internal(format!("OCSP signer certificate of {} expires at {next_update}", ca.id)));
+            return Err(Error::Internal(format!(
+                "OCSP signer certificate of {} expires at {next_update}",
+                ca.id
+            )));
         }
         Times::new(now, this_update, next_update)
     }
@@ -455,14 +513,24 @@ impl Responder {
                     stats.dropped += 1;
                     continue;
                 };
-                let cert_id = CertIdDer::from_der(&cert_id_der).map_err(|e| Error::Internal(e.to_string()))?;
+                let cert_id = CertIdDer::from_der(&cert_id_der)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
                 let (status, extended_revoke) = status_of(ca, record.as_ref());
                 let label = status.label();
                 let now = self.clock.now();
                 let times = self.times(ca, now)?;
-                let tbs = response::tbs_response_data(ca, &[(cert_id, status)], times, None, extended_revoke)?;
+                let tbs = response::tbs_response_data(
+                    ca,
+                    &[(cert_id, status)],
+                    times,
+                    None,
+                    extended_revoke,
+                )?;
                 let start = Instant::now();
-                let signature = ca.ocsp_signer.sign(&tbs).map_err(|e| Error::Internal(e.to_string()))?;
+                let signature = ca
+                    .ocsp_signer
+                    .sign(&tbs)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
                 metrics::histogram!(m::OCSP_SIGNING_SECONDS).record(start.elapsed().as_secs_f64());
                 let der = response::assemble(ca, &tbs, &signature)?;
                 let fresh = StoredResponse {
@@ -472,7 +540,8 @@ impl Responder {
                     next_update: times.next_update,
                     der: der.clone(),
                 };
-                self.store.put_ocsp_response(&ca.id, &serial, variant, &fresh)?;
+                self.store
+                    .put_ocsp_response(&ca.id, &serial, variant, &fresh)?;
                 let key = cache_key(ca.index, variant, &serial.der_content());
                 if self.cache.get(&key).is_some() {
                     self.cache.insert(
@@ -507,9 +576,14 @@ fn half_way(from: UnixTime, to: UnixTime) -> UnixTime {
 pub fn status_of(ca: &Ca, record: Option<&CertRecord>) -> (SingleStatus, bool) {
     match record.map(CertRecord::status) {
         Some(CertStatus::Good) => (SingleStatus::Good, false),
-        Some(CertStatus::Revoked(r)) => {
-            (SingleStatus::Revoked { at: r.revoked_at, reason: r.reason, invalidity_date: r.invalidity_date }, false)
-        }
+        Some(CertStatus::Revoked(r)) => (
+            SingleStatus::Revoked {
+                at: r.revoked_at,
+                reason: r.reason,
+                invalidity_date: r.invalidity_date,
+            },
+            false,
+        ),
         Some(CertStatus::Unknown) | None => match ca.unknown_serial {
             UnknownSerialPolicy::Unknown => (SingleStatus::Unknown, false),
             // RFC 6960 §2.2: revoked, certificateHold, 1970-01-01; §4.4.8: extended-revoke.
@@ -528,7 +602,9 @@ pub fn status_of(ca: &Ca, record: Option<&CertRecord>) -> (SingleStatus, bool) {
 /// The CertID of the first SingleResponse of a stored (successful, basic) response.
 fn cert_id_of(response_der: &[u8]) -> Option<Vec<u8>> {
     let resp = der_types::OcspResponseDer::from_der(response_der).ok()?;
-    let basic = der_types::BasicOcspResponseDer::from_der(resp.response_bytes?.response.as_bytes()).ok()?;
-    let data = der_types::ResponseDataDer::from_der(&basic.tbs_response_data.to_der().ok()?).ok()?;
+    let basic =
+        der_types::BasicOcspResponseDer::from_der(resp.response_bytes?.response.as_bytes()).ok()?;
+    let tbs = basic.tbs_response_data.to_der().ok()?;
+    let data = der_types::ResponseDataDer::from_der(&tbs).ok()?;
     data.responses.first()?.cert_id.to_der().ok()
 }

@@ -20,7 +20,9 @@ pub struct SigningPool {
 
 impl std::fmt::Debug for SigningPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningPool").field("threads", &self.workers.len()).finish()
+        f.debug_struct("SigningPool")
+            .field("threads", &self.workers.len())
+            .finish()
     }
 }
 
@@ -41,7 +43,10 @@ impl SigningPool {
                     .expect("the OS can start a handful of threads at start-up")
             })
             .collect();
-        SigningPool { tx: Some(tx), workers }
+        SigningPool {
+            tx: Some(tx),
+            workers,
+        }
     }
 
     /// Queues `f`, or refuses at once if the queue is full.
@@ -78,7 +83,9 @@ mod tests {
     fn refuses_when_saturated_and_recovers() {
         let pool = SigningPool::new(1, 1);
         let (hold, wait) = std::sync::mpsc::channel::<()>();
-        let first = pool.try_run(move || wait.recv().is_ok()).expect("a thread is free");
+        let first = pool
+            .try_run(move || wait.recv().is_ok())
+            .expect("a thread is free");
         // The thread may or may not have picked up the first job yet; fill what remains.
         let mut queued = Vec::new();
         let mut refused = false;

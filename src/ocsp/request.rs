@@ -52,7 +52,8 @@ pub fn parse(der: &[u8]) -> Result<ParsedRequest<'_>, Error> {
     if der.is_empty() {
         return Err(Error::Malformed("empty request".into()));
     }
-    let req = OcspRequestDer::from_der(der).map_err(|e| Error::Malformed(format!("not a DER OCSPRequest: {e}")))?;
+    let req = OcspRequestDer::from_der(der)
+        .map_err(|e| Error::Malformed(format!("not a DER OCSPRequest: {e}")))?;
     let tbs = req.tbs_request;
     if tbs.version.is_some_and(|v| v != 0) {
         return Err(Error::Malformed("unsupported request version".into()));
@@ -61,19 +62,35 @@ pub fn parse(der: &[u8]) -> Result<ParsedRequest<'_>, Error> {
         return Err(Error::Malformed("requestList is empty".into()));
     }
     if tbs.request_list.len() > MAX_CERT_IDS {
-        return Err(Error::Malformed(format!("more than {MAX_CERT_IDS} CertIDs")));
+        return Err(Error::Malformed(format!(
+            "more than {MAX_CERT_IDS} CertIDs"
+        )));
     }
     let mut queries = Vec::with_capacity(tbs.request_list.len());
     for r in tbs.request_list {
         let cert_id = r.req_cert;
-        let alg = HashAlg::from_oid(&cert_id.hash_algorithm.oid)
-            .ok_or_else(|| Error::Malformed(format!("unsupported CertID hash algorithm {}", cert_id.hash_algorithm.oid)))?;
+        let alg = HashAlg::from_oid(&cert_id.hash_algorithm.oid).ok_or_else(|| {
+            Error::Malformed(format!(
+                "unsupported CertID hash algorithm {}",
+                cert_id.hash_algorithm.oid
+            ))
+        })?;
         let variant = match cert_id.hash_algorithm.parameters {
             None => alg.index() as u8 + 4,
-            Some(p) if p.tag() == der::Tag::Null && p.value().is_empty() => alg.index() as u8,
-            Some(_) => return Err(Error::Malformed("CertID hash algorithm parameters must be NULL or absent".into())),
+            Some(p) if der::Tagged::tag(&p) == der::Tag::Null && p.value().is_empty() => {
+                alg.index() as u8
+            }
+            Some(_) => {
+                return Err(Error::Malformed(
+                    "CertID hash algorithm parameters must be NULL or absent".into(),
+                ));
+            }
         };
-        queries.push(Query { cert_id, alg, variant });
+        queries.push(Query {
+            cert_id,
+            alg,
+            variant,
+        });
     }
     let mut nonce = None;
     for ext in tbs.request_extensions.iter().flatten() {
@@ -87,7 +104,10 @@ pub fn parse(der: &[u8]) -> Result<ParsedRequest<'_>, Error> {
             let inner = OctetStringRef::from_der(value)
                 .map_err(|_| Error::Malformed("nonce is not a DER OCTET STRING".into()))?;
             if !NONCE_LEN.contains(&inner.as_bytes().len()) {
-                return Err(Error::Malformed(format!("nonce of {} octets (1 to 128 allowed)", inner.as_bytes().len())));
+                return Err(Error::Malformed(format!(
+                    "nonce of {} octets (1 to 128 allowed)",
+                    inner.as_bytes().len()
+                )));
             }
             nonce = Some(value);
         }
@@ -100,7 +120,10 @@ pub fn parse(der: &[u8]) -> Result<ParsedRequest<'_>, Error> {
 /// standard or the URL-safe alphabet. Raw `/` and `+` are kept, as many clients do not encode them.
 pub fn decode_get_path(path: &str) -> Result<Vec<u8>, Error> {
     let decoded: Vec<u8> = percent_encoding::percent_decode_str(path).collect();
-    let text: Vec<u8> = decoded.into_iter().filter(|b| !b.is_ascii_whitespace()).collect();
+    let text: Vec<u8> = decoded
+        .into_iter()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
     if text.is_empty() {
         return Err(Error::Malformed("empty GET path".into()));
     }
@@ -169,10 +192,16 @@ mod tests {
 /// Builds a DER OCSPRequest for `serial` of the CA whose hashes are given (for the demo's
 /// printed commands, the load generator and tests). The hash algorithm identifier carries NULL
 /// parameters, as OpenSSL writes it.
-pub fn build(alg: HashAlg, name_hash: &[u8], key_hash: &[u8], serial_content: &[u8], nonce: Option<&[u8]>) -> Result<Vec<u8>, der::Error> {
+pub fn build(
+    alg: HashAlg,
+    name_hash: &[u8],
+    key_hash: &[u8],
+    serial_content: &[u8],
+    nonce: Option<&[u8]>,
+) -> Result<Vec<u8>, der::Error> {
+    use super::der_types::{ExtensionDer, RequestDer, TbsRequestDer};
     use der::Encode;
     use der::asn1::{AnyRef, IntRef};
-    use super::der_types::{ExtensionDer, RequestDer, TbsRequestDer};
     let oid = match alg {
         HashAlg::Sha1 => const_oid::db::rfc5912::ID_SHA_1,
         HashAlg::Sha256 => const_oid::db::rfc5912::ID_SHA_256,
@@ -180,21 +209,33 @@ pub fn build(alg: HashAlg, name_hash: &[u8], key_hash: &[u8], serial_content: &[
         HashAlg::Sha512 => const_oid::db::rfc5912::ID_SHA_512,
     };
     let cert_id = CertIdDer {
-        hash_algorithm: spki::AlgorithmIdentifierRef { oid, parameters: Some(AnyRef::NULL) },
+        hash_algorithm: spki::AlgorithmIdentifierRef {
+            oid,
+            parameters: Some(AnyRef::NULL),
+        },
         issuer_name_hash: OctetStringRef::new(name_hash)?,
         issuer_key_hash: OctetStringRef::new(key_hash)?,
         serial_number: IntRef::new(serial_content)?,
     };
-    let nonce_value = nonce.map(|n| OctetStringRef::new(n).and_then(|o| o.to_der())).transpose()?;
+    let nonce_value = nonce
+        .map(|n| OctetStringRef::new(n).and_then(|o| o.to_der()))
+        .transpose()?;
     let request_extensions = match &nonce_value {
-        Some(v) => Some(vec![ExtensionDer { extn_id: NONCE_OID, critical: None, extn_value: OctetStringRef::new(v)? }]),
+        Some(v) => Some(vec![ExtensionDer {
+            extn_id: NONCE_OID,
+            critical: None,
+            extn_value: OctetStringRef::new(v)?,
+        }]),
         None => None,
     };
     OcspRequestDer {
         tbs_request: TbsRequestDer {
             version: None,
             requestor_name: None,
-            request_list: vec![RequestDer { req_cert: cert_id, single_request_extensions: None }],
+            request_list: vec![RequestDer {
+                req_cert: cert_id,
+                single_request_extensions: None,
+            }],
             request_extensions,
         },
         optional_signature: None,
@@ -206,5 +247,7 @@ pub fn build(alg: HashAlg, name_hash: &[u8], key_hash: &[u8], serial_content: &[
 /// RFC 6960 Appendix A.1 asks (`/`, `+`, `=` escaped).
 pub fn to_get_path(der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    b64.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")
+    b64.replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D")
 }

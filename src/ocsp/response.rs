@@ -8,7 +8,8 @@ use x509_ocsp::{CertStatus, OcspGeneralizedTime, OcspResponseStatus, RevokedInfo
 
 use super::Error;
 use super::der_types::{
-    BasicOcspResponseDer, CertIdDer, ExtensionDer, OcspResponseDer, ResponseBytesDer, ResponseDataDer, SingleResponseDer,
+    BasicOcspResponseDer, CertIdDer, ExtensionDer, OcspResponseDer, ResponseBytesDer,
+    ResponseDataDer, SingleResponseDer,
 };
 use crate::model::{RevocationReason, UnixTime};
 use crate::pki::Ca;
@@ -57,16 +58,27 @@ pub struct Times {
 impl Times {
     /// Checks RFC 6960 §4.2.2.1's order: thisUpdate ≤ producedAt is not required, but
     /// nextUpdate must follow thisUpdate.
-    pub fn new(produced_at: UnixTime, this_update: UnixTime, next_update: UnixTime) -> Result<Times, Error> {
+    pub fn new(
+        produced_at: UnixTime,
+        this_update: UnixTime,
+        next_update: UnixTime,
+    ) -> Result<Times, Error> {
         if next_update <= this_update {
-            return Err(Error::Internal(format!("nextUpdate {next_update} is not after thisUpdate {this_update}")));
+            return Err(Error::Internal(format!(
+                "nextUpdate {next_update} is not after thisUpdate {this_update}"
+            )));
         }
-        Ok(Times { produced_at, this_update, next_update })
+        Ok(Times {
+            produced_at,
+            this_update,
+            next_update,
+        })
     }
 }
 
 /// id-pkix-ocsp-extended-revoke (RFC 6960 §4.4.8).
-const EXTENDED_REVOKE_OID: const_oid::ObjectIdentifier = const_oid::db::rfc6960::ID_PKIX_OCSP_EXTENDED_REVOKE;
+const EXTENDED_REVOKE_OID: const_oid::ObjectIdentifier =
+    const_oid::db::rfc6960::ID_PKIX_OCSP_EXTENDED_REVOKE;
 /// DER NULL, the extended-revoke extension's value.
 const DER_NULL: &[u8] = &[0x05, 0x00];
 /// id-pkix-ocsp-basic.
@@ -108,7 +120,10 @@ pub fn tbs_response_data(
     let invalidity: Vec<Option<Vec<u8>>> = answers
         .iter()
         .map(|(_, s)| match s {
-            SingleStatus::Revoked { invalidity_date: Some(d), .. } => gtime(*d).and_then(|g| g.to_der().map_err(enc)).map(Some),
+            SingleStatus::Revoked {
+                invalidity_date: Some(d),
+                ..
+            } => gtime(*d).and_then(|g| g.to_der().map_err(enc)).map(Some),
             _ => Ok(None),
         })
         .collect::<Result<_, _>>()?;
@@ -157,7 +172,11 @@ pub fn tbs_response_data(
         responder_key_hash: OctetStringRef::new(&ca.responder_key_hash).map_err(enc)?,
         produced_at: gtime(times.produced_at)?,
         responses,
-        response_extensions: if extensions.is_empty() { None } else { Some(extensions) },
+        response_extensions: if extensions.is_empty() {
+            None
+        } else {
+            Some(extensions)
+        },
     };
     data.to_der().map_err(enc)
 }
@@ -175,7 +194,10 @@ pub fn assemble(ca: &Ca, tbs: &[u8], signature: &[u8]) -> Result<Vec<u8>, Error>
     let basic_der = basic.to_der().map_err(enc)?;
     OcspResponseDer {
         response_status: OcspResponseStatus::Successful,
-        response_bytes: Some(ResponseBytesDer { response_type: BASIC_OID, response: OctetStringRef::new(&basic_der).map_err(enc)? }),
+        response_bytes: Some(ResponseBytesDer {
+            response_type: BASIC_OID,
+            response: OctetStringRef::new(&basic_der).map_err(enc)?,
+        }),
     }
     .to_der()
     .map_err(enc)
@@ -206,7 +228,10 @@ mod tests {
             OcspResponseStatus::TryLater,
             OcspResponseStatus::Unauthorized,
         ] {
-            let r = OcspResponseDer { response_status: status, response_bytes: None };
+            let r = OcspResponseDer {
+                response_status: status,
+                response_bytes: None,
+            };
             assert_eq!(r.to_der().expect("encodes"), error_response(status));
         }
     }

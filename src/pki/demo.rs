@@ -21,8 +21,8 @@
 //! is test material only and must never be trusted in production.
 //!
 //! Extensions that the `openssl` crate has no builder for (CRL distribution points, freshestCRL,
-//! authority information access, certificate policies, OCSP no-check) are encoded here as DER by a
-//! tiny private encoder and attached with `X509Extension::new_from_der`, which avoids the deprecated
+//! authority information access, certificate policies, OCSP no-check) are encoded with the
+//! `x509-cert` types and attached with `X509Extension::new_from_der`, which avoids the deprecated
 //! configuration-string API.
 
 use std::collections::HashSet;
@@ -225,8 +225,6 @@ const OID_CRL_DISTRIBUTION_POINTS: &[u64] = &[2, 5, 29, 31];
 const OID_CERTIFICATE_POLICIES: &[u64] = &[2, 5, 29, 32];
 const OID_FRESHEST_CRL: &[u64] = &[2, 5, 29, 46];
 const OID_AUTHORITY_INFO_ACCESS: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 1, 1];
-const OID_AD_OCSP: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 1];
-const OID_AD_CA_ISSUERS: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 2];
 const OID_PKIX_OCSP_NOCHECK: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 1, 5];
 
 /// `C=FR, O=ASIP-SANTE, OU=0002 187512751, OU=IGC-SANTE TEST`: the prefix of every test CA name.
@@ -693,7 +691,7 @@ impl<'a> Generator<'a> {
             KeyUsage::new().critical().digital_signature().build()?,
             ExtendedKeyUsage::new().other("OCSPSigning").build()?,
             // RFC 6960 §4.2.2.2.1: id-pkix-ocsp-nocheck, value NULL, non-critical.
-            extension(OID_PKIX_OCSP_NOCHECK, false, &der::null())?,
+            extension(OID_PKIX_OCSP_NOCHECK, false, &ext_der::null())?,
         ];
         let cert = self.issue(
             CertRequest {
@@ -766,7 +764,7 @@ impl<'a> Generator<'a> {
         extensions.push(extension(
             OID_CERTIFICATE_POLICIES,
             false,
-            &der::certificate_policies(&policy),
+            &ext_der::certificate_policies(&policy).map_err(der_to_openssl)?,
         )?);
         extensions.push(crl_distribution_points(&format!(
             "{}/crl/{ca_id}.crl",
@@ -776,16 +774,18 @@ impl<'a> Generator<'a> {
         extensions.push(extension(
             OID_FRESHEST_CRL,
             false,
-            &der::distribution_points(&format!("{}/crl/{ca_id}-delta.crl", self.base_url)),
+            &ext_der::distribution_points(&format!("{}/crl/{ca_id}-delta.crl", self.base_url))
+                .map_err(der_to_openssl)?,
         )?);
         // RFC 5280 §4.2.2.1: OCSP responder and caIssuers.
         extensions.push(extension(
             OID_AUTHORITY_INFO_ACCESS,
             false,
-            &der::authority_info_access(
+            &ext_der::authority_info_access(
                 &format!("{}/ocsp", self.base_url),
                 &format!("{}/ca/{ca_id}.crt", self.base_url),
-            ),
+            )
+            .map_err(der_to_openssl)?,
         )?);
 
         let dn: Vec<(Nid, String)> = spec
@@ -953,8 +953,14 @@ fn crl_distribution_points(url: &str) -> Result<X509Extension, ErrorStack> {
     extension(
         OID_CRL_DISTRIBUTION_POINTS,
         false,
-        &der::distribution_points(url),
+        &ext_der::distribution_points(url).map_err(der_to_openssl)?,
     )
+}
+
+/// A `der` encoding failure (only on impossible inputs such as a non-ASCII URL) as openssl's error
+/// type, so extension builders keep one error type.
+fn der_to_openssl(_: ::der::Error) -> ErrorStack {
+    ErrorStack::get()
 }
 
 /// An extension from its OID arcs and the DER of its value.
@@ -965,77 +971,67 @@ fn extension(oid: &[u64], critical: bool, value: &[u8]) -> Result<X509Extension,
     X509Extension::new_from_der(&object, critical, &octets)
 }
 
-/// Minimal DER encoder (X.690 §10) for the few extension values built here.
-mod der {
-    /// Tag-length-value with a definite length (X.690 §8.1.3).
-    pub(super) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        let len = content.len();
-        if len < 0x80 {
-            out.push(len as u8);
-        } else {
-            let bytes = len.to_be_bytes();
-            let skip = bytes.iter().take_while(|b| **b == 0).count();
-            let significant = &bytes[skip..];
-            out.push(0x80 | significant.len() as u8);
-            out.extend_from_slice(significant);
-        }
-        out.extend_from_slice(content);
-        out
+/// Extension values, encoded with the `x509-cert` types (RFC 5280 §4.2.1.4, §4.2.1.13, §4.2.1.15,
+/// §4.2.2.1) and RFC 6960 §4.2.2.2.1's NULL.
+mod ext_der {
+    use ::der::Encode;
+    use ::der::asn1::{Ia5String, ObjectIdentifier};
+    use x509_cert::ext::pkix::certpolicy::PolicyInformation;
+    use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+    use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+    use x509_cert::ext::pkix::{AccessDescription, AuthorityInfoAccessSyntax, CertificatePolicies};
+
+    fn uri(url: &str) -> Result<GeneralName, ::der::Error> {
+        Ok(GeneralName::UniformResourceIdentifier(Ia5String::new(url)?))
     }
 
-    pub(super) fn sequence(items: &[Vec<u8>]) -> Vec<u8> {
-        tlv(0x30, &items.concat())
-    }
-
+    /// DER NULL.
     pub(super) fn null() -> Vec<u8> {
         vec![0x05, 0x00]
     }
 
-    /// OBJECT IDENTIFIER from its arcs (X.690 §8.19); `arcs` has at least two arcs, the first ≤ 2.
-    pub(super) fn oid(arcs: &[u64]) -> Vec<u8> {
-        let mut content = Vec::new();
-        let (first, rest) = match arcs {
-            [a, b, rest @ ..] => (a * 40 + b, rest),
-            [a] => (a * 40, &[][..]),
-            [] => (0, &[][..]),
+    /// CRLDistributionPoints (also FreshestCRL) with one `fullName` URI.
+    pub(super) fn distribution_points(url: &str) -> Result<Vec<u8>, ::der::Error> {
+        let dp = DistributionPoint {
+            distribution_point: Some(DistributionPointName::FullName(vec![uri(url)?])),
+            reasons: None,
+            crl_issuer: None,
         };
-        for arc in std::iter::once(first).chain(rest.iter().copied()) {
-            let mut groups = vec![(arc & 0x7f) as u8];
-            let mut value = arc >> 7;
-            while value > 0 {
-                groups.push(0x80 | (value & 0x7f) as u8);
-                value >>= 7;
-            }
-            content.extend(groups.iter().rev());
-        }
-        tlv(0x06, &content)
+        vec![dp].to_der()
     }
 
-    /// GeneralName uniformResourceIdentifier: `[6] IMPLICIT IA5String` (RFC 5280 §4.2.1.6).
-    pub(super) fn uri(url: &str) -> Vec<u8> {
-        tlv(0x86, url.as_bytes())
-    }
-
-    /// CRLDistributionPoints (also FreshestCRL) with one DistributionPoint whose
-    /// distributionPoint is `[0] fullName [0] GeneralNames { uri }` (RFC 5280 §4.2.1.13).
-    pub(super) fn distribution_points(url: &str) -> Vec<u8> {
-        let full_name = tlv(0xa0, &uri(url));
-        let distribution_point_name = tlv(0xa0, &full_name);
-        sequence(&[sequence(&[distribution_point_name])])
-    }
-
-    /// AuthorityInfoAccessSyntax with an OCSP and a caIssuers AccessDescription (RFC 5280 §4.2.2.1).
-    pub(super) fn authority_info_access(ocsp_url: &str, ca_issuers_url: &str) -> Vec<u8> {
-        sequence(&[
-            sequence(&[oid(super::OID_AD_OCSP), uri(ocsp_url)]),
-            sequence(&[oid(super::OID_AD_CA_ISSUERS), uri(ca_issuers_url)]),
+    /// AuthorityInfoAccessSyntax with an OCSP and a caIssuers AccessDescription.
+    pub(super) fn authority_info_access(
+        ocsp_url: &str,
+        ca_issuers_url: &str,
+    ) -> Result<Vec<u8>, ::der::Error> {
+        AuthorityInfoAccessSyntax(vec![
+            AccessDescription {
+                access_method: const_oid::db::rfc5280::ID_AD_OCSP,
+                access_location: uri(ocsp_url)?,
+            },
+            AccessDescription {
+                access_method: const_oid::db::rfc5280::ID_AD_CA_ISSUERS,
+                access_location: uri(ca_issuers_url)?,
+            },
         ])
+        .to_der()
     }
 
-    /// certificatePolicies with one PolicyInformation and no qualifier (RFC 5280 §4.2.1.4).
-    pub(super) fn certificate_policies(policy: &[u64]) -> Vec<u8> {
-        sequence(&[sequence(&[oid(policy)])])
+    /// certificatePolicies with one PolicyInformation, no qualifier.
+    pub(super) fn certificate_policies(policy: &[u64]) -> Result<Vec<u8>, ::der::Error> {
+        let dotted = policy
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(".");
+        let oid = ObjectIdentifier::new(&dotted)
+            .map_err(|_| ::der::Tag::ObjectIdentifier.value_error())?;
+        CertificatePolicies(vec![PolicyInformation {
+            policy_identifier: oid,
+            policy_qualifiers: None,
+        }])
+        .to_der()
     }
 }
 
@@ -1334,22 +1330,26 @@ mod tests {
     }
 
     #[test]
-    fn der_encoder_matches_known_encodings() {
-        // id-pkix-ocsp-nocheck, X.690 base-128 arcs.
+    fn extension_values_are_the_expected_der() {
+        use ::der::Decode;
+        let dp = ext_der::distribution_points("http://x/crl/a.crl").expect("encodes");
+        let parsed = x509_cert::ext::pkix::CrlDistributionPoints::from_der(&dp).expect("decodes");
+        assert_eq!(parsed.0.len(), 1);
+        let aia =
+            ext_der::authority_info_access("http://x/ocsp", "http://x/ca.crt").expect("encodes");
         assert_eq!(
-            der::oid(OID_PKIX_OCSP_NOCHECK),
-            [
-                0x06, 0x09, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x05
-            ]
+            x509_cert::ext::pkix::AuthorityInfoAccessSyntax::from_der(&aia)
+                .expect("decodes")
+                .0
+                .len(),
+            2
         );
+        let cp = ext_der::certificate_policies(&[1, 2, 250, 1, 213]).expect("encodes");
         // 1.2.250.1.213: 250 needs two base-128 groups.
-        assert_eq!(
-            der::oid(&[1, 2, 250, 1, 213]),
-            [0x06, 0x06, 0x2a, 0x81, 0x7a, 0x01, 0x81, 0x55]
+        assert!(
+            cp.windows(8)
+                .any(|w| w == [0x06, 0x06, 0x2a, 0x81, 0x7a, 0x01, 0x81, 0x55])
         );
-        let long = der::tlv(0x04, &[0u8; 300]);
-        assert_eq!(long[..4], [0x04, 0x82, 0x01, 0x2c]);
-        assert_eq!(long.len(), 304);
     }
 
     #[test]

@@ -51,7 +51,12 @@ pub enum HashAlg {
 
 impl HashAlg {
     /// All supported algorithms, in index order.
-    pub const ALL: [HashAlg; 4] = [HashAlg::Sha1, HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512];
+    pub const ALL: [HashAlg; 4] = [
+        HashAlg::Sha1,
+        HashAlg::Sha256,
+        HashAlg::Sha384,
+        HashAlg::Sha512,
+    ];
 
     /// From the DER content octets of its OBJECT IDENTIFIER.
     pub fn from_oid(oid: &const_oid::ObjectIdentifier) -> Option<HashAlg> {
@@ -157,13 +162,22 @@ pub fn read_cert(path: &Path) -> Result<X509, String> {
 /// The value of the subjectPublicKey BIT STRING of a certificate (what CertID's issuerKeyHash and
 /// ResponderID's byKey hash).
 pub fn subject_public_key_bits(cert_der: &[u8]) -> Result<Vec<u8>, String> {
-    let cert = x509_cert::Certificate::from_der(cert_der).map_err(|e| format!("certificate does not parse: {e}"))?;
-    Ok(cert.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes().to_vec())
+    let cert = x509_cert::Certificate::from_der(cert_der)
+        .map_err(|e| format!("certificate does not parse: {e}"))?;
+    Ok(cert
+        .tbs_certificate
+        .subject_public_key_info
+        .subject_public_key
+        .raw_bytes()
+        .to_vec())
 }
 
 fn x509_time(t: &openssl::asn1::Asn1TimeRef) -> UnixTime {
     let epoch = openssl::asn1::Asn1Time::from_unix(0).expect("the epoch is representable");
-    let diff = epoch.diff(t).map(|d| i64::from(d.days) * 86400 + i64::from(d.secs)).unwrap_or(0);
+    let diff = epoch
+        .diff(t)
+        .map(|d| i64::from(d.days) * 86400 + i64::from(d.secs))
+        .unwrap_or(0);
     UnixTime(diff)
 }
 
@@ -182,7 +196,7 @@ pub fn one_line_name(name: &openssl::x509::X509NameRef) -> String {
     name.entries()
         .map(|e| {
             let key = e.object().nid().short_name().unwrap_or("?");
-            let value = e.data().as_utf8().map(|s| s.to_string()).unwrap_or_default();
+            let value = e.data().to_string().unwrap_or_default();
             format!("{key}={value}")
         })
         .collect::<Vec<_>>()
@@ -191,7 +205,11 @@ pub fn one_line_name(name: &openssl::x509::X509NameRef) -> String {
 
 impl Ca {
     fn load(index: usize, c: &CaConfig) -> Result<Ca, Error> {
-        let err = |key: &'static str, message: String| Error { index, key, message };
+        let err = |key: &'static str, message: String| Error {
+            index,
+            key,
+            message,
+        };
         let cert = read_cert(&c.cert).map_err(|m| err("cert", m))?;
         let cert_der = cert.to_der().map_err(|e| err("cert", e.to_string()))?;
         let parsed = x509_cert::Certificate::from_der(&cert_der)
@@ -203,21 +221,46 @@ impl Ca {
             .flatten()
             .is_some_and(|(_, bc)| bc.ca);
         if !is_ca {
-            return Err(err("cert", format!("{} is not a CA certificate (basicConstraints cA is not TRUE)", c.cert.display())));
+            return Err(err(
+                "cert",
+                format!(
+                    "{} is not a CA certificate (basicConstraints cA is not TRUE)",
+                    c.cert.display()
+                ),
+            ));
         }
         let crl_signer = Signer::from_file(&c.key).map_err(|e| err("key", e.to_string()))?;
         if !crl_signer.public_key_matches(&cert) {
-            return Err(err("key", format!("{} does not match the public key of {}", c.key.display(), c.cert.display())));
+            return Err(err(
+                "key",
+                format!(
+                    "{} does not match the public key of {}",
+                    c.key.display(),
+                    c.cert.display()
+                ),
+            ));
         }
 
         let ocsp_cert = read_cert(&c.ocsp_cert).map_err(|m| err("ocsp_cert", m))?;
-        let ocsp_cert_der = ocsp_cert.to_der().map_err(|e| err("ocsp_cert", e.to_string()))?;
+        let ocsp_cert_der = ocsp_cert
+            .to_der()
+            .map_err(|e| err("ocsp_cert", e.to_string()))?;
         let self_signing = ocsp_cert_der == cert_der;
         if !self_signing {
             if cert.issued(&ocsp_cert) != X509VerifyResult::OK
-                || !cert.public_key().and_then(|k| ocsp_cert.verify(&k)).unwrap_or(false)
+                || !cert
+                    .public_key()
+                    .and_then(|k| ocsp_cert.verify(&k))
+                    .unwrap_or(false)
             {
-                return Err(err("ocsp_cert", format!("{} was not issued by {}", c.ocsp_cert.display(), c.cert.display())));
+                return Err(err(
+                    "ocsp_cert",
+                    format!(
+                        "{} was not issued by {}",
+                        c.ocsp_cert.display(),
+                        c.cert.display()
+                    ),
+                ));
             }
             let parsed_ocsp = x509_cert::Certificate::from_der(&ocsp_cert_der)
                 .map_err(|e| err("ocsp_cert", format!("certificate does not parse: {e}")))?;
@@ -226,38 +269,62 @@ impl Ca {
                 .get::<ExtendedKeyUsage>()
                 .ok()
                 .flatten()
-                .is_some_and(|(_, eku)| eku.0.contains(&const_oid::db::rfc5280::ID_KP_OCSP_SIGNING));
+                .is_some_and(|(_, eku)| {
+                    eku.0.contains(&const_oid::db::rfc5280::ID_KP_OCSP_SIGNING)
+                });
             if !has_eku {
                 return Err(err(
                     "ocsp_cert",
-                    format!("{} lacks extendedKeyUsage id-kp-OCSPSigning (RFC 6960 §4.2.2.2)", c.ocsp_cert.display()),
+                    format!(
+                        "{} lacks extendedKeyUsage id-kp-OCSPSigning (RFC 6960 §4.2.2.2)",
+                        c.ocsp_cert.display()
+                    ),
                 ));
             }
         }
-        let ocsp_signer = Signer::from_file(&c.ocsp_key).map_err(|e| err("ocsp_key", e.to_string()))?;
+        let ocsp_signer =
+            Signer::from_file(&c.ocsp_key).map_err(|e| err("ocsp_key", e.to_string()))?;
         if !ocsp_signer.public_key_matches(&ocsp_cert) {
             return Err(err(
                 "ocsp_key",
-                format!("{} does not match the public key of {}", c.ocsp_key.display(), c.ocsp_cert.display()),
+                format!(
+                    "{} does not match the public key of {}",
+                    c.ocsp_key.display(),
+                    c.ocsp_cert.display()
+                ),
             ));
         }
         let now = crate::clock::Clock::now(&crate::clock::SystemClock);
         let ocsp_cert_not_after = not_after(&ocsp_cert);
         if ocsp_cert_not_after <= now {
-            return Err(err("ocsp_cert", format!("{} expired on {ocsp_cert_not_after}", c.ocsp_cert.display())));
+            return Err(err(
+                "ocsp_cert",
+                format!("{} expired on {ocsp_cert_not_after}", c.ocsp_cert.display()),
+            ));
         }
 
-        let subject_der = cert.subject_name().to_der().map_err(|e| err("cert", e.to_string()))?;
+        let subject_der = cert
+            .subject_name()
+            .to_der()
+            .map_err(|e| err("cert", e.to_string()))?;
         let key_bits = subject_public_key_bits(&cert_der).map_err(|m| err("cert", m))?;
         let hashes = HashAlg::ALL.map(|alg| IssuerHashes {
-            name: hash(alg.digest(), &subject_der).map(|d| d.to_vec()).unwrap_or_default(),
-            key: hash(alg.digest(), &key_bits).map(|d| d.to_vec()).unwrap_or_default(),
+            name: hash(alg.digest(), &subject_der)
+                .map(|d| d.to_vec())
+                .unwrap_or_default(),
+            key: hash(alg.digest(), &key_bits)
+                .map(|d| d.to_vec())
+                .unwrap_or_default(),
         });
         let key_sha1 = hashes[HashAlg::Sha1.index()].key.clone();
-        let key_identifier = cert.subject_key_id().map(|k| k.as_slice().to_vec()).unwrap_or_else(|| key_sha1.clone());
+        let key_identifier = cert
+            .subject_key_id()
+            .map(|k| k.as_slice().to_vec())
+            .unwrap_or_else(|| key_sha1.clone());
         let ocsp_bits = subject_public_key_bits(&ocsp_cert_der).map_err(|m| err("ocsp_cert", m))?;
-        let responder_key_hash =
-            hash(MessageDigest::sha1(), &ocsp_bits).map(|d| d.to_vec()).map_err(|e| err("ocsp_cert", e.to_string()))?;
+        let responder_key_hash = hash(MessageDigest::sha1(), &ocsp_bits)
+            .map(|d| d.to_vec())
+            .map_err(|e| err("ocsp_cert", e.to_string()))?;
         Ok(Ca {
             index,
             id: c.id.clone(),
@@ -293,7 +360,11 @@ impl CaRegistry {
         for (i, c) in cas.iter().enumerate() {
             let ca = Ca::load(i, c)?;
             if let Some(twin) = loaded.iter().find(|o| o.cert_der == ca.cert_der) {
-                return Err(Error { index: i, key: "cert", message: format!("same certificate as CA {:?}", twin.id.as_str()) });
+                return Err(Error {
+                    index: i,
+                    key: "cert",
+                    message: format!("same certificate as CA {:?}", twin.id.as_str()),
+                });
             }
             loaded.push(Arc::new(ca));
         }
@@ -302,7 +373,9 @@ impl CaRegistry {
 
     /// The CA a CertID designates (RFC 6960 §4.1.1): both hashes must match.
     pub fn find(&self, alg: HashAlg, name_hash: &[u8], key_hash: &[u8]) -> Option<&Arc<Ca>> {
-        self.cas.iter().find(|ca| ca.matches(alg, name_hash, key_hash))
+        self.cas
+            .iter()
+            .find(|ca| ca.matches(alg, name_hash, key_hash))
     }
 
     /// The CA with this id.

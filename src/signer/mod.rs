@@ -48,11 +48,13 @@ mod alg {
         0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05, 0x00,
     ];
     /// ecdsa-with-SHA256 (1.2.840.10045.4.3.2), no parameters.
-    pub const ECDSA_WITH_SHA256: &[u8] =
-        &[0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+    pub const ECDSA_WITH_SHA256: &[u8] = &[
+        0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
+    ];
     /// ecdsa-with-SHA384 (1.2.840.10045.4.3.3), no parameters.
-    pub const ECDSA_WITH_SHA384: &[u8] =
-        &[0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03];
+    pub const ECDSA_WITH_SHA384: &[u8] = &[
+        0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03,
+    ];
 }
 
 /// The kind of key, for metrics and display.
@@ -87,7 +89,9 @@ pub struct Signer {
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer").field("kind", &self.kind).finish_non_exhaustive()
+        f.debug_struct("Signer")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
     }
 }
 
@@ -95,31 +99,53 @@ impl Signer {
     /// Loads a private key from a PEM (PKCS#8 or traditional) or DER file.
     pub fn from_file(path: &Path) -> Result<Signer, Error> {
         let shown = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| Error::Read { path: shown.clone(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| Error::Read {
+            path: shown.clone(),
+            source,
+        })?;
         let key = PKey::private_key_from_pem(&bytes)
             .or_else(|_| PKey::private_key_from_der(&bytes))
-            .map_err(|source| Error::Parse { path: shown, source })?;
+            .map_err(|source| Error::Parse {
+                path: shown,
+                source,
+            })?;
         Signer::new(key)
     }
 
     /// Wraps a key, choosing the signature algorithm from its type.
     pub fn new(key: PKey<Private>) -> Result<Signer, Error> {
         let (kind, digest, algorithm) = match key.id() {
-            Id::RSA => (KeyKind::Rsa(key.bits()), MessageDigest::sha256(), alg::SHA256_WITH_RSA),
+            Id::RSA => (
+                KeyKind::Rsa(key.bits()),
+                MessageDigest::sha256(),
+                alg::SHA256_WITH_RSA,
+            ),
             Id::EC => {
                 let ec = key.ec_key()?;
                 match ec.group().curve_name() {
-                    Some(Nid::X9_62_PRIME256V1) => {
-                        (KeyKind::EcP256, MessageDigest::sha256(), alg::ECDSA_WITH_SHA256)
-                    }
-                    Some(Nid::SECP384R1) => (KeyKind::EcP384, MessageDigest::sha384(), alg::ECDSA_WITH_SHA384),
+                    Some(Nid::X9_62_PRIME256V1) => (
+                        KeyKind::EcP256,
+                        MessageDigest::sha256(),
+                        alg::ECDSA_WITH_SHA256,
+                    ),
+                    Some(Nid::SECP384R1) => (
+                        KeyKind::EcP384,
+                        MessageDigest::sha384(),
+                        alg::ECDSA_WITH_SHA384,
+                    ),
                     other => return Err(Error::Unsupported(format!("EC curve {other:?}"))),
                 }
             }
             other => return Err(Error::Unsupported(format!("{other:?}"))),
         };
         let public_key_der = key.public_key_to_der()?;
-        Ok(Signer { key, kind, digest, algorithm, public_key_der })
+        Ok(Signer {
+            key,
+            kind,
+            digest,
+            algorithm,
+            public_key_der,
+        })
     }
 
     /// Signs `tbs`, returning the signature value (PKCS#1 v1.5 bytes, or a DER ECDSA-Sig-Value).
@@ -146,7 +172,9 @@ impl Signer {
 
     /// The key, for comparing with a certificate's public key.
     pub fn public_key_matches(&self, cert: &openssl::x509::X509Ref) -> bool {
-        cert.public_key().map(|pk| self.key.public_eq(&pk)).unwrap_or(false)
+        cert.public_key()
+            .map(|pk| self.key.public_eq(&pk))
+            .unwrap_or(false)
     }
 }
 
@@ -179,7 +207,11 @@ mod tests {
     #[test]
     fn algorithm_identifiers_parse() {
         use der::Decode;
-        for der_alg in [alg::SHA256_WITH_RSA, alg::ECDSA_WITH_SHA256, alg::ECDSA_WITH_SHA384] {
+        for der_alg in [
+            alg::SHA256_WITH_RSA,
+            alg::ECDSA_WITH_SHA256,
+            alg::ECDSA_WITH_SHA384,
+        ] {
             spki::AlgorithmIdentifierOwned::from_der(der_alg).expect("valid DER");
         }
     }

@@ -99,12 +99,17 @@ mod tests {
     #[test]
     fn serial_keys_sort_numerically() {
         let ca = CaId::new("x").expect("valid");
-        let mut serials: Vec<Serial> =
-            ["01", "ff", "0100", "7f", "80", "ffff", "010000"].iter().map(|h| Serial::from_hex(h).expect("valid")).collect();
+        let mut serials: Vec<Serial> = ["01", "ff", "0100", "7f", "80", "ffff", "010000"]
+            .iter()
+            .map(|h| Serial::from_hex(h).expect("valid"))
+            .collect();
         let mut keys: Vec<Vec<u8>> = serials.iter().map(|s| cert(&ca, s)).collect();
         keys.sort();
         serials.sort();
-        let back: Vec<Serial> = keys.iter().map(|k| serial_of(k).expect("a cert key")).collect();
+        let back: Vec<Serial> = keys
+            .iter()
+            .map(|k| serial_of(k).expect("a cert key"))
+            .collect();
         assert_eq!(back, serials);
     }
 

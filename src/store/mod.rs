@@ -27,7 +27,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options,
+    ReadOptions, WriteBatch, WriteOptions,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{CaId, CertRecord, Event, EventKind, Revocation, Serial, UnixTime};
@@ -130,7 +133,11 @@ impl GroupSync {
         s.written
     }
 
-    fn wait(&self, ticket: u64, sync: impl Fn() -> Result<(), rocksdb::Error>) -> Result<(), Error> {
+    fn wait(
+        &self,
+        ticket: u64,
+        sync: impl Fn() -> Result<(), rocksdb::Error>,
+    ) -> Result<(), Error> {
         let mut s = lock(&self.state);
         while s.synced < ticket {
             if s.syncing {
@@ -185,7 +192,10 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { block_cache_bytes: 64 << 20, sync: true }
+        StoreOptions {
+            block_cache_bytes: 64 << 20,
+            sync: true,
+        }
     }
 }
 
@@ -201,12 +211,17 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.db.path()).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("path", &self.db.path())
+            .finish_non_exhaustive()
     }
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(cf: &'static str, bytes: &[u8]) -> Result<T, Error> {
-    postcard::from_bytes(bytes).map_err(|e| Error::Corrupt { cf, message: e.to_string() })
+    postcard::from_bytes(bytes).map_err(|e| Error::Corrupt {
+        cf,
+        message: e.to_string(),
+    })
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -242,13 +257,16 @@ impl Store {
         let db = DB::open_cf_descriptors(&db_opts, path, descriptors)?;
 
         let schema_key = keys::global_meta("schema");
-        let meta = db.cf_handle(cf::META).expect("META is created with the database");
+        let meta = db
+            .cf_handle(cf::META)
+            .expect("META is created with the database");
         match db.get_cf(meta, &schema_key)? {
             Some(v) => {
-                let found = u64::from_be_bytes(v.as_slice().try_into().map_err(|_| Error::Corrupt {
-                    cf: cf::META,
-                    message: "schema version is not 8 bytes".into(),
-                })?);
+                let found =
+                    u64::from_be_bytes(v.as_slice().try_into().map_err(|_| Error::Corrupt {
+                        cf: cf::META,
+                        message: "schema version is not 8 bytes".into(),
+                    })?);
                 if found > SCHEMA_VERSION {
                     return Err(Error::Schema { found });
                 }
@@ -259,19 +277,33 @@ impl Store {
         let mut ledgers = Vec::with_capacity(cas.len());
         for ca in cas {
             let last = Self::last_event_seq(&db, ca)?;
-            ledgers.push(Ledger { id: ca.clone(), last_seq: Mutex::new(last) });
+            ledgers.push(Ledger {
+                id: ca.clone(),
+                last_seq: Mutex::new(last),
+            });
         }
         let generations = (0..STRIPES).map(|_| AtomicU64::new(0)).collect();
         let (committed, _) = tokio::sync::broadcast::channel(1024);
-        Ok(Store { db, ledgers, group: GroupSync::default(), sync: options.sync, generations, committed })
+        Ok(Store {
+            db,
+            ledgers,
+            group: GroupSync::default(),
+            sync: options.sync,
+            generations,
+            committed,
+        })
     }
 
     fn cf(&self, name: &'static str) -> &rocksdb::ColumnFamily {
-        self.db.cf_handle(name).expect("every column family in cf::ALL is created at open")
+        self.db
+            .cf_handle(name)
+            .expect("every column family in cf::ALL is created at open")
     }
 
     fn last_event_seq(db: &DB, ca: &CaId) -> Result<u64, Error> {
-        let events = db.cf_handle(cf::EVENTS).expect("EVENTS is created with the database");
+        let events = db
+            .cf_handle(cf::EVENTS)
+            .expect("EVENTS is created with the database");
         let prefix = keys::ca_prefix(ca);
         let end = keys::prefix_end(&prefix);
         let mut it = db.iterator_cf(events, IteratorMode::From(&end, Direction::Reverse));
@@ -291,12 +323,18 @@ impl Store {
     }
 
     fn ledger(&self, ca: &CaId) -> Result<&Ledger, Error> {
-        self.ledgers.iter().find(|l| &l.id == ca).ok_or_else(|| Error::UnknownCa(ca.to_string()))
+        self.ledgers
+            .iter()
+            .find(|l| &l.id == ca)
+            .ok_or_else(|| Error::UnknownCa(ca.to_string()))
     }
 
     /// The record of one certificate.
     pub fn cert(&self, ca: &CaId, serial: &Serial) -> Result<Option<CertRecord>, Error> {
-        match self.db.get_pinned_cf(self.cf(cf::CERTS), keys::cert(ca, serial))? {
+        match self
+            .db
+            .get_pinned_cf(self.cf(cf::CERTS), keys::cert(ca, serial))?
+        {
             Some(v) => Ok(Some(decode(cf::CERTS, &v)?)),
             None => Ok(None),
         }
@@ -310,7 +348,10 @@ impl Store {
     }
 
     fn ca_index(&self, ca: &CaId) -> usize {
-        self.ledgers.iter().position(|l| &l.id == ca).unwrap_or(usize::MAX)
+        self.ledgers
+            .iter()
+            .position(|l| &l.id == ca)
+            .unwrap_or(usize::MAX)
     }
 
     /// Last event sequence number of a CA (0 when none).
@@ -350,7 +391,13 @@ impl Store {
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(false);
-        let Tx { batch, seqs, changed, revocation_changed, .. } = tx;
+        let Tx {
+            batch,
+            seqs,
+            changed,
+            revocation_changed,
+            ..
+        } = tx;
         self.db.write_opt(batch, &wo).map_err(Error::from)?;
         for (id, guard) in guards.iter_mut() {
             if let Some(seq) = seqs.get(id) {
@@ -370,7 +417,11 @@ impl Store {
             let revocation_changed = revocation_changed.get(&ca).copied().unwrap_or(false);
             if changed.iter().any(|(c, _)| *c == ca) {
                 // No subscriber is not an error.
-                let _ = self.committed.send(Committed { ca, last_seq, revocation_changed });
+                let _ = self.committed.send(Committed {
+                    ca,
+                    last_seq,
+                    revocation_changed,
+                });
             }
         }
         Ok(out)
@@ -382,64 +433,115 @@ impl Store {
     }
 
     /// A stored OCSP response.
-    pub fn ocsp_response(&self, ca: &CaId, serial: &Serial, variant: u8) -> Result<Option<StoredResponse>, Error> {
-        match self.db.get_pinned_cf(self.cf(cf::OCSP), keys::ocsp(ca, serial, variant))? {
+    pub fn ocsp_response(
+        &self,
+        ca: &CaId,
+        serial: &Serial,
+        variant: u8,
+    ) -> Result<Option<StoredResponse>, Error> {
+        match self
+            .db
+            .get_pinned_cf(self.cf(cf::OCSP), keys::ocsp(ca, serial, variant))?
+        {
             Some(v) => Ok(Some(decode(cf::OCSP, &v)?)),
             None => Ok(None),
         }
     }
 
     /// Stores a signed OCSP response (not synced: it can always be signed again).
-    pub fn put_ocsp_response(&self, ca: &CaId, serial: &Serial, variant: u8, r: &StoredResponse) -> Result<(), Error> {
+    pub fn put_ocsp_response(
+        &self,
+        ca: &CaId,
+        serial: &Serial,
+        variant: u8,
+        r: &StoredResponse,
+    ) -> Result<(), Error> {
         let mut wo = WriteOptions::default();
         wo.disable_wal(true);
-        self.db.put_cf_opt(self.cf(cf::OCSP), keys::ocsp(ca, serial, variant), encode(r), &wo)?;
+        self.db.put_cf_opt(
+            self.cf(cf::OCSP),
+            keys::ocsp(ca, serial, variant),
+            encode(r),
+            &wo,
+        )?;
         Ok(())
     }
 
     /// Deletes a stored OCSP response.
-    pub fn delete_ocsp_response(&self, ca: &CaId, serial: &Serial, variant: u8) -> Result<(), Error> {
-        self.db.delete_cf(self.cf(cf::OCSP), keys::ocsp(ca, serial, variant))?;
+    pub fn delete_ocsp_response(
+        &self,
+        ca: &CaId,
+        serial: &Serial,
+        variant: u8,
+    ) -> Result<(), Error> {
+        self.db
+            .delete_cf(self.cf(cf::OCSP), keys::ocsp(ca, serial, variant))?;
         Ok(())
     }
 
     /// Every stored OCSP response of a CA: (serial, variant, response). For the refresher.
-    pub fn ocsp_responses(&self, ca: &CaId) -> impl Iterator<Item = Result<(Serial, u8, StoredResponse), Error>> + '_ {
+    pub fn ocsp_responses(
+        &self,
+        ca: &CaId,
+    ) -> impl Iterator<Item = Result<(Serial, u8, StoredResponse), Error>> + '_ {
         self.prefix_iter(cf::OCSP, keys::ca_prefix(ca)).map(|item| {
             let (k, v) = item?;
-            let (serial, variant) = keys::parse_ocsp(&k)
-                .ok_or_else(|| Error::Corrupt { cf: cf::OCSP, message: "bad key".into() })?;
+            let (serial, variant) = keys::parse_ocsp(&k).ok_or_else(|| Error::Corrupt {
+                cf: cf::OCSP,
+                message: "bad key".into(),
+            })?;
             Ok((serial, variant, decode(cf::OCSP, &v)?))
         })
     }
 
     /// Every revoked certificate of a CA, in serial order.
-    pub fn revoked(&self, ca: &CaId) -> impl Iterator<Item = Result<(Serial, RevokedEntry), Error>> + '_ {
-        self.prefix_iter(cf::REVOKED, keys::ca_prefix(ca)).map(|item| {
-            let (k, v) = item?;
-            let serial =
-                keys::serial_of(&k).ok_or_else(|| Error::Corrupt { cf: cf::REVOKED, message: "bad key".into() })?;
-            Ok((serial, decode(cf::REVOKED, &v)?))
-        })
+    pub fn revoked(
+        &self,
+        ca: &CaId,
+    ) -> impl Iterator<Item = Result<(Serial, RevokedEntry), Error>> + '_ {
+        self.prefix_iter(cf::REVOKED, keys::ca_prefix(ca))
+            .map(|item| {
+                let (k, v) = item?;
+                let serial = keys::serial_of(&k).ok_or_else(|| Error::Corrupt {
+                    cf: cf::REVOKED,
+                    message: "bad key".into(),
+                })?;
+                Ok((serial, decode(cf::REVOKED, &v)?))
+            })
     }
 
     /// Every certificate record of a CA, in serial order.
-    pub fn certs(&self, ca: &CaId) -> impl Iterator<Item = Result<(Serial, CertRecord), Error>> + '_ {
-        self.prefix_iter(cf::CERTS, keys::ca_prefix(ca)).map(|item| {
-            let (k, v) = item?;
-            let serial = keys::serial_of(&k).ok_or_else(|| Error::Corrupt { cf: cf::CERTS, message: "bad key".into() })?;
-            Ok((serial, decode(cf::CERTS, &v)?))
-        })
+    pub fn certs(
+        &self,
+        ca: &CaId,
+    ) -> impl Iterator<Item = Result<(Serial, CertRecord), Error>> + '_ {
+        self.prefix_iter(cf::CERTS, keys::ca_prefix(ca))
+            .map(|item| {
+                let (k, v) = item?;
+                let serial = keys::serial_of(&k).ok_or_else(|| Error::Corrupt {
+                    cf: cf::CERTS,
+                    message: "bad key".into(),
+                })?;
+                Ok((serial, decode(cf::CERTS, &v)?))
+            })
     }
 
     /// Events of a CA with sequence numbers greater than `after`, in order.
-    pub fn events_after(&self, ca: &CaId, after: u64) -> impl Iterator<Item = Result<Event, Error>> + '_ {
+    pub fn events_after(
+        &self,
+        ca: &CaId,
+        after: u64,
+    ) -> impl Iterator<Item = Result<Event, Error>> + '_ {
         let prefix = keys::ca_prefix(ca);
         let start = keys::event(ca, after.saturating_add(1));
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(keys::prefix_end(&prefix));
         self.db
-            .iterator_cf_opt(self.cf(cf::EVENTS), ro, IteratorMode::From(&start, Direction::Forward))
+            .iterator_cf_opt(
+                self.cf(cf::EVENTS),
+                ro,
+                IteratorMode::From(&start, Direction::Forward),
+            )
             .map(|item| {
                 let (_, v) = item?;
                 decode(cf::EVENTS, &v)
@@ -454,7 +556,11 @@ impl Store {
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(keys::prefix_end(&prefix));
         self.db
-            .iterator_cf_opt(self.cf(cf_name), ro, IteratorMode::From(&prefix, Direction::Forward))
+            .iterator_cf_opt(
+                self.cf(cf_name),
+                ro,
+                IteratorMode::From(&prefix, Direction::Forward),
+            )
             .map(|item| item.map_err(Error::from))
     }
 
@@ -464,7 +570,11 @@ impl Store {
     }
 
     /// Writes raw `crl` CF and `meta` entries in one synced batch (for the CRL publisher).
-    pub fn write_synced(&self, crl_puts: &[(Vec<u8>, Vec<u8>)], meta_puts: &[(Vec<u8>, Vec<u8>)]) -> Result<(), Error> {
+    pub fn write_synced(
+        &self,
+        crl_puts: &[(Vec<u8>, Vec<u8>)],
+        meta_puts: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<(), Error> {
         let mut batch = WriteBatch::default();
         for (k, v) in crl_puts {
             batch.put_cf(self.cf(cf::CRL), k, v);
@@ -525,8 +635,17 @@ impl Tx<'_> {
 
     /// Stages `record` as the new state of (ca, serial), logging `kind` as its event. Returns the
     /// event's sequence number, which becomes the record's version.
-    pub fn put(&mut self, ca: &CaId, serial: &Serial, mut record: CertRecord, kind: EventKind) -> Result<u64, Error> {
-        let seq = self.seqs.get_mut(ca).ok_or_else(|| Error::UnknownCa(ca.to_string()))?;
+    pub fn put(
+        &mut self,
+        ca: &CaId,
+        serial: &Serial,
+        mut record: CertRecord,
+        kind: EventKind,
+    ) -> Result<u64, Error> {
+        let seq = self
+            .seqs
+            .get_mut(ca)
+            .ok_or_else(|| Error::UnknownCa(ca.to_string()))?;
         *seq += 1;
         let seq = *seq;
         record.version = seq;
@@ -536,19 +655,27 @@ impl Tx<'_> {
         if before != record.revocation {
             self.revocation_changed.insert(ca.clone(), true);
         }
-        self.batch.put_cf(store.cf(cf::CERTS), &key, encode(&record));
+        self.batch
+            .put_cf(store.cf(cf::CERTS), &key, encode(&record));
         match &record.revocation {
             Some(revocation) => {
                 let entry = RevokedEntry {
                     revocation: revocation.clone(),
                     not_after: record.issuance.as_ref().map(|i| i.not_after),
                 };
-                self.batch.put_cf(store.cf(cf::REVOKED), &key, encode(&entry));
+                self.batch
+                    .put_cf(store.cf(cf::REVOKED), &key, encode(&entry));
             }
             None => self.batch.delete_cf(store.cf(cf::REVOKED), &key),
         }
-        let event = Event { seq, recorded_at: self.now, serial: serial.clone(), kind };
-        self.batch.put_cf(store.cf(cf::EVENTS), keys::event(ca, seq), encode(&event));
+        let event = Event {
+            seq,
+            recorded_at: self.now,
+            serial: serial.clone(),
+            kind,
+        };
+        self.batch
+            .put_cf(store.cf(cf::EVENTS), keys::event(ca, seq), encode(&event));
         self.changed.push((ca.clone(), serial.clone()));
         self.staged.insert((ca.clone(), serial.clone()), record);
         Ok(seq)
@@ -566,7 +693,12 @@ mod tests {
     use crate::model::{Issuance, RevocationReason};
 
     fn issuance() -> Issuance {
-        Issuance { not_before: UnixTime(0), not_after: UnixTime(1000), subject: None, profile: None }
+        Issuance {
+            not_before: UnixTime(0),
+            not_after: UnixTime(1000),
+            subject: None,
+            profile: None,
+        }
     }
 
     #[test]
@@ -575,27 +707,52 @@ mod tests {
         let ca = CaId::new("ca").expect("valid");
         let s = Serial::from_hex("0102").expect("valid");
         {
-            let store = Store::open(dir.path(), std::slice::from_ref(&ca), &StoreOptions::default()).expect("opens");
+            let store = Store::open(
+                dir.path(),
+                std::slice::from_ref(&ca),
+                &StoreOptions::default(),
+            )
+            .expect("opens");
             let g0 = store.change_generation(0, &s);
             store
-                .transact(std::slice::from_ref(&ca), UnixTime(10), |tx| -> Result<(), Error> {
-                    let rec = CertRecord { issuance: Some(issuance()), revocation: None, version: 0 };
-                    tx.put(&ca, &s, rec, EventKind::Issued(issuance()))?;
-                    let mut rec = tx.record(&ca, &s)?.expect("staged");
-                    let rev = Revocation { revoked_at: UnixTime(20), reason: Some(RevocationReason::KeyCompromise), invalidity_date: None };
-                    rec.revocation = Some(rev.clone());
-                    tx.put(&ca, &s, rec, EventKind::Revoked(rev))?;
-                    Ok(())
-                })
+                .transact(
+                    std::slice::from_ref(&ca),
+                    UnixTime(10),
+                    |tx| -> Result<(), Error> {
+                        let rec = CertRecord {
+                            issuance: Some(issuance()),
+                            revocation: None,
+                            version: 0,
+                        };
+                        tx.put(&ca, &s, rec, EventKind::Issued(issuance()))?;
+                        let mut rec = tx.record(&ca, &s)?.expect("staged");
+                        let rev = Revocation {
+                            revoked_at: UnixTime(20),
+                            reason: Some(RevocationReason::KeyCompromise),
+                            invalidity_date: None,
+                        };
+                        rec.revocation = Some(rev.clone());
+                        tx.put(&ca, &s, rec, EventKind::Revoked(rev))?;
+                        Ok(())
+                    },
+                )
                 .expect("commits");
             assert_ne!(store.change_generation(0, &s), g0);
         }
-        let store = Store::open(dir.path(), std::slice::from_ref(&ca), &StoreOptions::default()).expect("reopens");
+        let store = Store::open(
+            dir.path(),
+            std::slice::from_ref(&ca),
+            &StoreOptions::default(),
+        )
+        .expect("reopens");
         let rec = store.cert(&ca, &s).expect("reads").expect("present");
         assert_eq!(rec.version, 2);
         assert!(rec.revocation.is_some());
         assert_eq!(store.last_seq(&ca).expect("known"), 2);
-        let events: Vec<Event> = store.events_after(&ca, 0).collect::<Result<_, _>>().expect("reads");
+        let events: Vec<Event> = store
+            .events_after(&ca, 0)
+            .collect::<Result<_, _>>()
+            .expect("reads");
         assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
         assert_eq!(store.events_after(&ca, 1).count(), 1);
         let revoked: Vec<_> = store.revoked(&ca).collect::<Result<_, _>>().expect("reads");
@@ -608,9 +765,18 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let ca = CaId::new("ca").expect("valid");
         let s = Serial::from_hex("01").expect("valid");
-        let store = Store::open(dir.path(), std::slice::from_ref(&ca), &StoreOptions::default()).expect("opens");
+        let store = Store::open(
+            dir.path(),
+            std::slice::from_ref(&ca),
+            &StoreOptions::default(),
+        )
+        .expect("opens");
         let r: Result<(), Error> = store.transact(std::slice::from_ref(&ca), UnixTime(1), |tx| {
-            let rec = CertRecord { issuance: Some(issuance()), revocation: None, version: 0 };
+            let rec = CertRecord {
+                issuance: Some(issuance()),
+                revocation: None,
+                version: 0,
+            };
             tx.put(&ca, &s, rec, EventKind::Issued(issuance()))?;
             Err(Error::UnknownCa("abort".into()))
         });
@@ -623,7 +789,12 @@ mod tests {
     fn concurrent_transactions_share_syncs_and_keep_sequences_dense() {
         let dir = tempfile::tempdir().expect("tempdir");
         let ca = CaId::new("ca").expect("valid");
-        let store = Store::open(dir.path(), std::slice::from_ref(&ca), &StoreOptions::default()).expect("opens");
+        let store = Store::open(
+            dir.path(),
+            std::slice::from_ref(&ca),
+            &StoreOptions::default(),
+        )
+        .expect("opens");
         std::thread::scope(|scope| {
             for t in 0..8u8 {
                 let store = &store;
@@ -632,17 +803,28 @@ mod tests {
                     for i in 0..50u8 {
                         let s = Serial::from_magnitude(&[t + 1, i]).expect("valid");
                         store
-                            .transact(std::slice::from_ref(ca), UnixTime(1), |tx| -> Result<(), Error> {
-                                let rec = CertRecord { issuance: Some(issuance()), revocation: None, version: 0 };
-                                tx.put(ca, &s, rec, EventKind::Issued(issuance()))?;
-                                Ok(())
-                            })
+                            .transact(
+                                std::slice::from_ref(ca),
+                                UnixTime(1),
+                                |tx| -> Result<(), Error> {
+                                    let rec = CertRecord {
+                                        issuance: Some(issuance()),
+                                        revocation: None,
+                                        version: 0,
+                                    };
+                                    tx.put(ca, &s, rec, EventKind::Issued(issuance()))?;
+                                    Ok(())
+                                },
+                            )
                             .expect("commits");
                     }
                 });
             }
         });
-        let seqs: Vec<u64> = store.events_after(&ca, 0).map(|e| e.expect("reads").seq).collect();
+        let seqs: Vec<u64> = store
+            .events_after(&ca, 0)
+            .map(|e| e.expect("reads").seq)
+            .collect();
         assert_eq!(seqs, (1..=400).collect::<Vec<_>>());
     }
 }

@@ -18,15 +18,23 @@ use vigie::pki::demo::{DemoCert, DemoOptions, DemoPki, SampleStatus, create_or_l
 pub fn pki() -> &'static DemoPki {
     static PKI: OnceLock<DemoPki> = OnceLock::new();
     PKI.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("test-pki-{}", std::process::id()));
-        let opts = DemoOptions { public_url: "http://127.0.0.1:1".into(), ca_rsa_bits: 2048 };
+        let dir =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("test-pki-{}", std::process::id()));
+        let opts = DemoOptions {
+            public_url: "http://127.0.0.1:1".into(),
+            ca_rsa_bits: 2048,
+        };
         create_or_load(&dir, &opts).expect("demo PKI generates")
     })
 }
 
 /// A sample certificate of `ca` with the given status test.
 pub fn sample(ca: &str, want: impl Fn(&SampleStatus) -> bool) -> &'static DemoCert {
-    pki().certs.iter().find(|c| c.ca_id == ca && want(&c.status)).expect("the demo PKI has such a certificate")
+    pki()
+        .certs
+        .iter()
+        .find(|c| c.ca_id == ca && want(&c.status))
+        .expect("the demo PKI has such a certificate")
 }
 
 /// The first good sample of `ca`.
@@ -36,11 +44,20 @@ pub fn good(ca: &str) -> &'static DemoCert {
 
 /// The sample of `ca` revoked for `reason`.
 pub fn revoked(ca: &str, reason: &str) -> &'static DemoCert {
-    sample(ca, |s| matches!(s, SampleStatus::Revoked { reason: Some(r), .. } if *r == reason))
+    sample(
+        ca,
+        |s| matches!(s, SampleStatus::Revoked { reason: Some(r), .. } if *r == reason),
+    )
 }
 
 pub fn ca_cert(ca: &str) -> PathBuf {
-    pki().cas.iter().find(|c| c.id == ca).expect("known CA").cert.clone()
+    pki()
+        .cas
+        .iter()
+        .find(|c| c.id == ca)
+        .expect("known CA")
+        .cert
+        .clone()
 }
 
 /// Extra per-CA configuration lines (e.g. `unknown_serial = "revoked"`).
@@ -68,7 +85,11 @@ pub fn write_config(dir: &Path, opts: &Options) -> PathBuf {
         opts.global_extra
     );
     for ca in &pki().cas {
-        if opts.only.as_ref().is_some_and(|o| !o.contains(&ca.id.as_str())) {
+        if opts
+            .only
+            .as_ref()
+            .is_some_and(|o| !o.contains(&ca.id.as_str()))
+        {
             continue;
         }
         text.push_str(&format!(
@@ -98,7 +119,9 @@ pub fn seed(config_path: &Path) {
     let store = vigie::service::open_store(&config).expect("store opens");
     let now = SystemClock.now();
     for cert in &pki().certs {
-        let Ok(ca) = CaId::new(&cert.ca_id) else { continue };
+        let Ok(ca) = CaId::new(&cert.ca_id) else {
+            continue;
+        };
         if config.registry.by_id(ca.as_str()).is_none() {
             continue;
         }
@@ -110,7 +133,11 @@ pub fn seed(config_path: &Path) {
             subject: None,
             profile: Some(cert.profile.to_owned()),
         })];
-        if let SampleStatus::Revoked { reason, invalidity_days_before } = &cert.status {
+        if let SampleStatus::Revoked {
+            reason,
+            invalidity_days_before,
+        } = &cert.status
+        {
             let at = now.minus(3600);
             changes.push(Change::Revoke(RevocationRequest {
                 revoked_at: Some(at),
@@ -119,12 +146,16 @@ pub fn seed(config_path: &Path) {
             }));
         }
         store
-            .transact(std::slice::from_ref(&ca), now, |tx| -> Result<(), vigie::Error> {
-                for c in &changes {
-                    ingest::apply(tx, &ca, &serial, c)?;
-                }
-                Ok(())
-            })
+            .transact(
+                std::slice::from_ref(&ca),
+                now,
+                |tx| -> Result<(), vigie::Error> {
+                    for c in &changes {
+                        ingest::apply(tx, &ca, &serial, c)?;
+                    }
+                    Ok(())
+                },
+            )
             .expect("seeded");
     }
     store.flush().expect("flushed");
@@ -153,7 +184,11 @@ impl Server {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.stderr_log).expect("log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.stderr_log)
+            .expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
             .args(["serve", "--config"])
             .arg(&self.config)
@@ -166,7 +201,11 @@ impl Server {
         let mut lines = BufReader::new(stdout).lines();
         let deadline = Instant::now() + Duration::from_secs(60);
         while self.public.is_empty() || self.admin.is_empty() {
-            assert!(Instant::now() < deadline, "vigie did not start: {}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "vigie did not start: {}",
+                self.stderr()
+            );
             match lines.next() {
                 Some(Ok(line)) => {
                     if let Some(a) = line.strip_prefix("listening public ") {
@@ -190,11 +229,17 @@ impl Server {
     /// SIGTERM, and wait for a clean exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
                 if let Ok(Some(status)) = child.try_wait() {
-                    assert!(status.success(), "vigie exited with {status}: {}", self.stderr());
+                    assert!(
+                        status.success(),
+                        "vigie exited with {status}: {}",
+                        self.stderr()
+                    );
                     break;
                 }
                 if Instant::now() > deadline {
@@ -244,11 +289,18 @@ impl Drop for Server {
 
 /// Runs the openssl CLI.
 pub fn openssl(args: &[&str]) -> Output {
-    Command::new("openssl").args(args).output().expect("openssl CLI available")
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl CLI available")
 }
 
 pub fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 pub fn path_str(p: &Path) -> &str {
