@@ -10,6 +10,7 @@
 //! - [`store`]: the RocksDB status store, atomic and durable transactions.
 //! - [`ingest`]: the rules for issuance, revocation and release events.
 //! - [`ocsp`]: request parsing, response building, the response cache and signing pool.
+//! - [`crl`]: full and delta CRLs: numbering, parallel encoding, schedule, publication.
 //! - [`http`]: actix-web handlers for the public and admin listeners.
 //! - [`service`]: starting and stopping the whole; [`demo`]: `vigie demo`.
 //! - [`metrics`]: metric names and the Prometheus recorder.
@@ -18,6 +19,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod crl;
 pub mod demo;
 pub mod error;
 pub mod http;

@@ -1,4 +1,4 @@
-//! The `vigie` command: `serve`, `demo`, `check`.
+//! The `vigie` command: `serve`, `demo`, `check`, `crl build`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,6 +50,33 @@ enum Command {
         #[arg(long, short, default_value = "config/vigie.toml", env = "VIGIE_CONFIG")]
         config: PathBuf,
     },
+    /// CRL operations.
+    Crl {
+        #[command(subcommand)]
+        command: CrlCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CrlCommand {
+    /// Build, sign and store a CRL now, offline: works on the data directory itself, so the
+    /// server must be stopped (a running server builds on its own schedule and deadlines). The
+    /// CRL gets the next number of the CA's sequence and is what the server serves when it
+    /// starts. A complete CRL is followed by a delta on it when the CA has delta CRLs.
+    Build {
+        /// Configuration file.
+        #[arg(long, short, default_value = "config/vigie.toml", env = "VIGIE_CONFIG")]
+        config: PathBuf,
+        /// The CA's id.
+        #[arg(long)]
+        ca: String,
+        /// Build a delta CRL (on the latest complete CRL; a complete one first if needed).
+        #[arg(long)]
+        delta: bool,
+        /// Also write the CRL (DER) to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn init_logging() {
@@ -69,6 +96,75 @@ fn serve(config: Config) -> anyhow::Result<()> {
         })
         .await
     })?;
+    Ok(())
+}
+
+fn crl_build(
+    config: &Config,
+    ca: &str,
+    delta: bool,
+    out: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use vigie::crl::{CrlKind, Publisher};
+    if config.registry.by_id(ca).is_none() {
+        let ids: Vec<&str> = config.cas.iter().map(|c| c.id.as_str()).collect();
+        anyhow::bail!(
+            "no CA {ca:?} in {}; configured: {}",
+            config.source.display(),
+            ids.join(", ")
+        );
+    }
+    let store = vigie::service::open_store(config).map_err(|e| {
+        let text = e.to_string();
+        if text.contains("LOCK") || text.contains("lock") {
+            anyhow::anyhow!(
+                "{} is in use, most likely by a running `vigie serve`: `vigie crl build` works \
+                 offline. Either let the server build (its crl_schedule, and the deadline \
+                 watchdog) or stop it, run this command, and start it again.\n({text})",
+                config.store.path.display()
+            )
+        } else {
+            anyhow::Error::new(e)
+        }
+    })?;
+    let publisher = Publisher::new(config, Arc::new(store), Arc::new(SystemClock))?;
+    let kind = if delta { CrlKind::Delta } else { CrlKind::Full };
+    let published = publisher.publish(ca, kind)?;
+    for p in &published {
+        let t = p.timings.unwrap_or_default();
+        println!(
+            "CA {}: {} CRL number {}{} — {} entries, {} octets, thisUpdate {}, nextUpdate {}",
+            p.ca,
+            p.kind().label(),
+            p.record.number,
+            p.record
+                .base
+                .map(|b| format!(" (base {b})"))
+                .unwrap_or_default(),
+            p.record.entries,
+            p.record.bytes,
+            p.record.this_update,
+            p.record.next_update,
+        );
+        println!(
+            "  read+encode {:.3} s, sign {:.3} s, store {:.3} s; stored in {} (served as /crl/{}/{}.crl)",
+            t.encode.as_secs_f64(),
+            t.sign.as_secs_f64(),
+            t.store.as_secs_f64(),
+            config.store.path.display(),
+            p.ca,
+            p.record.number
+        );
+    }
+    if let Some(path) = out {
+        let wanted = published
+            .iter()
+            .rev()
+            .find(|p| p.kind() == kind)
+            .context("nothing of the requested kind was built")?;
+        std::fs::write(path, &wanted.der).with_context(|| format!("writing {}", path.display()))?;
+        println!("written to {}", path.display());
+    }
     Ok(())
 }
 
@@ -97,6 +193,18 @@ fn main() -> anyhow::Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::Crl {
+            command:
+                CrlCommand::Build {
+                    config,
+                    ca,
+                    delta,
+                    out,
+                },
+        } => {
+            let config = Config::load(&config)?;
+            crl_build(&config, &ca, delta, out.as_deref())
         }
         Command::Demo {
             dir,

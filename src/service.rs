@@ -1,6 +1,7 @@
-//! Running the service: opens the store, builds the responder, starts the background refresher
-//! and both listeners, and shuts all of it down in order on SIGTERM/SIGINT (stop accepting,
-//! finish in-flight requests, stop the refresher, flush the store).
+//! Running the service: opens the store, builds the responder and the CRL publisher, starts the
+//! background refresher, the CRL schedule and both listeners, and shuts all of it down in order
+//! on SIGTERM/SIGINT (stop accepting, finish in-flight requests, stop the refresher and the CRL
+//! schedule — letting a build in progress finish — then flush the store).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,6 +11,8 @@ use actix_web::{App, HttpServer, web};
 
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::crl::Publisher;
+use crate::crl::schedule::Schedule;
 use crate::error::Error;
 use crate::http::{self, AppState};
 use crate::ocsp::Responder;
@@ -48,8 +51,14 @@ pub async fn run(
         Arc::clone(&clock),
         &config.ocsp,
     ));
+    let publisher = Arc::new(Publisher::new(
+        &config,
+        Arc::clone(&store),
+        Arc::clone(&clock),
+    )?);
     let state = web::Data::new(AppState {
         responder: Arc::clone(&responder),
+        crl: Arc::clone(&publisher),
         store: Arc::clone(&store),
         clock: Arc::clone(&clock),
         max_request_bytes: config.public.max_request_bytes,
@@ -100,6 +109,7 @@ pub async fn run(
 
     let (stop_refresher, refresher) =
         spawn_refresher(Arc::clone(&responder), config.ocsp.refresh_interval);
+    let schedule = Schedule::start(Arc::clone(&publisher)).await?;
     tracing::info!(public = %bound.public, admin = %bound.admin, cas = config.cas.len(), "vigie serving");
     on_bound(bound);
 
@@ -111,6 +121,8 @@ pub async fn run(
     let _ = admin_task.await;
     drop(stop_refresher);
     let _ = refresher.join();
+    schedule.stop().await;
+    drop(publisher);
     drop(responder);
     drop(state);
     store.flush()?;

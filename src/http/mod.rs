@@ -3,14 +3,17 @@
 //! HTTP and the domain modules and hold no domain logic.
 
 pub mod admin;
+pub mod cache;
+pub mod crl;
 pub mod error;
 pub mod ocsp;
 
 use std::sync::Arc;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, guard, web};
 
 use crate::clock::SharedClock;
+use crate::crl::Publisher;
 use crate::ocsp::Responder;
 use crate::store::Store;
 
@@ -20,6 +23,8 @@ pub use error::ApiError;
 pub struct AppState {
     /// The OCSP responder.
     pub responder: Arc<Responder>,
+    /// The CRL publisher.
+    pub crl: Arc<Publisher>,
     /// The store.
     pub store: Arc<Store>,
     /// The clock.
@@ -36,9 +41,17 @@ fn count(listener: &'static str, endpoint: &'static str) {
     metrics::counter!(crate::metrics::HTTP_REQUESTS, "listener" => listener, "endpoint" => endpoint).increment(1);
 }
 
-/// Routes of the public listener.
+fn get_or_head() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+/// Routes of the public listener. The CRL routes come before the catch-all OCSP GET route.
 pub fn public_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(admin::healthz))
+        .route("/crl", get_or_head().to(crl::list))
+        .route("/crl/", get_or_head().to(crl::list))
+        .route("/crl/{file}", get_or_head().to(crl::current))
+        .route("/crl/{ca}/{file}", get_or_head().to(crl::by_number))
         .route("/ocsp", web::post().to(ocsp::post))
         .route("/", web::post().to(ocsp::post))
         .route(

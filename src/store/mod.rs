@@ -6,7 +6,7 @@
 //! | `revoked` | ca ‖ serial | [`RevokedEntry`]: the index CRLs are built from |
 //! | `events` | ca ‖ seq | [`Event`], in order, without gaps |
 //! | `ocsp` | ca ‖ serial ‖ variant | [`StoredResponse`]: signed response bytes |
-//! | `crl` | ca ‖ kind ‖ number | published CRLs |
+//! | `crl` | ca ‖ kind ‖ number [‖ piece] | published CRLs: DER pieces (kind 0 full, 1 delta) and records (2, 3) |
 //! | `meta` | ca ‖ name | counters |
 //!
 //! Changes go through [`Store::transact`]: under the CA's lock, the caller reads records and
@@ -252,7 +252,13 @@ impl Store {
         db_opts.set_keep_log_file_num(5);
         let descriptors = cf::ALL.iter().map(|name| {
             let point = matches!(*name, cf::CERTS | cf::OCSP);
-            ColumnFamilyDescriptor::new(*name, cf_opts(point))
+            let mut o = cf_opts(point);
+            if *name == cf::CRL {
+                // CRLs are large values written rarely: small memtables keep a freshly stored
+                // 50 MB CRL from lingering in memory as a second copy until a flush.
+                o.set_write_buffer_size(4 << 20);
+            }
+            ColumnFamilyDescriptor::new(*name, o)
         });
         let db = DB::open_cf_descriptors(&db_opts, path, descriptors)?;
 
@@ -570,10 +576,10 @@ impl Store {
     }
 
     /// Writes raw `crl` CF and `meta` entries in one synced batch (for the CRL publisher).
-    pub fn write_synced(
+    pub fn write_synced<K: AsRef<[u8]>, V: AsRef<[u8]>>(
         &self,
-        crl_puts: &[(Vec<u8>, Vec<u8>)],
-        meta_puts: &[(Vec<u8>, Vec<u8>)],
+        crl_puts: &[(K, V)],
+        meta_puts: &[(K, V)],
     ) -> Result<(), Error> {
         let mut batch = WriteBatch::default();
         for (k, v) in crl_puts {
@@ -588,9 +594,55 @@ impl Store {
         Ok(())
     }
 
+    /// Writes one `crl` CF value through the write-ahead log without syncing it: the CRL
+    /// publisher writes a CRL's pieces this way, then its record with [`Store::write_synced`],
+    /// whose sync covers the pieces written before it.
+    pub fn put_crl_unsynced(&self, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(false);
+        self.db.put_cf_opt(self.cf(cf::CRL), key, value, &wo)?;
+        Ok(())
+    }
+
     /// A raw `crl` CF value.
     pub fn crl_bytes(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         Ok(self.db.get_cf(self.cf(cf::CRL), key)?)
+    }
+
+    /// The `crl` CF entry with the greatest key starting with `prefix` (the latest CRL of a
+    /// kind, since numbers are big-endian in keys).
+    pub fn crl_last(&self, prefix: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>, Error> {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(prefix.to_vec());
+        let end = keys::prefix_end(prefix);
+        let mut it = self.db.iterator_cf_opt(
+            self.cf(cf::CRL),
+            ro,
+            IteratorMode::From(&end, Direction::Reverse),
+        );
+        match it.next() {
+            Some(item) => {
+                let (k, v) = item?;
+                if k.starts_with(prefix) {
+                    Ok(Some((k.into_vec(), v.into_vec())))
+                } else {
+                    Ok(None)
+                }
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A consistent view (RocksDB snapshot) of one CA's revocations and events, for building
+    /// a CRL: the `revoked` index and the event log read from it agree with each other, since
+    /// each transaction is one atomic batch.
+    pub fn revocation_view(&self, ca: &CaId) -> Result<RevocationView<'_>, Error> {
+        self.ledger(ca)?;
+        Ok(RevocationView {
+            store: self,
+            prefix: keys::ca_prefix(ca),
+            snapshot: self.db.snapshot(),
+        })
     }
 
     /// Flushes memtables and syncs the WAL (on shutdown).
@@ -600,6 +652,147 @@ impl Store {
             self.db.flush_cf(self.cf(name))?;
         }
         Ok(())
+    }
+}
+
+/// A range of `revoked` CF keys of one CA: serials in `[lower, upper)` (see
+/// [`RevocationView::partitions`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SerialRange {
+    lower: Vec<u8>,
+    upper: Vec<u8>,
+}
+
+/// A snapshot of one CA's `revoked` index and event log: see [`Store::revocation_view`].
+pub struct RevocationView<'a> {
+    store: &'a Store,
+    prefix: Vec<u8>,
+    snapshot: rocksdb::Snapshot<'a>,
+}
+
+impl RevocationView<'_> {
+    fn read_options(&self, fill_cache: bool) -> ReadOptions {
+        let mut ro = ReadOptions::default();
+        ro.set_snapshot(&self.snapshot);
+        ro.fill_cache(fill_cache);
+        ro
+    }
+
+    /// The CA's last event sequence number as of the snapshot (0 when none).
+    pub fn last_seq(&self) -> Result<u64, Error> {
+        let end = keys::prefix_end(&self.prefix);
+        let ro = self.read_options(true);
+        let mut it = self.store.db.iterator_cf_opt(
+            self.store.cf(cf::EVENTS),
+            ro,
+            IteratorMode::From(&end, Direction::Reverse),
+        );
+        match it.next() {
+            Some(item) => {
+                let (k, _) = item?;
+                if k.starts_with(&self.prefix) && k.len() == self.prefix.len() + 8 {
+                    let mut seq = [0u8; 8];
+                    seq.copy_from_slice(&k[self.prefix.len()..]);
+                    Ok(u64::from_be_bytes(seq))
+                } else {
+                    Ok(0)
+                }
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// Contiguous, ordered, disjoint key ranges that together hold every revoked serial of the
+    /// CA, for reading them in parallel: one range per (serial length, first octet) present.
+    /// Read in the returned order, they give serial order.
+    pub fn partitions(&self) -> Result<Vec<SerialRange>, Error> {
+        let cf = self.store.cf(cf::REVOKED);
+        let mut ranges = Vec::new();
+        for len in 1..=Serial::MAX_OCTETS as u8 {
+            let mut start = self.prefix.clone();
+            start.push(len);
+            let mut ro = self.read_options(true);
+            ro.set_iterate_upper_bound(keys::prefix_end(&start));
+            let mut it = self.store.db.iterator_cf_opt(
+                cf,
+                ro,
+                IteratorMode::From(&start, Direction::Forward),
+            );
+            if it.next().transpose()?.is_none() {
+                continue;
+            }
+            for first in 1..=255u8 {
+                let mut lower = start.clone();
+                lower.push(first);
+                let upper = keys::prefix_end(&lower);
+                ranges.push(SerialRange { lower, upper });
+            }
+        }
+        Ok(ranges)
+    }
+
+    /// Calls `f` with each revoked serial (magnitude) in `range` and its entry, in serial
+    /// order. Bypasses the block cache: a CRL build reads everything once.
+    pub fn for_each_revoked<E: From<Error>>(
+        &self,
+        range: &SerialRange,
+        mut f: impl FnMut(&[u8], RevokedEntry) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut ro = self.read_options(false);
+        ro.set_iterate_upper_bound(range.upper.clone());
+        ro.set_readahead_size(1 << 20);
+        let mut it = self
+            .store
+            .db
+            .raw_iterator_cf_opt(self.store.cf(cf::REVOKED), ro);
+        it.seek(&range.lower);
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let serial = k
+                .get(self.prefix.len() + 1..)
+                .filter(|m| !m.is_empty() && k[self.prefix.len()] as usize == m.len())
+                .ok_or_else(|| Error::Corrupt {
+                    cf: cf::REVOKED,
+                    message: "bad key".into(),
+                })?;
+            f(serial, decode(cf::REVOKED, v)?)?;
+            it.next();
+        }
+        it.status().map_err(Error::from)?;
+        Ok(())
+    }
+
+    /// One serial's revoked entry as of the snapshot.
+    pub fn revoked_entry(&self, serial: &Serial) -> Result<Option<RevokedEntry>, Error> {
+        let mut key = self.prefix.clone();
+        key.push(serial.magnitude().len() as u8);
+        key.extend_from_slice(serial.magnitude());
+        match self.store.db.get_cf_opt(
+            self.store.cf(cf::REVOKED),
+            &key,
+            &self.read_options(true),
+        )? {
+            Some(v) => Ok(Some(decode(cf::REVOKED, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Events with sequence numbers greater than `after`, in order, as of the snapshot.
+    pub fn events_after(&self, after: u64) -> impl Iterator<Item = Result<Event, Error>> + '_ {
+        let mut start = self.prefix.clone();
+        start.extend_from_slice(&after.saturating_add(1).to_be_bytes());
+        let mut ro = self.read_options(true);
+        ro.set_iterate_upper_bound(keys::prefix_end(&self.prefix));
+        self.store
+            .db
+            .iterator_cf_opt(
+                self.store.cf(cf::EVENTS),
+                ro,
+                IteratorMode::From(&start, Direction::Forward),
+            )
+            .map(|item| {
+                let (_, v) = item?;
+                decode(cf::EVENTS, &v)
+            })
     }
 }
 
