@@ -852,6 +852,9 @@ mod tests {
             invalidity in proptest::option::of(0i64..4_102_444_800 * 2),
         ) {
             if serial[0] == 0 { serial[0] = 1; }
+            // x509-cert refuses 21 content octets (RFC 5280 §4.1.2.2's limit for CAs);
+            // vigie still lists such a serial: see `twenty_octet_serials_with_top_bit_set`.
+            if serial.len() == 20 { serial[0] &= 0x7f; if serial[0] == 0 { serial[0] = 1; } }
             let mut ours = Vec::new();
             encode_entry(&mut ours, &serial, UnixTime(revoked), reason, invalidity.map(UnixTime))
                 .expect("encodes");
@@ -1027,6 +1030,29 @@ mod tests {
             },
         );
         assert!(matches!(r, Err(Error::BadTimes { .. })));
+    }
+
+    #[test]
+    fn twenty_octet_serials_with_top_bit_set() {
+        // Non-conforming (21 content octets) but issued in the wild: still written, and
+        // readable by openssl.
+        let serial = [0xffu8; 20];
+        let mut v = Vec::new();
+        encode_entry(
+            &mut v,
+            &serial,
+            UnixTime(0),
+            EntryReason::Revoked(None),
+            None,
+        )
+        .expect("encodes");
+        assert_eq!(&v[..4], &[0x30, 38, 0x02, 21]);
+        assert_eq!(v[4], 0);
+        let raw = RawEntry {
+            serial: &v[5..25],
+            der: &v,
+        };
+        assert_eq!(raw.revocation_date().expect("date"), UnixTime(0));
     }
 
     #[test]
