@@ -14,6 +14,10 @@ use vigie::ingest::{self, Change, RevocationRequest};
 use vigie::model::{CaId, Issuance, RevocationReason, Serial, UnixTime};
 use vigie::pki::demo::{DemoCert, DemoOptions, DemoPki, SampleStatus, create_or_load};
 
+/// The base URL the test PKI's certificates point to (CRL distribution points, freshestCRL),
+/// also the servers' `public_url`, so that CRLs' IssuingDistributionPoint matches them.
+pub const PKI_PUBLIC_URL: &str = "http://127.0.0.1:1";
+
 /// The demo PKI, generated once into the cargo-provided temporary directory.
 pub fn pki() -> &'static DemoPki {
     static PKI: OnceLock<DemoPki> = OnceLock::new();
@@ -21,7 +25,7 @@ pub fn pki() -> &'static DemoPki {
         let dir =
             Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("test-pki-{}", std::process::id()));
         let opts = DemoOptions {
-            public_url: "http://127.0.0.1:1".into(),
+            public_url: PKI_PUBLIC_URL.into(),
             ca_rsa_bits: 2048,
         };
         create_or_load(&dir, &opts).expect("demo PKI generates")
@@ -80,7 +84,7 @@ pub struct Server {
 
 pub fn write_config(dir: &Path, opts: &Options) -> PathBuf {
     let mut text = format!(
-        "[public]\nlisten = \"127.0.0.1:0\"\nworkers = 2\n[admin]\nlisten = \"127.0.0.1:0\"\n[store]\npath = \"{}\"\nblock_cache_mb = 16\n[ocsp]\nsigning_threads = 2\n{}\n",
+        "[public]\nlisten = \"127.0.0.1:0\"\npublic_url = \"{PKI_PUBLIC_URL}\"\nworkers = 2\n[admin]\nlisten = \"127.0.0.1:0\"\n[store]\npath = \"{}\"\nblock_cache_mb = 16\n[ocsp]\nsigning_threads = 2\n{}\n",
         dir.join("data").display(),
         opts.global_extra
     );
