@@ -53,6 +53,9 @@ pub mod cf {
     pub const ALL: [&str; 6] = [CERTS, REVOKED, EVENTS, OCSP, CRL, META];
 }
 
+/// A raw key and value read from RocksDB.
+type KeyValue = (Box<[u8]>, Box<[u8]>);
+
 /// Current on-disk layout version.
 pub const SCHEMA_VERSION: u64 = 1;
 
@@ -552,7 +555,7 @@ impl Store {
         &self,
         cf_name: &'static str,
         prefix: Vec<u8>,
-    ) -> impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>), Error>> + '_ {
+    ) -> impl Iterator<Item = Result<KeyValue, Error>> + '_ {
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(keys::prefix_end(&prefix));
         self.db
