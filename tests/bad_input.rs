@@ -124,7 +124,13 @@ fn request_with(alg: &[u8], name_hash: &[u8], key_hash: &[u8], serial: &[u8]) ->
 }
 
 /// (name, body, content type, expected HTTP status, expected OCSP status).
-type Case = (String, Vec<u8>, Option<&'static str>, u16, OcspResponseStatus);
+type Case = (
+    String,
+    Vec<u8>,
+    Option<&'static str>,
+    u16,
+    OcspResponseStatus,
+);
 
 #[test]
 fn malformed_requests_get_ocsp_errors_and_the_server_stays_healthy() {
