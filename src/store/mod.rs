@@ -253,6 +253,9 @@ impl Store {
         db_opts.create_missing_column_families(true);
         db_opts.set_max_background_jobs(2);
         db_opts.set_keep_log_file_num(5);
+        // All memtables together stay under 64 MiB (six column families at RocksDB's default of
+        // 64 MiB × 2 each could otherwise reach 768 MiB).
+        db_opts.set_db_write_buffer_size(64 << 20);
         let descriptors = cf::ALL.iter().map(|name| {
             let point = matches!(*name, cf::CERTS | cf::OCSP);
             ColumnFamilyDescriptor::new(*name, cf_opts(point))
