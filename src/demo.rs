@@ -160,13 +160,15 @@ pub fn instructions(setup: &DemoSetup, prepared: &Prepared, config: &Config) -> 
         shown(&prepared.config_path),
         shown(&prepared.pki.roots)
     ));
-    for (label, cert) in [
-        ("a good certificate", pick(true)),
-        ("a revoked certificate (keyCompromise)", pick(false)),
-    ] {
-        let Some(cert) = cert else { continue };
+    for cert in [pick(true), pick(false)].into_iter().flatten() {
         let Some(ca) = prepared.pki.cas.iter().find(|c| c.id == cert.ca_id) else {
             continue;
+        };
+        let label = match &cert.status {
+            SampleStatus::Good => "a good certificate".to_owned(),
+            SampleStatus::Revoked { reason, .. } => {
+                format!("a revoked certificate ({})", reason.unwrap_or("no reason"))
+            }
         };
         out.push_str(&format!(
             "# OCSP for {label} ({}), signature checked against the roots:\n\

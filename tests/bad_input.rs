@@ -123,12 +123,21 @@ fn request_with(alg: &[u8], name_hash: &[u8], key_hash: &[u8], serial: &[u8]) ->
     tlv(0x30, &tbs)
 }
 
+/// (name, body, content type, expected HTTP status, expected OCSP status).
+type Case = (
+    String,
+    Vec<u8>,
+    Option<&'static str>,
+    u16,
+    OcspResponseStatus,
+);
+
 #[test]
 fn malformed_requests_get_ocsp_errors_and_the_server_stays_healthy() {
     let s = Server::start();
     let url = s.url("/ocsp");
     let valid = valid_request(&["-no_nonce"]);
-    let mut cases: Vec<(String, Vec<u8>, Option<&str>, u16, OcspResponseStatus)> = Vec::new();
+    let mut cases: Vec<Case> = Vec::new();
     let ct = Some("application/ocsp-request");
     let malformed = OcspResponseStatus::MALFORMED_REQUEST;
 

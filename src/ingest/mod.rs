@@ -151,13 +151,11 @@ fn decide(current: Option<&CertRecord>, change: &Change, now: UnixTime) -> Resul
         }
         Change::Revoke(req) => {
             let revoked_at = req.revoked_at.unwrap_or(now);
-            if let Some(inv) = req.invalidity_date {
-                if inv > revoked_at {
-                    return Err(Error::Invalid {
-                        field: "invalidity_date".into(),
-                        message: "must not be after the revocation time (RFC 5280 §5.3.2)".into(),
-                    });
-                }
+            if req.invalidity_date.is_some_and(|inv| inv > revoked_at) {
+                return Err(Error::Invalid {
+                    field: "invalidity_date".into(),
+                    message: "must not be after the revocation time (RFC 5280 §5.3.2)".into(),
+                });
             }
             if revoked_at > now.plus(300) {
                 return Err(Error::Invalid {

@@ -86,7 +86,7 @@ impl HashAlg {
     }
 
     /// Output length in octets.
-    pub fn len(self) -> usize {
+    pub fn output_len(self) -> usize {
         match self {
             HashAlg::Sha1 => 20,
             HashAlg::Sha256 => 32,

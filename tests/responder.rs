@@ -1,0 +1,396 @@
+//! The responder under a fixed clock: golden files for the bytes clients see (OCSP responses built
+//! from fixed inputs, a fixed clock and a fixed RSA key — PKCS#1 v1.5 signatures are
+//! deterministic — and JSON problem bodies), and the cache's behaviour over time (refresh at half
+//! validity, never past nextUpdate, invalidation by a status change).
+//!
+//! Each golden response is also verified with the `openssl` crate, so a golden file cannot
+//! silently hold garbage. `VIGIE_BLESS=1 cargo test --release --test responder` rewrites the files
+//! after an intended change; review the diff with `openssl ocsp -respin … -resp_text`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use vigie::clock::{FixedClock, SharedClock};
+use vigie::config::Config;
+use vigie::http::ApiError;
+use vigie::ingest::{self, Change, RevocationRequest};
+use vigie::model::{CaId, Issuance, RevocationReason, Serial, UnixTime};
+use vigie::ocsp::{Answer, Responder};
+use vigie::pki::HashAlg;
+use vigie::store::{Store, StoreOptions};
+
+/// 2026-06-01T00:00:00Z.
+const NOW: UnixTime = UnixTime(1_780_272_000);
+
+fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden-pki")
+}
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+}
+
+fn check_golden(name: &str, bytes: &[u8]) {
+    let path = golden_dir().join(name);
+    if std::env::var_os("VIGIE_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
+        std::fs::write(&path, bytes).expect("write golden");
+        return;
+    }
+    let want = std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with VIGIE_BLESS=1 to create)", path.display()));
+    assert!(
+        want == bytes,
+        "{name} differs from its golden file; inspect, then re-bless if intended"
+    );
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    responder: Arc<Responder>,
+    config: Config,
+    store: Arc<Store>,
+    clock: Arc<FixedClock>,
+}
+
+fn fixture(unknown_serial: &str) -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = data();
+    let text = format!(
+        "[store]\npath = \"{}\"\n[ocsp]\nthis_update_backdate = \"5m\"\nsigning_threads = 1\n\
+         [[ca]]\nid = \"golden\"\ncert = \"{}\"\nkey = \"{}\"\nocsp_cert = \"{}\"\nocsp_key = \"{}\"\n\
+         ocsp_validity = \"1d\"\nunknown_serial = \"{unknown_serial}\"\n",
+        dir.path().join("data").display(),
+        d.join("ca.pem").display(),
+        d.join("ca.key").display(),
+        d.join("ocsp.pem").display(),
+        d.join("ocsp.key").display(),
+    );
+    let path = dir.path().join("vigie.toml");
+    std::fs::write(&path, text).expect("config");
+    let config = Config::load(&path).expect("golden config loads");
+    let ca = CaId::new("golden").expect("id");
+    let store = Arc::new(
+        Store::open(
+            &config.store.path,
+            std::slice::from_ref(&ca),
+            &StoreOptions::default(),
+        )
+        .expect("store"),
+    );
+    let issuance = Issuance {
+        not_before: UnixTime(1_767_225_600),
+        not_after: UnixTime(1_861_920_000),
+        subject: None,
+        profile: None,
+    };
+    let revocation = RevocationRequest {
+        revoked_at: Some(UnixTime(1_780_000_000)),
+        reason: Some(RevocationReason::KeyCompromise),
+        invalidity_date: Some(UnixTime(1_779_900_000)),
+    };
+    store
+        .transact(
+            std::slice::from_ref(&ca),
+            NOW,
+            |tx| -> Result<(), vigie::Error> {
+                for (serial, revoke) in [("1001", false), ("1002", true)] {
+                    let s = Serial::from_hex(serial).expect("hex");
+                    ingest::apply(tx, &ca, &s, &Change::Issue(issuance.clone()))?;
+                    if revoke {
+                        ingest::apply(tx, &ca, &s, &Change::Revoke(revocation.clone()))?;
+                    }
+                }
+                Ok(())
+            },
+        )
+        .expect("seeded");
+    let clock = Arc::new(FixedClock::new(NOW));
+    let shared: SharedClock = clock.clone();
+    let responder = Arc::new(Responder::new(
+        Arc::clone(&config.registry),
+        Arc::clone(&store),
+        shared,
+        &config.ocsp,
+    ));
+    Fixture {
+        _dir: dir,
+        responder,
+        config,
+        store,
+        clock,
+    }
+}
+
+fn request(f: &Fixture, serials: &[&str], nonce: Option<&[u8]>) -> Vec<u8> {
+    let ca = f.config.registry.by_id("golden").expect("configured");
+    let h = &ca.hashes[HashAlg::Sha1.index()];
+    let first = Serial::from_hex(serials[0]).expect("hex").der_content();
+    let one = vigie::ocsp::request::build(HashAlg::Sha1, &h.name, &h.key, &first, nonce)
+        .expect("encodes");
+    if serials.len() == 1 {
+        return one;
+    }
+    // Several CertIDs: splice the other Requests into the requestList of the first.
+    use der::{Decode, Encode};
+    let mut parsed = vigie::ocsp::der_types::OcspRequestDer::from_der(&one).expect("own request");
+    let contents: Vec<Vec<u8>> = serials
+        .iter()
+        .map(|s| Serial::from_hex(s).expect("hex").der_content())
+        .collect();
+    let template = parsed.tbs_request.request_list[0].clone();
+    parsed.tbs_request.request_list = contents
+        .iter()
+        .map(|c| {
+            let mut r = template.clone();
+            r.req_cert.serial_number = der::asn1::IntRef::new(c).expect("int");
+            r
+        })
+        .collect();
+    parsed.to_der().expect("encodes")
+}
+
+fn answer(f: &Fixture, der: &[u8]) -> Vec<u8> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let a: Answer = rt.block_on(f.responder.answer(der, "POST"));
+    a.der().to_vec()
+}
+
+/// Checks a response with the `openssl ocsp` CLI: signature, and the status of each serial.
+fn verify_cli(der: &[u8], serials: &[&str], want: &[&str]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let resp = dir.path().join("resp.der");
+    std::fs::write(&resp, der).expect("write");
+    let ca = data().join("ca.pem");
+    let (resp_s, ca_s) = (resp.display().to_string(), ca.display().to_string());
+    // The fixed clock is months in the past: widen the accepted validity window.
+    let mut args = vec![
+        "ocsp",
+        "-respin",
+        &resp_s,
+        "-issuer",
+        &ca_s,
+        "-CAfile",
+        &ca_s,
+        "-validity_period",
+        "1000000000",
+        "-no_nonce",
+    ];
+    let hex: Vec<String> = serials.iter().map(|s| format!("0x{s}")).collect();
+    for h in &hex {
+        args.extend_from_slice(&["-serial", h]);
+    }
+    let out = std::process::Command::new("openssl")
+        .args(&args)
+        .output()
+        .expect("openssl CLI");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("Response verify OK"), "{text}");
+    for (h, w) in hex.iter().zip(want) {
+        assert!(
+            text.contains(&format!("{h}: {w}")),
+            "{h} should be {w}: {text}"
+        );
+    }
+}
+
+#[test]
+fn ocsp_responses_match_their_golden_files() {
+    let f = fixture("unknown");
+    type Case<'a> = (&'a str, Vec<&'a str>, Option<&'a [u8]>, Vec<&'a str>);
+    let cases: [Case; 5] = [
+        ("ocsp/good.der", vec!["1001"], None, vec!["good"]),
+        (
+            "ocsp/revoked-keycompromise.der",
+            vec!["1002"],
+            None,
+            vec!["revoked"],
+        ),
+        ("ocsp/unknown.der", vec!["1003"], None, vec!["unknown"]),
+        (
+            "ocsp/nonce.der",
+            vec!["1001"],
+            Some(&[0x42; 16]),
+            vec!["good"],
+        ),
+        (
+            "ocsp/several.der",
+            vec!["1001", "1002", "1003"],
+            None,
+            vec!["good", "revoked", "unknown"],
+        ),
+    ];
+    for (name, serials, nonce, want) in cases {
+        let der = answer(&f, &request(&f, &serials, nonce));
+        verify_cli(&der, &serials, &want);
+        check_golden(name, &der);
+    }
+    let g = fixture("revoked");
+    let der = answer(&g, &request(&g, &["1003"], None));
+    verify_cli(&der, &["1003"], &["revoked"]);
+    check_golden("ocsp/never-issued-revoked-policy.der", &der);
+    check_golden("ocsp/malformed.der", &answer(&f, b"\x30\x03garbage"));
+}
+
+#[test]
+fn problem_bodies_match_their_golden_files() {
+    let cases = [
+        (
+            "errors/not-found.json",
+            ApiError::NotFound("no such resource: GET /nothing".into()),
+        ),
+        ("errors/too-large.json", ApiError::TooLarge(4096)),
+        ("errors/unauthorized.json", ApiError::Unauthorized),
+        (
+            "errors/invalid-field.json",
+            ApiError::Unprocessable {
+                field: "revocations[0].reason".into(),
+                message: "unknown revocation reason \"lost\"".into(),
+            },
+        ),
+    ];
+    for (name, e) in cases {
+        check_golden(name, &vigie::http::error::problem_body(&e));
+    }
+}
+
+fn this_update(der: &[u8]) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("r.der");
+    std::fs::write(&p, der).expect("write");
+    let out = std::process::Command::new("openssl")
+        .args([
+            "ocsp",
+            "-respin",
+            p.to_str().expect("utf-8"),
+            "-resp_text",
+            "-noverify",
+        ])
+        .output()
+        .expect("openssl");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("This Update: ").map(str::to_owned))
+        .expect("a thisUpdate line")
+}
+
+#[test]
+fn cached_until_half_validity_then_refreshed_in_the_background() {
+    let f = fixture("unknown");
+    let req = request(&f, &["1001"], None);
+    let first = answer(&f, &req);
+    assert_eq!(answer(&f, &req), first, "served from the cache");
+    // 1d validity, thisUpdate 5 min back: half-way from signing is just under 12 h.
+    f.clock.advance(11 * 3600);
+    assert_eq!(
+        answer(&f, &req),
+        first,
+        "before half validity: same response"
+    );
+    f.clock.advance(3600);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let served = rt.block_on(f.responder.answer(&req, "POST")).der().to_vec();
+    assert_eq!(
+        served, first,
+        "still valid, served while a fresh one is signed"
+    );
+    let mut refreshed = None;
+    for _ in 0..200 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        let now = rt.block_on(f.responder.answer(&req, "POST")).der().to_vec();
+        if now != first {
+            refreshed = Some(now);
+            break;
+        }
+    }
+    let refreshed = refreshed.expect("re-signed in the background");
+    assert_ne!(this_update(&refreshed), this_update(&first));
+}
+
+#[test]
+fn never_served_past_next_update() {
+    let f = fixture("unknown");
+    let req = request(&f, &["1001"], None);
+    let first = answer(&f, &req);
+    f.clock.advance(2 * 86400);
+    let later = answer(&f, &req);
+    assert_ne!(later, first);
+    let t = this_update(&later);
+    assert!(
+        t.starts_with("Jun  2 23:55:00 2026"),
+        "thisUpdate of the new response: {t}"
+    );
+}
+
+#[test]
+fn a_revocation_invalidates_the_cached_good_response() {
+    let f = fixture("unknown");
+    let req = request(&f, &["1001"], None);
+    let good = answer(&f, &req);
+    verify_cli(&good, &["1001"], &["good"]);
+    let ca = CaId::new("golden").expect("id");
+    let serial = Serial::from_hex("1001").expect("hex");
+    f.store
+        .transact(std::slice::from_ref(&ca), NOW, |tx| {
+            ingest::apply(
+                tx,
+                &ca,
+                &serial,
+                &Change::Revoke(RevocationRequest {
+                    revoked_at: None,
+                    reason: Some(RevocationReason::Superseded),
+                    invalidity_date: None,
+                }),
+            )
+        })
+        .expect("revoked");
+    let after = answer(&f, &req);
+    verify_cli(&after, &["1001"], &["revoked"]);
+}
+
+#[test]
+fn the_refresher_resigns_stored_responses_and_drops_stale_ones() {
+    let f = fixture("unknown");
+    let good = answer(&f, &request(&f, &["1001"], None));
+    let _revoked = answer(&f, &request(&f, &["1002"], None));
+    let stats = f.responder.refresh_stored().expect("refresh runs");
+    assert_eq!(
+        (stats.seen, stats.resigned, stats.dropped),
+        (2, 0, 0),
+        "nothing due yet"
+    );
+    f.clock.advance(13 * 3600);
+    let stats = f.responder.refresh_stored().expect("refresh runs");
+    assert_eq!((stats.seen, stats.resigned), (2, 2));
+    let again = answer(&f, &request(&f, &["1001"], None));
+    assert_ne!(again, good, "the memory cache holds the re-signed response");
+    assert_ne!(this_update(&again), this_update(&good));
+
+    // A status change makes the stored response stale: the refresher drops it.
+    let ca = CaId::new("golden").expect("id");
+    let serial = Serial::from_hex("1001").expect("hex");
+    f.store
+        .transact(std::slice::from_ref(&ca), NOW, |tx| {
+            let hold = RevocationRequest {
+                revoked_at: None,
+                reason: Some(RevocationReason::CertificateHold),
+                invalidity_date: None,
+            };
+            ingest::apply(tx, &ca, &serial, &Change::Revoke(hold))
+        })
+        .expect("held");
+    f.clock.advance(13 * 3600);
+    let stats = f.responder.refresh_stored().expect("refresh runs");
+    assert_eq!((stats.seen, stats.resigned, stats.dropped), (2, 1, 1));
+}
