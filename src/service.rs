@@ -56,6 +56,10 @@ pub async fn run(
         Arc::clone(&store),
         Arc::clone(&clock),
     )?);
+    // Whatever is missing or near its nextUpdate is built before the listeners open, so that a
+    // started server is ready (the watchdog retries a failure).
+    let initial = Arc::clone(&publisher);
+    let _ = tokio::task::spawn_blocking(move || initial.catch_up_all()).await;
     let state = web::Data::new(AppState {
         responder: Arc::clone(&responder),
         crl: Arc::clone(&publisher),

@@ -584,6 +584,14 @@ impl Publisher {
         Ok(out)
     }
 
+    /// [`Publisher::catch_up`] for every CA, one after the other; failures are logged and
+    /// counted (the watchdog retries them).
+    pub fn catch_up_all(&self) {
+        for slot in &self.slots {
+            let _ = self.catch_up(slot.ca.id.as_str());
+        }
+    }
+
     /// Builds and publishes a CRL of `kind` now, waiting for a build in progress. A complete
     /// CRL is followed by a delta on it when the CA has deltas; a delta whose base would be
     /// unusable (none, beyond its horizon, or of another scope) is preceded by a complete CRL.
