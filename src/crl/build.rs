@@ -339,29 +339,46 @@ fn civil(t: UnixTime) -> (i64, u32, u32, u32, u32, u32) {
     (year, month, day, secs / 3600, secs / 60 % 60, secs % 60)
 }
 
-fn push_2(out: &mut Vec<u8>, v: u32) {
-    out.push(b'0' + (v / 10 % 10) as u8);
-    out.push(b'0' + (v % 10) as u8);
+/// Writes a Time TLV into `buf` (at least 17 octets): UTCTime `YYMMDDHHMMSSZ` for 1950
+/// through 2049 unless `generalized`, GeneralizedTime `YYYYMMDDHHMMSSZ` otherwise (years 0 to
+/// 9999). Returns the length written.
+fn write_time(
+    buf: &mut [u8],
+    t: UnixTime,
+    generalized: bool,
+    what: &'static str,
+) -> Result<usize, Error> {
+    let (y, mo, d, h, mi, s) = civil(t);
+    if !(0..=9999).contains(&y) {
+        return Err(Error::TimeOutOfRange { what, time: t });
+    }
+    let y = y as u32;
+    let mut at = if !generalized && (1950..=2049).contains(&y) {
+        buf[0] = 0x17;
+        buf[1] = 13;
+        2
+    } else {
+        buf[0] = 0x18;
+        buf[1] = 15;
+        buf[2] = b'0' + (y / 1000) as u8;
+        buf[3] = b'0' + (y / 100 % 10) as u8;
+        4
+    };
+    for v in [y % 100, mo, d, h, mi, s] {
+        buf[at] = b'0' + (v / 10) as u8;
+        buf[at + 1] = b'0' + (v % 10) as u8;
+        at += 2;
+    }
+    buf[at] = b'Z';
+    Ok(at + 1)
 }
 
 /// Appends a Time (RFC 5280 §5.1.2.4): UTCTime `YYMMDDHHMMSSZ` for 1950 through 2049,
 /// GeneralizedTime `YYYYMMDDHHMMSSZ` otherwise (years 0 to 9999).
 pub fn push_time(out: &mut Vec<u8>, t: UnixTime, what: &'static str) -> Result<(), Error> {
-    let (y, mo, d, h, mi, s) = civil(t);
-    if (1950..=2049).contains(&y) {
-        out.extend_from_slice(&[0x17, 13]);
-        push_2(out, (y % 100) as u32);
-    } else if (0..=9999).contains(&y) {
-        out.extend_from_slice(&[0x18, 15]);
-        push_2(out, (y / 100) as u32);
-        push_2(out, (y % 100) as u32);
-    } else {
-        return Err(Error::TimeOutOfRange { what, time: t });
-    }
-    for v in [mo, d, h, mi, s] {
-        push_2(out, v);
-    }
-    out.push(b'Z');
+    let mut buf = [0u8; 17];
+    let n = write_time(&mut buf, t, false, what)?;
+    out.extend_from_slice(&buf[..n]);
     Ok(())
 }
 
@@ -371,17 +388,9 @@ pub fn push_generalized_time(
     t: UnixTime,
     what: &'static str,
 ) -> Result<(), Error> {
-    let (y, mo, d, h, mi, s) = civil(t);
-    if !(0..=9999).contains(&y) {
-        return Err(Error::TimeOutOfRange { what, time: t });
-    }
-    out.extend_from_slice(&[0x18, 15]);
-    push_2(out, (y / 100) as u32);
-    push_2(out, (y % 100) as u32);
-    for v in [mo, d, h, mi, s] {
-        push_2(out, v);
-    }
-    out.push(b'Z');
+    let mut buf = [0u8; 17];
+    let n = write_time(&mut buf, t, true, what)?;
+    out.extend_from_slice(&buf[..n]);
     Ok(())
 }
 
@@ -413,48 +422,43 @@ pub fn encode_entry(
     reason: EntryReason,
     invalidity_date: Option<UnixTime>,
 ) -> Result<(), Error> {
-    let pad = serial.first().is_some_and(|b| b & 0x80 != 0);
     if serial.is_empty() || serial.len() > 20 || serial[0] == 0 {
         return Err(Error::BadSerial(hex::encode(serial)));
     }
-    let serial_tlv = 2 + serial.len() + usize::from(pad);
-    let (y, ..) = civil(revoked_at);
-    let time_tlv = if (1950..=2049).contains(&y) { 15 } else { 17 };
+    // At most 2 + (2 + 21) + 17 + 2 + 12 + 26 = 82 octets: assembled on the stack, appended once.
+    let mut b = [0u8; 96];
+    let pad = serial[0] & 0x80 != 0;
+    b[0] = 0x30;
+    b[2] = 0x02;
+    b[3] = (serial.len() + usize::from(pad)) as u8;
+    let mut at = 4 + usize::from(pad);
+    b[at..at + serial.len()].copy_from_slice(serial);
+    at += serial.len();
+    at += write_time(&mut b[at..], revoked_at, false, "revocationDate")?;
     let code = reason.code();
     let invalidity = match reason {
         EntryReason::RemoveFromCrl => None,
         EntryReason::Revoked(_) => invalidity_date,
     };
-    let exts_content = code.map_or(0, |_| REASON_EXT_HEAD.len() + 1)
-        + invalidity.map_or(0, |_| INVALIDITY_EXT_HEAD.len() + 17);
-    let exts_tlv = if exts_content == 0 {
-        0
-    } else {
-        2 + exts_content
-    };
-    let content = serial_tlv + time_tlv + exts_tlv;
-    out.reserve(2 + content);
-    out.push(0x30);
-    out.push(content as u8);
-    out.push(0x02);
-    out.push((serial.len() + usize::from(pad)) as u8);
-    if pad {
-        out.push(0);
-    }
-    out.extend_from_slice(serial);
-    push_time(out, revoked_at, "revocationDate")?;
-    if exts_content > 0 {
-        out.push(0x30);
-        out.push(exts_content as u8);
+    if code.is_some() || invalidity.is_some() {
+        let exts = at;
+        b[exts] = 0x30;
+        at += 2;
         if let Some(code) = code {
-            out.extend_from_slice(&REASON_EXT_HEAD);
-            out.push(code);
+            b[at..at + REASON_EXT_HEAD.len()].copy_from_slice(&REASON_EXT_HEAD);
+            at += REASON_EXT_HEAD.len();
+            b[at] = code;
+            at += 1;
         }
         if let Some(t) = invalidity {
-            out.extend_from_slice(&INVALIDITY_EXT_HEAD);
-            push_generalized_time(out, t, "invalidityDate")?;
+            b[at..at + INVALIDITY_EXT_HEAD.len()].copy_from_slice(&INVALIDITY_EXT_HEAD);
+            at += INVALIDITY_EXT_HEAD.len();
+            at += write_time(&mut b[at..], t, true, "invalidityDate")?;
         }
+        b[exts + 1] = (at - exts - 2) as u8;
     }
+    b[1] = (at - 2) as u8;
+    out.extend_from_slice(&b[..at]);
     Ok(())
 }
 

@@ -14,11 +14,12 @@
 //! lives in the `meta` CF (`crl_next_number`) and is written in the same synced batch as the
 //! CRL's record, so a number is never reused — after a restart or a crash.
 //!
-//! A CRL is stored in the `crl` CF as its DER, in pieces of [`PIECE_BYTES`] (so that storing a
-//! 50 MB CRL never holds a second 50 MB copy in a write batch), and a [`CrlRecord`]. The pieces
-//! are written first, unsynced; the record and the next number last, in one synced batch (which
-//! syncs the write-ahead log, and so the pieces before it). A CRL exists once its record does:
-//! a crash in between leaves only unreferenced pieces, overwritten by the next build.
+//! A CRL is stored in the `crl` CF as its DER, in pieces of [`PIECE_BYTES`], and a
+//! [`CrlRecord`]. The pieces are written first, as one SST file ingested into the store
+//! ([`Store::ingest_crl`]: durable, and without a second copy of a 50 MB CRL in a write batch
+//! and a memtable); the record and the next number last, in one synced batch. A CRL exists once
+//! its record does: a crash in between leaves only unreferenced pieces, replaced by the next
+//! build (which reuses the number, since it was not recorded as used).
 //!
 //! ## Publication
 //!
@@ -847,10 +848,11 @@ impl Publisher {
                 next_update: record.next_update,
             });
         }
-        for (i, piece) in der.chunks(PIECE_BYTES).enumerate() {
-            self.store
-                .put_crl_unsynced(&Self::piece_key(ca, record.kind, number, i as u32), piece)?;
-        }
+        self.store.ingest_crl(
+            der.chunks(PIECE_BYTES)
+                .enumerate()
+                .map(|(i, piece)| (Self::piece_key(ca, record.kind, number, i as u32), piece)),
+        )?;
         let record_bytes = postcard::to_stdvec(&record)
             .map_err(|e| Error::Corrupt(format!("CRL record does not encode: {e}")))?;
         let next = number.next()?.value().to_be_bytes();
@@ -919,7 +921,7 @@ fn encode_revoked(
     mut sink: impl FnMut(Part),
 ) -> Result<(), Error> {
     let partitions = view.partitions()?;
-    let batch = pool.current_num_threads().max(1) * 4;
+    let batch = pool.current_num_threads().max(1) * 16;
     for ranges in partitions.chunks(batch) {
         let parts: Vec<Part> = pool.install(|| {
             ranges

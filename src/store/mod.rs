@@ -6,7 +6,7 @@
 //! | `revoked` | ca ‖ serial | [`RevokedEntry`]: the index CRLs are built from |
 //! | `events` | ca ‖ seq | [`Event`], in order, without gaps |
 //! | `ocsp` | ca ‖ serial ‖ variant | [`StoredResponse`]: signed response bytes |
-//! | `crl` | ca ‖ kind ‖ number [‖ piece] | published CRLs: DER pieces (kind 0 full, 1 delta) and records (2, 3) |
+//! | `crl` | ca ‖ kind ‖ number [‖ piece] | published CRLs: DER pieces (kind 0 full, 1 delta, ingested as SST files) and records (2, 3) |
 //! | `meta` | ca ‖ name | counters |
 //!
 //! Changes go through [`Store::transact`]: under the CA's lock, the caller reads records and
@@ -56,6 +56,10 @@ pub mod cf {
 /// A raw key and value read from RocksDB.
 type KeyValue = (Box<[u8]>, Box<[u8]>);
 
+/// Subdirectory of the store where SST files are written before ingestion
+/// ([`Store::ingest_crl`]); what a crash leaves there is removed at open.
+const INGEST_DIR: &str = "ingest";
+
 /// Current on-disk layout version.
 pub const SCHEMA_VERSION: u64 = 1;
 
@@ -79,6 +83,9 @@ pub enum Error {
         /// The version on disk.
         found: u64,
     },
+    /// A file of the store's directory could not be written or removed.
+    #[error("{0}: {1}")]
+    Io(String, #[source] std::io::Error),
     /// A transaction named a CA the store was not opened for.
     #[error("CA {0} is not configured")]
     UnknownCa(String),
@@ -258,15 +265,10 @@ impl Store {
         db_opts.set_db_write_buffer_size(64 << 20);
         let descriptors = cf::ALL.iter().map(|name| {
             let point = matches!(*name, cf::CERTS | cf::OCSP);
-            let mut o = cf_opts(point);
-            if *name == cf::CRL {
-                // CRLs are large values written rarely: small memtables keep a freshly stored
-                // 50 MB CRL from lingering in memory as a second copy until a flush.
-                o.set_write_buffer_size(4 << 20);
-            }
-            ColumnFamilyDescriptor::new(*name, o)
+            ColumnFamilyDescriptor::new(*name, cf_opts(point))
         });
         let db = DB::open_cf_descriptors(&db_opts, path, descriptors)?;
+        let _ = std::fs::remove_dir_all(path.join(INGEST_DIR));
 
         let schema_key = keys::global_meta("schema");
         let meta = db
@@ -600,14 +602,42 @@ impl Store {
         Ok(())
     }
 
-    /// Writes one `crl` CF value through the write-ahead log without syncing it: the CRL
-    /// publisher writes a CRL's pieces this way, then its record with [`Store::write_synced`],
-    /// whose sync covers the pieces written before it.
-    pub fn put_crl_unsynced(&self, key: &[u8], value: &[u8]) -> Result<(), Error> {
-        let mut wo = WriteOptions::default();
-        wo.set_sync(false);
-        self.db.put_cf_opt(self.cf(cf::CRL), key, value, &wo)?;
-        Ok(())
+    /// Writes `crl` CF entries, keys in increasing order, as one SST file ingested into the
+    /// store: large values (a 50 MB CRL) go to disk once, without passing through the
+    /// write-ahead log and a memtable, and without a second copy in memory. The file is synced
+    /// before it is ingested, and ingestion is atomic: when this returns, the entries are
+    /// durable. (The CRL publisher then writes the CRL's record with [`Store::write_synced`].)
+    pub fn ingest_crl<'v>(
+        &self,
+        entries: impl IntoIterator<Item = (Vec<u8>, &'v [u8])>,
+    ) -> Result<(), Error> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = self.db.path().join(INGEST_DIR);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Io(dir.display().to_string(), e))?;
+        let path = dir.join(format!(
+            "crl-{}-{}.sst",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut opts = Options::default();
+        // CRL DER is mostly serials and signatures: compression would cost more than it saves.
+        opts.set_compression_type(rocksdb::DBCompressionType::None);
+        let result = (|| {
+            let mut writer = rocksdb::SstFileWriter::create(&opts);
+            writer.open(&path)?;
+            for (k, v) in entries {
+                writer.put(k, v)?;
+            }
+            writer.finish()?;
+            let mut io = rocksdb::IngestExternalFileOptions::default();
+            io.set_move_files(true);
+            self.db
+                .ingest_external_file_cf_opts(self.cf(cf::CRL), &io, vec![&path])
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        Ok(result?)
     }
 
     /// A raw `crl` CF value.
@@ -656,6 +686,17 @@ impl Store {
         self.db.flush_wal(true)?;
         for name in cf::ALL {
             self.db.flush_cf(self.cf(name))?;
+        }
+        Ok(())
+    }
+
+    /// Flushes, then compacts every column family fully (after a bulk load: later scans, such
+    /// as a CRL build, read a few large sorted files instead of many small ones).
+    pub fn compact(&self) -> Result<(), Error> {
+        self.flush()?;
+        for name in cf::ALL {
+            self.db
+                .compact_range_cf(self.cf(name), None::<&[u8]>, None::<&[u8]>);
         }
         Ok(())
     }
@@ -746,7 +787,6 @@ impl RevocationView<'_> {
     ) -> Result<(), E> {
         let mut ro = self.read_options(false);
         ro.set_iterate_upper_bound(range.upper.clone());
-        ro.set_readahead_size(1 << 20);
         let mut it = self
             .store
             .db
