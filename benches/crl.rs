@@ -9,7 +9,7 @@
 //!
 //!     cargo bench --bench crl
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use der::Encode;
 use vigie::crl::CrlNumber;
 use vigie::crl::build::{self, CrlEntry, CrlTemplate, EntryReason, Scope};
@@ -148,5 +148,8 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    bench(&mut c);
+    c.final_summary();
+}

@@ -199,8 +199,22 @@ pub fn instructions(setup: &DemoSetup, prepared: &Prepared, config: &Config) -> 
             }
         }
     }
+    if let (Some(cert), Some(ca)) = (
+        pick(false),
+        prepared.pki.cas.iter().find(|c| c.id == "aci-el-org"),
+    ) {
+        out.push_str(&format!(
+            "# CRLs: the list, then the revoked certificate checked against the full and delta CRLs:\n\
+             curl -s {url}/crl/\n\
+             curl -s {url}/crl/aci-el-org.pem -o full.pem; curl -s {url}/crl/aci-el-org-delta.pem -o delta.pem\n\
+             openssl verify -crl_check -use_deltas -CRLfile full.pem -CRLfile delta.pem -CAfile {} -untrusted {} {}\n\n",
+            shown(&prepared.pki.roots),
+            shown(&ca.cert),
+            shown(&cert.path)
+        ));
+    }
     out.push_str(&format!(
-        "# Health, readiness and metrics on the admin listener:\ncurl -s http://{}/readyz\ncurl -s http://{}/metrics | grep vigie_ocsp\n",
+        "# Health, readiness and metrics on the admin listener:\ncurl -s http://{}/readyz\ncurl -s http://{}/metrics | grep -E 'vigie_(ocsp|crl)'\n",
         setup.admin_listen, setup.admin_listen
     ));
     out

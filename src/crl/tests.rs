@@ -1,5 +1,5 @@
 //! Unit tests of the publisher over a real (temporary) store, with a fixed clock and the
-//! committed test CA of `tests/data/`: golden CRLs, numbering across reopenings, deadlines,
+//! committed golden test PKI of `tests/data/golden-pki/`: golden CRLs, numbering across reopenings, deadlines,
 //! retention, and the delta property *base ⊕ delta = current complete CRL*.
 
 use std::collections::BTreeMap;
@@ -19,7 +19,7 @@ use crate::model::{Issuance, RevocationReason, Serial};
 const T0: UnixTime = UnixTime(1_767_225_600);
 
 fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden-pki")
 }
 
 struct Fixture {
@@ -27,7 +27,7 @@ struct Fixture {
     config: Config,
     store: Arc<Store>,
     clock: Arc<FixedClock>,
-    publisher: Publisher,
+    publisher: Arc<Publisher>,
     ca: CaId,
 }
 
@@ -38,10 +38,12 @@ fn config_text(dir: &Path, extra: &str) -> String {
          [admin]\nlisten = \"127.0.0.1:0\"\n\
          [store]\npath = \"{}\"\nblock_cache_mb = 8\n\
          [crl]\nthreads = 2\n\
-         [[ca]]\nid = \"test\"\ncert = \"{c}\"\nkey = \"{k}\"\nocsp_cert = \"{c}\"\nocsp_key = \"{k}\"\n{extra}\n",
+         [[ca]]\nid = \"test\"\ncert = \"{c}\"\nkey = \"{k}\"\nocsp_cert = \"{oc}\"\nocsp_key = \"{ok}\"\n{extra}\n",
         dir.join("data").display(),
-        c = data.join("crl-test-ca.pem").display(),
-        k = data.join("crl-test-ca.key").display(),
+        c = data.join("ca.pem").display(),
+        k = data.join("ca.key").display(),
+        oc = data.join("ocsp.pem").display(),
+        ok = data.join("ocsp.key").display(),
     )
 }
 
@@ -53,8 +55,10 @@ impl Fixture {
         let config = Config::load(&path).expect("config loads");
         let store = Arc::new(crate::service::open_store(&config).expect("store opens"));
         let clock = Arc::new(FixedClock::new(T0));
-        let publisher = Publisher::new(&config, Arc::clone(&store), clock.clone() as SharedClock)
-            .expect("publisher");
+        let publisher = Arc::new(
+            Publisher::new(&config, Arc::clone(&store), clock.clone() as SharedClock)
+                .expect("publisher"),
+        );
         Fixture {
             _dir: dir,
             config,
@@ -78,8 +82,10 @@ impl Fixture {
         drop(publisher);
         drop(store);
         let store = Arc::new(crate::service::open_store(&config).expect("store reopens"));
-        let publisher = Publisher::new(&config, Arc::clone(&store), clock.clone() as SharedClock)
-            .expect("publisher");
+        let publisher = Arc::new(
+            Publisher::new(&config, Arc::clone(&store), clock.clone() as SharedClock)
+                .expect("publisher"),
+        );
         Fixture {
             _dir,
             config,
@@ -258,7 +264,7 @@ fn golden_full_and_delta_crls() {
     let full = &published[0];
     assert_eq!(full.record.number, 1);
     assert_eq!(published[1].record.base, Some(1));
-    golden("crl-full.der", &full.der);
+    golden("crl/full.der", &full.der);
     let x = openssl::x509::X509Crl::from_der(&full.der).expect("openssl parses");
     assert!(x.verify(&f.ca_public_key()).expect("verifies"));
 
@@ -316,7 +322,7 @@ fn golden_full_and_delta_crls() {
     assert_eq!(delta.len(), 1);
     let delta = &delta[0];
     assert_eq!((delta.record.number, delta.record.base), (3, Some(1)));
-    golden("crl-delta.der", &delta.der);
+    golden("crl/delta.der", &delta.der);
     let d = entries_of(&delta.der);
     assert_eq!(d.len(), 3, "{d:?}");
     assert_eq!(d[held.magnitude()].1, Some(build::REMOVE_FROM_CRL));
@@ -461,6 +467,51 @@ fn expired_certificates_kept_forever_are_announced() {
             .any(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_ISSUING_DISTRIBUTION_POINT),
         "crl_url = \"\" writes no IssuingDistributionPoint"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_triggers_a_delta_after_the_debounce() {
+    let f = Fixture::new(
+        "crl_schedule = \"0 0 0 1 1 *\"\ndelta_schedule = \"0 0 0 1 1 *\"\n\
+         publish_delta_on_revoke = true\ndelta_debounce = \"1s\"\n",
+    );
+    let schedule = schedule::Schedule::start(Arc::clone(&f.publisher))
+        .await
+        .expect("schedule starts");
+    let wait_for = |what: &str, test: &dyn Fn(&Current) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let current = f.publisher.current("test").expect("CA");
+            if test(&current) {
+                return current;
+            }
+            assert!(Instant::now() < deadline, "waited in vain for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // The watchdog's first round publishes what is missing.
+    let first = wait_for("the first CRLs", &|c| c.delta.is_some());
+    let first_delta = first.delta.as_ref().map(|d| d.record.number).unwrap_or(0);
+    let serial = s("0bad");
+    f.issue(&serial, T0.plus(86400 * 100));
+    f.revoke(
+        &serial,
+        T0.minus(10),
+        Some(RevocationReason::KeyCompromise),
+        None,
+    );
+    let after = wait_for("a delta after the revocation", &|c| {
+        c.delta
+            .as_ref()
+            .is_some_and(|d| d.record.number > first_delta && d.record.entries == 1)
+    });
+    let delta = after.delta.expect("delta");
+    assert_eq!(
+        delta.record.base,
+        first.full.as_ref().map(|f| f.record.number)
+    );
+    assert!(entries_of(&delta.der).contains_key(serial.magnitude()));
+    schedule.stop().await;
 }
 
 // -------------------------------------------------------------------------------------------

@@ -135,8 +135,15 @@ pub async fn by_number(
             "no CA {ca:?} is served here (see GET /crl/)"
         )));
     }
-    let crl = publisher
-        .by_number(&ca, number)
+    // A past CRL is read from the store (up to tens of MB): off the HTTP workers.
+    let lookup = {
+        let publisher = std::sync::Arc::clone(publisher);
+        let ca = ca.clone();
+        web::block(move || publisher.by_number(&ca, number))
+    };
+    let crl = lookup
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(internal)?
         .ok_or_else(|| ApiError::NotFound(format!("CA {ca} has no CRL number {number}")))?;
     let (bytes, etag, content_type) = body(&crl, form);

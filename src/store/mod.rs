@@ -54,7 +54,7 @@ pub mod cf {
 }
 
 /// A raw key and value read from RocksDB.
-type KeyValue = (Box<[u8]>, Box<[u8]>);
+pub type KeyValue = (Box<[u8]>, Box<[u8]>);
 
 /// Subdirectory of the store where SST files are written before ingestion
 /// ([`Store::ingest_crl`]); what a crash leaves there is removed at open.
@@ -647,7 +647,7 @@ impl Store {
 
     /// The `crl` CF entry with the greatest key starting with `prefix` (the latest CRL of a
     /// kind, since numbers are big-endian in keys).
-    pub fn crl_last(&self, prefix: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>, Error> {
+    pub fn crl_last(&self, prefix: &[u8]) -> Result<Option<KeyValue>, Error> {
         let mut ro = ReadOptions::default();
         ro.set_iterate_lower_bound(prefix.to_vec());
         let end = keys::prefix_end(prefix);
@@ -660,7 +660,7 @@ impl Store {
             Some(item) => {
                 let (k, v) = item?;
                 if k.starts_with(prefix) {
-                    Ok(Some((k.into_vec(), v.into_vec())))
+                    Ok(Some((k, v)))
                 } else {
                     Ok(None)
                 }
