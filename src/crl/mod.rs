@@ -204,6 +204,16 @@ pub struct CrlRecord {
     /// Complete CRLs: listed serials (magnitudes) whose retention ends before the horizon, with
     /// when it ends — what a delta must remove without an event saying so.
     pub expiring: Vec<(Vec<u8>, UnixTime)>,
+    /// The retention of expired certificates it was built with, seconds (`None`: forever).
+    /// Deltas are only built on a base of the current retention.
+    pub keep_expired: Option<i64>,
+}
+
+fn retention(keep: KeepExpired) -> Option<i64> {
+    match keep {
+        KeepExpired::For(secs) => Some(secs),
+        KeepExpired::Forever => None,
+    }
 }
 
 /// How long the phases of a build took.
@@ -552,6 +562,7 @@ impl Publisher {
                 f.record.next_update.0 - now.0 < self.margin(p.validity)
                     || f.record.idp_url != p.idp_url
                     || f.record.freshest_url != self.freshest_url(p)
+                    || f.record.keep_expired != retention(p.keep_expired)
                     || (p.delta_schedule.is_some() && now >= f.record.horizon)
             }
         };
@@ -664,7 +675,9 @@ impl Publisher {
     }
 
     fn base_usable(&self, slot: &CaSlot, base: &PublishedCrl) -> bool {
-        base.record.idp_url == slot.policy.idp_url && self.clock.now() < base.record.horizon
+        base.record.idp_url == slot.policy.idp_url
+            && base.record.keep_expired == retention(slot.policy.keep_expired)
+            && self.clock.now() < base.record.horizon
     }
 
     fn record_outcome(
@@ -784,6 +797,7 @@ impl Publisher {
             freshest_url,
             horizon,
             expiring,
+            keep_expired: retention(p.keep_expired),
         };
         self.persist_and_swap(slot, record, der, started, encoded, signed)
     }
@@ -827,6 +841,7 @@ impl Publisher {
             freshest_url: None,
             horizon: base.record.horizon,
             expiring: Vec::new(),
+            keep_expired: base.record.keep_expired,
         };
         self.persist_and_swap(slot, record, der, started, encoded, signed)
     }

@@ -96,6 +96,36 @@ impl Fixture {
         }
     }
 
+    /// Reopens with another configuration on the same data directory.
+    fn reconfigure(self, extra: &str) -> Fixture {
+        let Fixture {
+            _dir,
+            store,
+            clock,
+            publisher,
+            ca,
+            ..
+        } = self;
+        drop(publisher);
+        drop(store);
+        let path = _dir.path().join("vigie.toml");
+        std::fs::write(&path, config_text(_dir.path(), extra)).expect("config written");
+        let config = Config::load(&path).expect("config loads");
+        let store = Arc::new(crate::service::open_store(&config).expect("store reopens"));
+        let publisher = Arc::new(
+            Publisher::new(&config, Arc::clone(&store), clock.clone() as SharedClock)
+                .expect("publisher"),
+        );
+        Fixture {
+            _dir,
+            config,
+            store,
+            clock,
+            publisher,
+            ca,
+        }
+    }
+
     fn apply(&self, serial: &Serial, change: Change) -> Result<(), crate::Error> {
         self.store
             .transact(std::slice::from_ref(&self.ca), self.clock.now(), |tx| {
@@ -414,6 +444,36 @@ fn deadlines_make_crls_due_before_next_update() {
             .expect("nothing due")
             .is_empty()
     );
+}
+
+#[test]
+fn a_new_scope_or_retention_needs_a_new_complete_crl_before_any_delta() {
+    let f = Fixture::new("");
+    f.publish(CrlKind::Full);
+    let f = f.reconfigure("crl_keep_expired = \"forever\"\n");
+    assert!(f.publisher.due("test", f.clock.now()).expect("CA").full);
+    let p = f.publish(CrlKind::Delta);
+    let kinds: Vec<CrlKind> = p.iter().map(|c| c.kind()).collect();
+    assert_eq!(
+        kinds,
+        vec![CrlKind::Full, CrlKind::Delta],
+        "no delta on the old base"
+    );
+    assert_eq!(p[1].record.base, Some(p[0].record.number));
+    let f = f
+        .reconfigure("crl_keep_expired = \"forever\"\ncrl_url = \"http://elsewhere.test/a.crl\"\n");
+    assert!(f.publisher.due("test", f.clock.now()).expect("CA").full);
+    let p = f.publish(CrlKind::Delta);
+    assert_eq!(p.len(), 2);
+    let t = CertificateList::from_der(&p[1].der).expect("parses");
+    let idp = t
+        .tbs_cert_list
+        .crl_extensions
+        .expect("extensions")
+        .into_iter()
+        .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_ISSUING_DISTRIBUTION_POINT)
+        .expect("the delta names its base's scope");
+    assert!(String::from_utf8_lossy(idp.extn_value.as_bytes()).contains("elsewhere.test"));
 }
 
 #[test]
