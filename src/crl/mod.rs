@@ -299,6 +299,11 @@ impl PublishedCrl {
             .clone()
     }
 
+    /// The PEM form if it was already made.
+    pub fn pem_if_made(&self) -> Option<Bytes> {
+        self.pem.get().cloned()
+    }
+
     /// `ETag` of the PEM form.
     pub fn pem_etag(&self) -> String {
         format!("{}-pem\"", self.etag.trim_end_matches('"'))

@@ -14,6 +14,8 @@
 //! nextUpdate is never served as current: 503 until a new one is built. A file name that is a CA
 //! id ending in `-delta` names that CA's complete CRL (CA ids are matched first).
 
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -49,11 +51,27 @@ fn internal(e: crate::crl::Error) -> ApiError {
     ApiError::Internal(e.to_string())
 }
 
-fn body(crl: &PublishedCrl, form: Form) -> (web::Bytes, String, &'static str) {
-    match form {
+/// The body, its `ETag` and media type. The PEM form of a large CRL takes tens of
+/// milliseconds to make, once: that happens off the HTTP workers.
+async fn body(
+    crl: &Arc<PublishedCrl>,
+    form: Form,
+) -> Result<(web::Bytes, String, &'static str), ApiError> {
+    Ok(match form {
         Form::Der => (crl.der.clone(), crl.etag.clone(), PKIX_CRL),
-        Form::Pem => (crl.pem(), crl.pem_etag(), PEM_CRL),
-    }
+        Form::Pem => {
+            let pem = match crl.pem_if_made() {
+                Some(pem) => pem,
+                None => {
+                    let crl = Arc::clone(crl);
+                    web::block(move || crl.pem())
+                        .await
+                        .map_err(|e| ApiError::Internal(e.to_string()))?
+                }
+            };
+            (pem, crl.pem_etag(), PEM_CRL)
+        }
+    })
 }
 
 /// `GET|HEAD /crl/{file}`: a current complete or delta CRL.
@@ -101,7 +119,7 @@ pub async fn current(
             kind.label()
         )));
     };
-    let (bytes, etag, content_type) = body(&crl, form);
+    let (bytes, etag, content_type) = body(&crl, form).await?;
     let validity = cache::Validity {
         etag: &etag,
         this_update: crl.record.this_update,
@@ -137,7 +155,7 @@ pub async fn by_number(
     }
     // A past CRL is read from the store (up to tens of MB): off the HTTP workers.
     let lookup = {
-        let publisher = std::sync::Arc::clone(publisher);
+        let publisher = Arc::clone(publisher);
         let ca = ca.clone();
         web::block(move || publisher.by_number(&ca, number))
     };
@@ -146,7 +164,7 @@ pub async fn by_number(
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(internal)?
         .ok_or_else(|| ApiError::NotFound(format!("CA {ca} has no CRL number {number}")))?;
-    let (bytes, etag, content_type) = body(&crl, form);
+    let (bytes, etag, content_type) = body(&crl, form).await?;
     let mut b = HttpResponse::Ok();
     b.insert_header((
         header::CACHE_CONTROL,
