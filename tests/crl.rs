@@ -161,7 +161,11 @@ fn lists(crl: &X509Crl, serial_hex: &str) -> bool {
             r.serial_number()
                 .to_bn()
                 .and_then(|bn| bn.to_hex_str().map(|h| h.to_string()))
-                .is_ok_and(|h| h.eq_ignore_ascii_case(serial_hex.trim_start_matches('0')))
+                .is_ok_and(|h| {
+                    // BN_bn2hex keeps a leading zero nibble ("0FF4…"): compare numbers, not text.
+                    h.trim_start_matches('0')
+                        .eq_ignore_ascii_case(serial_hex.trim_start_matches('0'))
+                })
         })
     })
 }
