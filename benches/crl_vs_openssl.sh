@@ -66,7 +66,7 @@ vr=$(rss_kb "$WORK/vigie.time"); orss=$(rss_kb "$WORK/openssl.time")
 vb=$(stat -c %s "$WORK/vigie.der"); ob=$(stat -c %s "$WORK/openssl.der")
 echo
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F)"
-printf '%-22s %10s %14s %14s %12s\n' "" "wall (s)" "peak RSS (MB)" "CRL (MB)" "RSS / CRL"
+printf '%-22s %10s %14s %14s %12s\n' "" "wall (s)" "peak RSS (MiB)" "CRL (MiB)" "RSS / CRL"
 printf '%-22s %10.2f %14.1f %14.1f %12.2f\n' "vigie crl build" "$vs" "$(echo "$vr/1024" | bc -l)" \
   "$(echo "$vb/1048576" | bc -l)" "$(echo "$vr*1024/$vb" | bc -l)"
 printf '%-22s %10.2f %14.1f %14.1f %12.2f\n' "openssl ca -gencrl" "$os" "$(echo "$orss/1024" | bc -l)" \
