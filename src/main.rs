@@ -65,7 +65,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         vigie::service::run(config, Arc::new(SystemClock), |bound| {
             println!("listening public http://{}", bound.public);
-            println!("listening admin http://{}", bound.admin);
+            let scheme = if bound.admin_tls { "https" } else { "http" };
+            println!("listening admin {scheme}://{}", bound.admin);
         })
         .await
     })?;
