@@ -83,7 +83,10 @@ fn serve(config: &Path, log: &Path) -> Serve {
                     break a.trim().to_owned();
                 }
             }
-            _ => panic!("vigie exited: {}", std::fs::read_to_string(log).unwrap_or_default()),
+            _ => panic!(
+                "vigie exited: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            ),
         }
     };
     std::thread::spawn(move || for _ in lines {});
@@ -92,7 +95,12 @@ fn serve(config: &Path, log: &Path) -> Serve {
 
 /// Runs `clients` threads posting batches of `batch` revocations for `secs`; returns
 /// (revocations acknowledged, requests, elapsed, p50/p99 request latency).
-fn run(admin: &str, clients: u64, batch: u64, secs: u64) -> (u64, u64, Duration, Duration, Duration) {
+fn run(
+    admin: &str,
+    clients: u64,
+    batch: u64,
+    secs: u64,
+) -> (u64, u64, Duration, Duration, Duration) {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -164,10 +172,7 @@ fn http(pki: &DemoPki, work: &Path) {
     let secs = env_or("VIGIE_BENCH_SECS", 10);
     let clients = env_or("VIGIE_BENCH_CLIENTS", 32);
     let batch = env_or("VIGIE_BENCH_BATCH", 100);
-    for (name, clients, batch) in [
-        ("single-event", clients, 1),
-        ("batched", clients, batch),
-    ] {
+    for (name, clients, batch) in [("single-event", clients, 1), ("batched", clients, batch)] {
         let dir = work.join(name);
         std::fs::create_dir_all(&dir).expect("dir");
         let cfg = config(&dir, pki);
@@ -187,7 +192,8 @@ fn http(pki: &DemoPki, work: &Path) {
 
 /// Writes an index.txt of `lines` lines: 90 % V, 8 % R (every OpenSSL reason form), 2 % E.
 pub fn generate_index(path: &Path, lines: u64) {
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).expect("create"));
+    let mut out =
+        std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).expect("create"));
     let reasons = [
         "superseded",
         "keyTime,20250101000000Z",
@@ -199,10 +205,12 @@ pub fn generate_index(path: &Path, lines: u64) {
         "unspecified",
     ];
     for i in 0..lines {
-        let serial = format!("{:032X}", 0x1000_0000_0000_0000_0000_0000_0000_0000u128 + u128::from(i) * 7919);
-        let subject = format!(
-            "/C=FR/O=ASIP-SANTE/OU=0002 187512751/OU=IGC-SANTE TEST/CN=bench {i}"
+        let serial = format!(
+            "{:032X}",
+            0x1000_0000_0000_0000_0000_0000_0000_0000u128 + u128::from(i) * 7919
         );
+        let subject =
+            format!("/C=FR/O=ASIP-SANTE/OU=0002 187512751/OU=IGC-SANTE TEST/CN=bench {i}");
         let line = match i % 50 {
             0..=3 => format!(
                 "R\t290101000000Z\t260101120000Z,{}\t{serial}\tunknown\t{subject}\n",
@@ -224,7 +232,10 @@ fn import(pki: &DemoPki, work: &Path) {
     let index = dir.join("index.txt");
     let t = Instant::now();
     generate_index(&index, lines);
-    println!("generated {lines} lines in {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "generated {lines} lines in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let t = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_vigie"))
         .args(["import", "--ca", "aci-el-org", "--config"])
@@ -235,7 +246,11 @@ fn import(pki: &DemoPki, work: &Path) {
         .expect("vigie import runs");
     let secs = t.elapsed().as_secs_f64();
     print!("{}", String::from_utf8_lossy(&out.stdout));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     println!(
         "vigie import of {lines} lines: {secs:.1} s wall clock, process included ({:.0} lines/s)",
         lines as f64 / secs
@@ -243,7 +258,10 @@ fn import(pki: &DemoPki, work: &Path) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let want = |what: &str| args.is_empty() || args.iter().any(|a| a == what);
     let work = tempfile::tempdir().expect("tempdir");
     let pki = create_or_load(
@@ -259,7 +277,14 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         std::fs::read_to_string("/proc/cpuinfo")
             .ok()
-            .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+            .and_then(
+                |c| c.lines().find(|l| l.starts_with("model name")).map(|l| l
+                    .split(':')
+                    .nth(1)
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned())
+            )
             .unwrap_or_default()
     );
     if want("http") {

@@ -147,7 +147,11 @@ fn every_acknowledged_revocation_survives_sigkill() {
             );
             let rec = r.json();
             assert_eq!(rec["status"], "revoked", "{ca}/{serial}: {rec}");
-            assert_eq!(rec["revocation"]["reason"], reason.as_str(), "{ca}/{serial}");
+            assert_eq!(
+                rec["revocation"]["reason"],
+                reason.as_str(),
+                "{ca}/{serial}"
+            );
         }
         // Event logs have no holes: each CA's last sequence number counts at least its
         // acknowledged revocations (plus the seeded samples).
@@ -159,7 +163,10 @@ fn every_acknowledged_revocation_survives_sigkill() {
                 .and_then(|l| l.iter().find(|c| c["id"] == ca))
                 .and_then(|c| c["last_event_seq"].as_u64())
                 .expect("CA listed");
-            assert!(last >= acked_here, "{ca}: last_event_seq {last} < {acked_here}");
+            assert!(
+                last >= acked_here,
+                "{ca}: last_event_seq {last} < {acked_here}"
+            );
         }
         // TODO(crl): once the CRL publisher lands (branch crl), fetch GET /crl/{ca}.crl and
         // GET /crl/{ca}-delta.crl here after each restart and assert that their CRLNumber is

@@ -869,3 +869,189 @@ mod mtls {
         );
     }
 }
+
+/// `2029-11-30T12:00:00Z` → `291130120000Z` (index.txt's UTCTime).
+fn utc_time(rfc3339: &str) -> String {
+    let d: String = rfc3339.chars().filter(char::is_ascii_digit).collect();
+    format!("{}Z", &d[2..14])
+}
+
+fn vigie(args: &[&str], token: Option<&str>) -> std::process::Output {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_vigie"));
+    c.args(args)
+        .env("VIGIE_LOG", "warn")
+        .env_remove("VIGIE_TOKEN");
+    if let Some(t) = token {
+        c.env("VIGIE_TOKEN", t);
+    }
+    c.output().expect("vigie runs")
+}
+
+#[test]
+fn vigie_import_loads_an_openssl_index_and_the_cli_talks_to_the_api() {
+    let mut s = Server::start_with(&Options::ingest());
+    let (v, r_kc, r_hold, r_hold2, released, e, real) = (
+        random_serial(),
+        random_serial(),
+        random_serial(),
+        random_serial(),
+        random_serial(),
+        random_serial(),
+        random_serial(),
+    );
+    let real_cert = issue(CA, &real, None);
+    let real_na = {
+        let epoch = openssl::asn1::Asn1Time::from_unix(0).expect("epoch");
+        let d = epoch.diff(real_cert.not_after()).expect("diff");
+        vigie::model::UnixTime(i64::from(d.days) * 86400 + i64::from(d.secs)).to_rfc3339()
+    };
+    let subject = "/C=FR/O=ASIP-SANTE/OU=0002 187512751/CN=imported";
+    let index = format!(
+        "V\t291231235959Z\t\t{v}\tunknown\t{subject}\n\
+         R\t291231235959Z\t260101120000Z,keyTime,20251225000000Z\t{r_kc}\tunknown\t{subject}\n\
+         R\t291231235959Z\t260101120000Z,holdInstruction,holdInstructionReject\t{r_hold}\tunknown\t{subject}\n\
+         R\t291231235959Z\t260101120000Z,certificateHold\t{r_hold2}\tunknown\t{subject}\n\
+         R\t291231235959Z\t260101120000Z,removeFromCRL\t{released}\tunknown\t{subject}\n\
+         E\t200101000000Z\t\t{e}\tunknown\t{subject}\n\
+         V\t{}\t\t{real}\tunknown\t{subject}\n\
+         \n\
+         R\t291231235959Z\t260101120000Z,bored\t0abc\tunknown\t{subject}\n\
+         V\t291231235959Z\t\tnot-hex\tunknown\t{subject}\n",
+        utc_time(&real_na)
+    );
+    let path = s.dir.path().join("index.txt");
+    std::fs::write(&path, index).expect("index written");
+    let config = s.config.clone();
+    let import_args = [
+        "import",
+        "--ca",
+        CA,
+        "--config",
+        path_str(&config),
+        path_str(&path),
+    ];
+
+    // The server holds the store: the import says so.
+    let busy = vigie(&import_args, None);
+    assert!(!busy.status.success());
+    let err = text(&busy);
+    assert!(
+        err.contains("in use") && err.contains("vigie serve"),
+        "{err}"
+    );
+
+    s.stop();
+    let out = vigie(&import_args, None);
+    let summary = text(&out);
+    assert!(out.status.success(), "{summary}");
+    assert!(summary.contains("lines read   10"), "{summary}");
+    assert!(summary.contains("lines skipped    2"), "{summary}");
+    assert!(
+        summary.contains("unknown reason: 1") && summary.contains("bad serial: 1"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("line 9:") && summary.contains("line 10:"),
+        "{summary}"
+    );
+    // Importing again changes nothing.
+    let again = text(&vigie(&import_args, None));
+    assert!(again.contains("events applied   0"), "{again}");
+    s.spawn();
+    let api = Api::new(&s, Some(TOKEN));
+
+    let rec = api.record(CA, &v).json();
+    assert_eq!(rec["status"], "good");
+    assert_eq!(
+        rec["issuance"]["not_before"],
+        Value::Null,
+        "not in index.txt"
+    );
+    assert_eq!(rec["issuance"]["not_after"], "2029-12-31T23:59:59Z");
+    assert_eq!(
+        rec["issuance"]["subject"],
+        "C=FR, O=ASIP-SANTE, OU=0002 187512751, CN=imported"
+    );
+    let rec = api.record(CA, &r_kc).json();
+    assert_eq!(rec["revocation"]["reason"], "keyCompromise");
+    assert_eq!(rec["revocation"]["revoked_at"], "2026-01-01T12:00:00Z");
+    assert_eq!(rec["revocation"]["invalidity_date"], "2025-12-25T00:00:00Z");
+    for held in [&r_hold, &r_hold2] {
+        assert_eq!(
+            api.record(CA, held).json()["revocation"]["reason"],
+            "certificateHold"
+        );
+    }
+    assert_eq!(api.record(CA, &released).json()["status"], "good");
+    assert_eq!(api.record(CA, &e).json()["status"], "good");
+    // The certificate itself completes the imported record instead of conflicting with it.
+    let r = api.request(
+        "POST",
+        "/v1/certificates",
+        Some("application/pkix-cert"),
+        Some(&real_cert.to_der().expect("der")),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let item = &r.json()["results"][0];
+    assert_eq!(item["result"], "applied");
+    assert!(item["issuance"]["not_before"].is_string(), "{item}");
+
+    // The CLI: revoke, release, status.
+    let url = s.admin.clone();
+    let out = vigie(
+        &[
+            "revoke",
+            "--url",
+            &url,
+            "--ca",
+            CA,
+            "--serial",
+            &v,
+            "--reason",
+            "certificateHold",
+        ],
+        Some(TOKEN),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("\"applied\": 1"), "{}", text(&out));
+    let out = vigie(
+        &["status", "--url", &url, "--ca", CA, "--serial", &v],
+        Some(TOKEN),
+    );
+    assert!(text(&out).contains("certificateHold"), "{}", text(&out));
+    let out = vigie(
+        &["release", "--url", &url, "--ca", CA, "--serial", &v],
+        Some(TOKEN),
+    );
+    assert!(
+        text(&out).contains("\"status\": \"good\""),
+        "{}",
+        text(&out)
+    );
+    let out = vigie(&["status", "--url", &url], Some(TOKEN));
+    assert!(
+        out.status.success() && text(&out).contains("aci-el-pp"),
+        "{}",
+        text(&out)
+    );
+    let out = vigie(
+        &[
+            "revoke",
+            "--url",
+            &url,
+            "--ca",
+            CA,
+            "--serial",
+            &v,
+            "--reason",
+            "superseded",
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("HTTP 401") && text(&out).contains("VIGIE_TOKEN"),
+        "{}",
+        text(&out)
+    );
+}
