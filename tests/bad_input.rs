@@ -128,7 +128,8 @@ fn malformed_requests_get_ocsp_errors_and_the_server_stays_healthy() {
     let s = Server::start();
     let url = s.url("/ocsp");
     let valid = valid_request(&["-no_nonce"]);
-    let mut cases: Vec<(String, Vec<u8>, Option<&str>, u16, OcspResponseStatus)> = Vec::new();
+    type Case<'a> = (String, Vec<u8>, Option<&'a str>, u16, OcspResponseStatus);
+    let mut cases: Vec<Case> = Vec::new();
     let ct = Some("application/ocsp-request");
     let malformed = OcspResponseStatus::MALFORMED_REQUEST;
 

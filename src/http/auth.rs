@@ -160,7 +160,7 @@ impl AdminAuth {
 fn bearer_token(value: &[u8]) -> Option<&[u8]> {
     let value = value.trim_ascii();
     let (scheme, rest) = value.split_at_checked(6)?;
-    if !scheme.eq_ignore_ascii_case(b"Bearer") || !rest.first().is_some_and(|b| *b == b' ') {
+    if !scheme.eq_ignore_ascii_case(b"Bearer") || rest.first().is_none_or(|b| *b != b' ') {
         return None;
     }
     let token = rest.trim_ascii();
@@ -203,12 +203,12 @@ impl FromRequest for Caller {
 /// connection (mutual TLS) for [`Caller`].
 pub fn on_connect(conn: &dyn Any, data: &mut Extensions) {
     type Tls = actix_tls::accept::openssl::TlsStream<actix_web::rt::net::TcpStream>;
-    if let Some(tls) = conn.downcast_ref::<Tls>() {
-        if let Some(cert) = tls.ssl().peer_certificate() {
-            data.insert(PeerCertificate {
-                subject: crate::pki::one_line_name(cert.subject_name()),
-            });
-        }
+    if let Some(tls) = conn.downcast_ref::<Tls>()
+        && let Some(cert) = tls.ssl().peer_certificate()
+    {
+        data.insert(PeerCertificate {
+            subject: crate::pki::one_line_name(cert.subject_name()),
+        });
     }
 }
 

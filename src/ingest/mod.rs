@@ -276,13 +276,13 @@ fn decide(current: Option<&CertRecord>, change: &Change, now: UnixTime) -> Resul
         }
         Change::Revoke(req) => {
             let revoked_at = req.revoked_at.unwrap_or(now);
-            if let Some(inv) = req.invalidity_date {
-                if inv > revoked_at {
-                    return Err(Error::Invalid {
-                        field: "invalidity_date".into(),
-                        message: "must not be after the revocation time (RFC 5280 §5.3.2)".into(),
-                    });
-                }
+            if let Some(inv) = req.invalidity_date
+                && inv > revoked_at
+            {
+                return Err(Error::Invalid {
+                    field: "invalidity_date".into(),
+                    message: "must not be after the revocation time (RFC 5280 §5.3.2)".into(),
+                });
             }
             if revoked_at > now.plus(300) {
                 return Err(Error::Invalid {

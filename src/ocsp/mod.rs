@@ -307,16 +307,15 @@ impl Responder {
         let key = cache_key(ca.index, q.variant, q.serial_content());
         let serial = Serial::from_der_content(q.serial_content());
         let now = self.clock.now();
-        if let Some(hit) = self.cache.get(&key) {
-            if hit.generation == self.generation(ca, serial.as_ref())
-                && now < hit.response.times.next_update
-            {
-                if now >= hit.refresh_at && !hit.refreshing.swap(true, Ordering::AcqRel) {
-                    self.refresh_in_background(Arc::clone(ca), q.variant, key, Arc::clone(&hit));
-                }
-                metrics::counter!(m::OCSP_CACHE, "result" => "hit").increment(1);
-                return Ok(hit);
+        if let Some(hit) = self.cache.get(&key)
+            && hit.generation == self.generation(ca, serial.as_ref())
+            && now < hit.response.times.next_update
+        {
+            if now >= hit.refresh_at && !hit.refreshing.swap(true, Ordering::AcqRel) {
+                self.refresh_in_background(Arc::clone(ca), q.variant, key, Arc::clone(&hit));
             }
+            metrics::counter!(m::OCSP_CACHE, "result" => "hit").increment(1);
+            return Ok(hit);
         }
         let cert_id_der = q
             .cert_id
@@ -345,27 +344,27 @@ impl Responder {
             None => None,
         };
         let version = record.as_ref().map_or(0, |r| r.version);
-        if let (Some(s), true) = (serial, use_stored) {
-            if let Some(stored) = self.store.ocsp_response(&ca.id, s, variant)? {
-                let refresh_at = half_way(stored.produced_at, stored.next_update);
-                if stored.version == version && now < refresh_at {
-                    metrics::counter!(m::OCSP_CACHE, "result" => "store").increment(1);
-                    let (status, _) = status_of(ca, record.as_ref());
-                    let times = Times {
-                        produced_at: stored.produced_at,
-                        this_update: stored.this_update,
-                        next_update: stored.next_update,
-                    };
-                    let entry = Arc::new(CachedResponse {
-                        response: SignedResponse::new(stored.der, times, status.label()),
-                        refresh_at,
-                        generation,
-                        cert_id_der: cert_id_der.into(),
-                        refreshing: AtomicBool::new(false),
-                    });
-                    self.cache.insert(key, Arc::clone(&entry));
-                    return Ok(entry);
-                }
+        if let (Some(s), true) = (serial, use_stored)
+            && let Some(stored) = self.store.ocsp_response(&ca.id, s, variant)?
+        {
+            let refresh_at = half_way(stored.produced_at, stored.next_update);
+            if stored.version == version && now < refresh_at {
+                metrics::counter!(m::OCSP_CACHE, "result" => "store").increment(1);
+                let (status, _) = status_of(ca, record.as_ref());
+                let times = Times {
+                    produced_at: stored.produced_at,
+                    this_update: stored.this_update,
+                    next_update: stored.next_update,
+                };
+                let entry = Arc::new(CachedResponse {
+                    response: SignedResponse::new(stored.der, times, status.label()),
+                    refresh_at,
+                    generation,
+                    cert_id_der: cert_id_der.into(),
+                    refreshing: AtomicBool::new(false),
+                });
+                self.cache.insert(key, Arc::clone(&entry));
+                return Ok(entry);
             }
         }
         metrics::counter!(m::OCSP_CACHE, "result" => "miss").increment(1);
@@ -377,17 +376,17 @@ impl Responder {
         let tbs =
             response::tbs_response_data(ca, &[(cert_id, status)], times, None, extended_revoke)?;
         let der = self.sign(ca, tbs).await?;
-        if let Some(s) = serial {
-            if label != "unknown" {
-                let stored = StoredResponse {
-                    version,
-                    produced_at: times.produced_at,
-                    this_update: times.this_update,
-                    next_update: times.next_update,
-                    der: der.clone(),
-                };
-                self.store.put_ocsp_response(&ca.id, s, variant, &stored)?;
-            }
+        if let Some(s) = serial
+            && label != "unknown"
+        {
+            let stored = StoredResponse {
+                version,
+                produced_at: times.produced_at,
+                this_update: times.this_update,
+                next_update: times.next_update,
+                der: der.clone(),
+            };
+            self.store.put_ocsp_response(&ca.id, s, variant, &stored)?;
         }
         let entry = Arc::new(CachedResponse {
             response: SignedResponse::new(der, times, label),

@@ -142,53 +142,6 @@ pub fn decode_get_path(path: &str) -> Result<Vec<u8>, Error> {
         .map_err(|_| Error::Malformed("GET path is not base64".into()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    // `openssl ocsp -issuer t.pem -serial 0x1000 -no_nonce -reqout`: SHA-1 CertID.
-    const REQ: &str = "MEMwQTA/MD0wOzAJBgUrDgMCGgUABBR2s7b0COSn8ABrQwIRWV4XrWGtDwQU81UDdHgxp7nvL2d1+aRqGb2C0O0CAhAA";
-    // The same with `-nonce`: a 16-octet nonce.
-    const REQ_NONCE: &str = "MGgwZjA/MD0wOzAJBgUrDgMCGgUABBR2s7b0COSn8ABrQwIRWV4XrWGtDwQU81UDdHgxp7nvL2d1+aRqGb2C0O0CAhAAoiMwITAfBgkrBgEFBQcwAQIEEgQQOEChkqmZsJbB+SxqJ6+ixQ==";
-
-    #[test]
-    fn get_path_variants_decode_alike() {
-        let plain = decode_get_path(REQ).expect("plain");
-        let encoded = REQ.replace('+', "%2B").replace('/', "%2F");
-        assert_eq!(decode_get_path(&encoded).expect("percent-encoded"), plain);
-        let url_safe = REQ.replace('+', "-").replace('/', "_");
-        assert_eq!(decode_get_path(&url_safe).expect("url-safe"), plain);
-        assert_eq!(decode_get_path(&format!("{REQ}==")).expect("padded"), plain);
-        assert!(decode_get_path("").is_err());
-        assert!(decode_get_path("!!!").is_err());
-    }
-
-    #[test]
-    fn parses_a_real_request() {
-        let der = decode_get_path(REQ).expect("base64");
-        let p = parse(&der).expect("parses");
-        assert_eq!(p.queries.len(), 1);
-        assert_eq!(p.queries[0].alg, HashAlg::Sha1);
-        assert_eq!(p.queries[0].variant, 0);
-        assert_eq!(p.queries[0].serial_content(), &[0x10, 0x00]);
-        assert!(p.nonce.is_none());
-        let der = decode_get_path(REQ_NONCE).expect("base64");
-        let p = parse(&der).expect("parses");
-        assert_eq!(p.nonce.map(|n| n.len()), Some(18));
-    }
-
-    #[test]
-    fn refuses_truncations_and_trailing_bytes() {
-        let der = decode_get_path(REQ).expect("base64");
-        for n in 0..der.len() {
-            assert!(parse(&der[..n]).is_err(), "truncated at {n}");
-        }
-        let mut longer = der.clone();
-        longer.push(0);
-        assert!(parse(&longer).is_err());
-    }
-}
-
 /// Builds a DER OCSPRequest for `serial` of the CA whose hashes are given (for the demo's
 /// printed commands, the load generator and tests). The hash algorithm identifier carries NULL
 /// parameters, as OpenSSL writes it.
@@ -250,4 +203,51 @@ pub fn to_get_path(der: &[u8]) -> String {
     b64.replace('+', "%2B")
         .replace('/', "%2F")
         .replace('=', "%3D")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // `openssl ocsp -issuer t.pem -serial 0x1000 -no_nonce -reqout`: SHA-1 CertID.
+    const REQ: &str = "MEMwQTA/MD0wOzAJBgUrDgMCGgUABBR2s7b0COSn8ABrQwIRWV4XrWGtDwQU81UDdHgxp7nvL2d1+aRqGb2C0O0CAhAA";
+    // The same with `-nonce`: a 16-octet nonce.
+    const REQ_NONCE: &str = "MGgwZjA/MD0wOzAJBgUrDgMCGgUABBR2s7b0COSn8ABrQwIRWV4XrWGtDwQU81UDdHgxp7nvL2d1+aRqGb2C0O0CAhAAoiMwITAfBgkrBgEFBQcwAQIEEgQQOEChkqmZsJbB+SxqJ6+ixQ==";
+
+    #[test]
+    fn get_path_variants_decode_alike() {
+        let plain = decode_get_path(REQ).expect("plain");
+        let encoded = REQ.replace('+', "%2B").replace('/', "%2F");
+        assert_eq!(decode_get_path(&encoded).expect("percent-encoded"), plain);
+        let url_safe = REQ.replace('+', "-").replace('/', "_");
+        assert_eq!(decode_get_path(&url_safe).expect("url-safe"), plain);
+        assert_eq!(decode_get_path(&format!("{REQ}==")).expect("padded"), plain);
+        assert!(decode_get_path("").is_err());
+        assert!(decode_get_path("!!!").is_err());
+    }
+
+    #[test]
+    fn parses_a_real_request() {
+        let der = decode_get_path(REQ).expect("base64");
+        let p = parse(&der).expect("parses");
+        assert_eq!(p.queries.len(), 1);
+        assert_eq!(p.queries[0].alg, HashAlg::Sha1);
+        assert_eq!(p.queries[0].variant, 0);
+        assert_eq!(p.queries[0].serial_content(), &[0x10, 0x00]);
+        assert!(p.nonce.is_none());
+        let der = decode_get_path(REQ_NONCE).expect("base64");
+        let p = parse(&der).expect("parses");
+        assert_eq!(p.nonce.map(|n| n.len()), Some(18));
+    }
+
+    #[test]
+    fn refuses_truncations_and_trailing_bytes() {
+        let der = decode_get_path(REQ).expect("base64");
+        for n in 0..der.len() {
+            assert!(parse(&der[..n]).is_err(), "truncated at {n}");
+        }
+        let mut longer = der.clone();
+        longer.push(0);
+        assert!(parse(&longer).is_err());
+    }
 }

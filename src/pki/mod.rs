@@ -86,6 +86,7 @@ impl HashAlg {
     }
 
     /// Output length in octets.
+    #[allow(clippy::len_without_is_empty)] // a digest length, never empty
     pub fn len(self) -> usize {
         match self {
             HashAlg::Sha1 => 20,

@@ -552,7 +552,7 @@ impl Store {
         &self,
         cf_name: &'static str,
         prefix: Vec<u8>,
-    ) -> impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>), Error>> + '_ {
+    ) -> impl Iterator<Item = Result<RawEntry, Error>> + '_ {
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(keys::prefix_end(&prefix));
         self.db
@@ -602,6 +602,9 @@ impl Store {
         Ok(())
     }
 }
+
+/// A raw (key, value) pair of a column family.
+type RawEntry = (Box<[u8]>, Box<[u8]>);
 
 fn stripe(ca_index: usize, serial: &Serial) -> usize {
     // FNV-1a over the CA index and the serial: cheap, and spreads sequential serials.

@@ -85,7 +85,11 @@ impl Api {
         if let Some(ct) = content_type {
             req = req.set("Content-Type", ct);
         }
-        let resp = match body.map_or_else(|| req.clone().call(), |b| req.clone().send_bytes(b)) {
+        let sent = match body {
+            Some(b) => req.send_bytes(b),
+            None => req.call(),
+        };
+        let resp = match sent {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => r,
             Err(e) => panic!("{method} {path}: transport error {e}"),
