@@ -8,7 +8,9 @@
 //! ```
 //!
 //! Environment: `VIGIE_BENCH_SECS` (per scenario, default 10), `VIGIE_BENCH_CLIENTS` (default 32),
-//! `VIGIE_BENCH_BATCH` (default 100), `VIGIE_BENCH_IMPORT_LINES` (default 1 000 000).
+//! `VIGIE_BENCH_BATCH` (default 100), `VIGIE_BENCH_IMPORT_LINES` (default 1 000 000),
+//! `VIGIE_BENCH_LOG` (the server's log filter, default `warn`; `info` logs one audit line per
+//! ingest request, to a file).
 //! Clients are blocking HTTP/1.1 keep-alive connections, one thread each, on the same machine
 //! as the server: they compete with it for the CPUs. Results go to stdout; BENCHMARKS.md keeps
 //! dated runs.
@@ -70,7 +72,10 @@ fn serve(config: &Path, log: &Path) -> Serve {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
         .args(["serve", "--config"])
         .arg(config)
-        .env("VIGIE_LOG", "warn")
+        .env(
+            "VIGIE_LOG",
+            std::env::var("VIGIE_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::from(std::fs::File::create(log).expect("log")))
         .spawn()
