@@ -1,4 +1,4 @@
-//! Errors become HTTP answers here, and only here: one [`ApiError::status`] match, one JSON
+//! Errors become HTTP answers here, and only here: one `status_code` match, one JSON
 //! problem body (RFC 9457, `application/problem+json`). OCSP endpoints never use this: they
 //! answer with OCSP error statuses.
 //!
