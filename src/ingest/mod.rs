@@ -18,7 +18,9 @@
 //!   issuance whose notBefore is [`NOT_BEFORE_UNKNOWN`] (what `index.txt` imports record) is
 //!   completed, not contradicted, by the real certificate with the same notAfter.
 //! - **Revoke**: allowed whether or not the issuance was registered (the CA knows best; the
-//!   record then has a revocation and no issuance). The same revocation again is unchanged.
+//!   record then has a revocation and no issuance). The same revocation again is unchanged;
+//!   an omitted `revoked_at` or `invalidity_date` means "as recorded", so a retry without them
+//!   is a replay too.
 //!   A certificateHold may become any revocation (RFC 5280 §5.3.1). A final revocation may not
 //!   change, with one exception: it may be re-stated as **keyCompromise** (a compromise found
 //!   after a revocation for another reason, CA/B BR §4.9.1.1 practice); the revocation time is
@@ -297,9 +299,12 @@ fn decide(current: Option<&CertRecord>, change: &Change, now: UnixTime) -> Resul
             };
             match &record.revocation {
                 Some(existing) => {
+                    // An omitted time means "as recorded": a retry without it is a replay.
                     let same = existing.reason == req.reason
                         && req.revoked_at.is_none_or(|t| t == existing.revoked_at)
-                        && existing.invalidity_date == req.invalidity_date;
+                        && req
+                            .invalidity_date
+                            .is_none_or(|d| existing.invalidity_date == Some(d));
                     if same {
                         return Ok(Decision::Unchanged);
                     }
@@ -316,6 +321,9 @@ fn decide(current: Option<&CertRecord>, change: &Change, now: UnixTime) -> Resul
                             updated.revoked_at = updated.revoked_at.min(existing.revoked_at);
                             if req.revoked_at.is_none() {
                                 updated.revoked_at = existing.revoked_at;
+                            }
+                            if req.invalidity_date.is_none() {
+                                updated.invalidity_date = existing.invalidity_date;
                             }
                         }
                         if updated
@@ -585,5 +593,38 @@ mod tests {
         assert_eq!(e.to_string(), "revocations[3].serial: bad");
         let e = Error::Conflict("no".into()).within("revocations[1]");
         assert_eq!(e.to_string(), "revocations[1]: no");
+    }
+
+    #[test]
+    fn a_retry_without_the_invalidity_date_keeps_it() {
+        let with_date = Change::Revoke(RevocationRequest {
+            revoked_at: Some(UnixTime(100)),
+            reason: Some(RevocationReason::KeyCompromise),
+            invalidity_date: Some(UnixTime(50)),
+        });
+        let kc = written(decide(None, &with_date, UnixTime(200)).expect("ok"));
+        assert!(matches!(
+            decide(
+                Some(&kc),
+                &rev(RevocationReason::KeyCompromise),
+                UnixTime(300)
+            ),
+            Ok(Decision::Unchanged)
+        ));
+        let superseded =
+            written(decide(None, &rev(RevocationReason::Superseded), UnixTime(100)).expect("ok"));
+        let kc = written(decide(Some(&superseded), &with_date, UnixTime(200)).expect("ok"));
+        assert_eq!(
+            kc.revocation.as_ref().and_then(|r| r.invalidity_date),
+            Some(UnixTime(50))
+        );
+        assert!(matches!(
+            decide(
+                Some(&kc),
+                &rev(RevocationReason::KeyCompromise),
+                UnixTime(300)
+            ),
+            Ok(Decision::Unchanged)
+        ));
     }
 }
