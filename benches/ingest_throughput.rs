@@ -98,6 +98,19 @@ fn serve(config: &Path, log: &Path) -> Serve {
     Serve { child, admin }
 }
 
+/// `vigie_store_wal_syncs_total` from `/metrics`.
+fn wal_syncs(admin: &str) -> u64 {
+    let text = ureq::get(&format!("{admin}/metrics"))
+        .call()
+        .expect("metrics")
+        .into_string()
+        .expect("text");
+    text.lines()
+        .find_map(|l| l.strip_prefix("vigie_store_wal_syncs_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
 /// Runs `clients` threads posting batches of `batch` revocations for `secs`; returns
 /// (revocations acknowledged, requests, elapsed, p50/p99 request latency).
 fn run(
@@ -184,13 +197,16 @@ fn http(pki: &DemoPki, work: &Path) {
         let server = serve(&cfg, &dir.join("stderr.log"));
         // Warm-up: connections, caches, first memtable.
         let _ = run(&server.admin, clients, batch, 1);
+        let syncs_before = wal_syncs(&server.admin);
         let (n, requests, elapsed, p50, p99) = run(&server.admin, clients, batch, secs);
+        let syncs = wal_syncs(&server.admin) - syncs_before;
         println!(
-            "ingest {name:12}: {clients} clients x {batch}/request: {:>8.0} revocations/s durable ({requests} requests in {:.1} s, latency p50 {:.1} ms, p99 {:.1} ms)",
+            "ingest {name:12}: {clients} clients x {batch}/request: {:>8.0} revocations/s durable ({requests} requests in {:.1} s, latency p50 {:.1} ms, p99 {:.1} ms; {syncs} WAL syncs, {:.1} requests per sync)",
             n as f64 / elapsed.as_secs_f64(),
             elapsed.as_secs_f64(),
             p50.as_secs_f64() * 1e3,
-            p99.as_secs_f64() * 1e3
+            p99.as_secs_f64() * 1e3,
+            requests as f64 / syncs.max(1) as f64
         );
     }
 }

@@ -17,6 +17,9 @@ pub const HTTP_REQUESTS: &str = "vigie_http_requests_total";
 pub const INGEST_EVENTS: &str = "vigie_ingest_events_total";
 /// Time from the start of an ingest transaction to its durable commit, seconds.
 pub const INGEST_COMMIT_SECONDS: &str = "vigie_ingest_commit_seconds";
+/// WAL syncs made by the store's group commit: compare with the events ingested to see how many
+/// transactions each sync covers.
+pub const STORE_WAL_SYNCS: &str = "vigie_store_wal_syncs_total";
 /// Ingest requests refused with 401, by `cause`.
 pub const INGEST_AUTH_FAILURES: &str = "vigie_ingest_auth_failures_total";
 
@@ -69,6 +72,10 @@ fn describe() {
         INGEST_COMMIT_SECONDS,
         metrics::Unit::Seconds,
         "Time from the start of an ingest transaction to its durable commit"
+    );
+    metrics::describe_counter!(
+        STORE_WAL_SYNCS,
+        "WAL syncs made by the store's group commit (one covers every transaction written before it)"
     );
     metrics::describe_counter!(
         INGEST_AUTH_FAILURES,

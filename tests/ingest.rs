@@ -830,15 +830,9 @@ mod mtls {
             Some((&stranger_cert, &stranger_key_file)),
             None,
         );
-        assert!(
-            foreign.is_none(),
-            "refused at the handshake: {foreign:?}"
-        );
+        assert!(foreign.is_none(), "refused at the handshake: {foreign:?}");
         let none = get_cas(&s.admin, &ca_file, None, None);
-        assert!(
-            none.is_none(),
-            "refused at the handshake: {none:?}"
-        );
+        assert!(none.is_none(), "refused at the handshake: {none:?}");
         drop(s);
 
         // Both configured: both required.
