@@ -13,6 +13,7 @@ use std::time::Duration;
 use actix_web::{App, HttpServer, web};
 use openssl::ssl::{SslAcceptor, SslAcceptorBuilder, SslFiletype, SslMethod, SslVerifyMode};
 use openssl::x509::X509;
+use openssl::x509::verify::X509VerifyFlags;
 
 use crate::clock::SharedClock;
 use crate::config::AdminConfig;
@@ -45,7 +46,8 @@ pub struct Bound {
 
 /// The TLS acceptor of the admin listener, or `None` when `[admin] tls_cert` is not set. With
 /// `client_ca`, the handshake requires a client certificate that verifies up to one of its
-/// certificates (RFC 8446 §4.3.2 CertificateRequest names them).
+/// certificates (RFC 8446 §4.3.2 CertificateRequest names them); they are trust anchors even
+/// when they are not self-signed (partial chains allowed).
 pub fn admin_tls(admin: &AdminConfig) -> Result<Option<SslAcceptorBuilder>, Error> {
     let (Some(cert), Some(key)) = (&admin.tls_cert, &admin.tls_key) else {
         return Ok(None);
@@ -79,6 +81,11 @@ pub fn admin_tls(admin: &AdminConfig) -> Result<Option<SslAcceptorBuilder>, Erro
                 .add_cert(ca)
                 .map_err(tls_err(what.clone()))?;
         }
+        // The certificates of client_ca are trust anchors even when they are intermediate CAs
+        // (an IGC-Santé issuing CA, say): a client chain ending at one of them is enough.
+        b.cert_store_mut()
+            .set_flags(X509VerifyFlags::PARTIAL_CHAIN)
+            .map_err(tls_err(what.clone()))?;
         b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
     }
     Ok(Some(b))

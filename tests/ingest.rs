@@ -861,6 +861,36 @@ mod mtls {
             token_only.is_none(),
             "refused at the handshake: {token_only:?}"
         );
+
+        drop(s);
+
+        // An intermediate CA as client_ca (here the demo's issuing CA, as an IGC-Santé CA
+        // operator would use its ORG_AUTH_CLI certificate): the client sends only its leaf.
+        let (leaf, leaf_key) = issue_with_key(CA, &random_serial(), None);
+        let leaf_cert = files.write("leaf.pem", &leaf.to_pem().expect("pem"));
+        let leaf_key_file = files.write(
+            "leaf.key",
+            &leaf_key.private_key_to_pem_pkcs8().expect("pem"),
+        );
+        let s = Server::start_with(&Options {
+            admin_extra: format!(
+                "tls_cert = \"{}\"\ntls_key = \"{}\"\nclient_ca = \"{}\"\n",
+                server_cert.display(),
+                server_key_file.display(),
+                ca_cert(CA).display()
+            ),
+            ..Options::default()
+        });
+        let ok = get_cas(&s.admin, &ca_file, Some((&leaf_cert, &leaf_key_file)), None)
+            .expect("a leaf of the intermediate client_ca gets an answer");
+        assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+        let other = get_cas(
+            &s.admin,
+            &ca_file,
+            Some((&client_cert, &client_key_file)),
+            None,
+        );
+        assert!(other.is_none(), "refused at the handshake: {other:?}");
     }
 }
 

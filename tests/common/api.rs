@@ -8,7 +8,6 @@ use openssl::asn1::{Asn1Integer, Asn1Time};
 use openssl::bn::BigNum;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
-use openssl::rsa::Rsa;
 use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, KeyUsage};
 use openssl::x509::{X509, X509NameBuilder};
 use serde_json::Value;
@@ -157,10 +156,22 @@ pub fn ca_x509(ca: &str) -> X509 {
 /// A TLS-client end-entity certificate issued now by `ca`'s key (or by `signing_key`, a
 /// foreign key, under `ca`'s name), with this serial (hex).
 pub fn issue(ca: &str, serial_hex: &str, signing_key: Option<&PKey<Private>>) -> X509 {
+    issue_with_key(ca, serial_hex, signing_key).0
+}
+
+/// [`issue`], also returning the certificate's private key.
+pub fn issue_with_key(
+    ca: &str,
+    serial_hex: &str,
+    signing_key: Option<&PKey<Private>>,
+) -> (X509, PKey<Private>) {
     let issuer = ca_x509(ca);
     let ca_key = ca_key(ca);
     let key = signing_key.unwrap_or(&ca_key);
-    let subject_key = PKey::from_rsa(Rsa::generate(1024).expect("rsa")).expect("pkey");
+    let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
+        .expect("P-256");
+    let subject_key =
+        PKey::from_ec_key(openssl::ec::EcKey::generate(&group).expect("ec")).expect("pkey");
     let mut name = X509NameBuilder::new().expect("name");
     name.append_entry_by_text("C", "FR").expect("C");
     name.append_entry_by_text("O", "TEST ORG").expect("O");
@@ -194,7 +205,7 @@ pub fn issue(ca: &str, serial_hex: &str, signing_key: Option<&PKey<Private>>) ->
     b.append_extension(ExtendedKeyUsage::new().client_auth().build().expect("eku"))
         .expect("eku");
     b.sign(key, MessageDigest::sha256()).expect("sign");
-    b.build()
+    (b.build(), subject_key)
 }
 
 pub fn pem(cert: &X509) -> String {
