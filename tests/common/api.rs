@@ -168,8 +168,8 @@ pub fn issue_with_key(
     let issuer = ca_x509(ca);
     let ca_key = ca_key(ca);
     let key = signing_key.unwrap_or(&ca_key);
-    let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
-        .expect("P-256");
+    let group =
+        openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).expect("P-256");
     let subject_key =
         PKey::from_ec_key(openssl::ec::EcKey::generate(&group).expect("ec")).expect("pkey");
     let mut name = X509NameBuilder::new().expect("name");
