@@ -13,6 +13,15 @@ pub const OCSP_SIGNING_SECONDS: &str = "vigie_ocsp_signing_seconds";
 pub const OCSP_REFRESHED: &str = "vigie_ocsp_refreshed_total";
 /// HTTP requests by `listener` and `endpoint`.
 pub const HTTP_REQUESTS: &str = "vigie_http_requests_total";
+/// Ingested events by `kind` (issued, revoked, released) and `result` (applied, unchanged).
+pub const INGEST_EVENTS: &str = "vigie_ingest_events_total";
+/// Time from the start of an ingest transaction to its durable commit, seconds.
+pub const INGEST_COMMIT_SECONDS: &str = "vigie_ingest_commit_seconds";
+/// WAL syncs made by the store's group commit: compare with the events ingested to see how many
+/// transactions each sync covers.
+pub const STORE_WAL_SYNCS: &str = "vigie_store_wal_syncs_total";
+/// Ingest requests refused with 401, by `cause`.
+pub const INGEST_AUTH_FAILURES: &str = "vigie_ingest_auth_failures_total";
 
 /// Installs the global recorder (once per process) and returns the handle that renders it.
 pub fn install() -> PrometheusHandle {
@@ -55,4 +64,21 @@ fn describe() {
         "Stored OCSP responses re-signed by the refresher"
     );
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by listener and endpoint");
+    metrics::describe_counter!(
+        INGEST_EVENTS,
+        "Ingested events by kind (issued, revoked, released) and result (applied, unchanged)"
+    );
+    metrics::describe_histogram!(
+        INGEST_COMMIT_SECONDS,
+        metrics::Unit::Seconds,
+        "Time from the start of an ingest transaction to its durable commit"
+    );
+    metrics::describe_counter!(
+        STORE_WAL_SYNCS,
+        "WAL syncs made by the store's group commit (one covers every transaction written before it)"
+    );
+    metrics::describe_counter!(
+        INGEST_AUTH_FAILURES,
+        "Ingest requests refused with 401, by cause"
+    );
 }
