@@ -27,6 +27,15 @@ pub const CRL_LAST_PUBLISH: &str = "vigie_crl_last_publish_timestamp_seconds";
 pub const CRL_NEXT_UPDATE: &str = "vigie_crl_next_update_timestamp_seconds";
 /// CRL builds that failed, by `ca` and `kind`.
 pub const CRL_BUILD_FAILURES: &str = "vigie_crl_build_failures_total";
+/// Ingested events by `kind` (issued, revoked, released) and `result` (applied, unchanged).
+pub const INGEST_EVENTS: &str = "vigie_ingest_events_total";
+/// Time from the start of an ingest transaction to its durable commit, seconds.
+pub const INGEST_COMMIT_SECONDS: &str = "vigie_ingest_commit_seconds";
+/// WAL syncs made by the store's group commit: compare with the events ingested to see how many
+/// transactions each sync covers.
+pub const STORE_WAL_SYNCS: &str = "vigie_store_wal_syncs_total";
+/// Ingest requests refused with 401, by `cause`.
+pub const INGEST_AUTH_FAILURES: &str = "vigie_ingest_auth_failures_total";
 
 /// Installs the global recorder (once per process) and returns the handle that renders it.
 pub fn install() -> PrometheusHandle {
@@ -92,4 +101,21 @@ fn describe() {
         "nextUpdate of the latest CRL (Unix time), by CA and kind"
     );
     metrics::describe_counter!(CRL_BUILD_FAILURES, "CRL builds that failed, by CA and kind");
+    metrics::describe_counter!(
+        INGEST_EVENTS,
+        "Ingested events by kind (issued, revoked, released) and result (applied, unchanged)"
+    );
+    metrics::describe_histogram!(
+        INGEST_COMMIT_SECONDS,
+        metrics::Unit::Seconds,
+        "Time from the start of an ingest transaction to its durable commit"
+    );
+    metrics::describe_counter!(
+        STORE_WAL_SYNCS,
+        "WAL syncs made by the store's group commit (one covers every transaction written before it)"
+    );
+    metrics::describe_counter!(
+        INGEST_AUTH_FAILURES,
+        "Ingest requests refused with 401, by cause"
+    );
 }

@@ -2,19 +2,27 @@
 //! background refresher, the CRL schedule and both listeners, and shuts all of it down in order
 //! on SIGTERM/SIGINT (stop accepting, finish in-flight requests, stop the refresher and the CRL
 //! schedule — letting a build in progress finish — then flush the store).
+//!
+//! The admin listener speaks HTTPS when `[admin] tls_cert`/`tls_key` are set (openssl), and
+//! requires a client certificate that verifies up to `[admin] client_ca` when that is set: the
+//! handshake fails for anyone else ([`admin_tls`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{App, HttpServer, web};
+use openssl::ssl::{SslAcceptor, SslAcceptorBuilder, SslFiletype, SslMethod, SslVerifyMode};
+use openssl::x509::X509;
+use openssl::x509::verify::X509VerifyFlags;
 
 use crate::clock::SharedClock;
+use crate::config::AdminConfig;
 use crate::config::Config;
 use crate::crl::Publisher;
 use crate::crl::schedule::Schedule;
 use crate::error::Error;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, auth::AdminAuth};
 use crate::ocsp::Responder;
 use crate::store::{Store, StoreOptions};
 
@@ -35,6 +43,55 @@ pub struct Bound {
     pub public: SocketAddr,
     /// Admin listener.
     pub admin: SocketAddr,
+    /// Whether the admin listener speaks HTTPS.
+    pub admin_tls: bool,
+}
+
+/// The TLS acceptor of the admin listener, or `None` when `[admin] tls_cert` is not set. With
+/// `client_ca`, the handshake requires a client certificate that verifies up to one of its
+/// certificates (RFC 8446 §4.3.2 CertificateRequest names them); they are trust anchors even
+/// when they are not self-signed (partial chains allowed).
+pub fn admin_tls(admin: &AdminConfig) -> Result<Option<SslAcceptorBuilder>, Error> {
+    let (Some(cert), Some(key)) = (&admin.tls_cert, &admin.tls_key) else {
+        return Ok(None);
+    };
+    let tls_err = |what: String| {
+        move |e: openssl::error::ErrorStack| Error::io(what, std::io::Error::other(e))
+    };
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())
+        .map_err(tls_err("[admin] TLS set-up".into()))?;
+    b.set_certificate_chain_file(cert)
+        .map_err(tls_err(format!("[admin] tls_cert {}", cert.display())))?;
+    b.set_private_key_file(key, SslFiletype::PEM)
+        .map_err(tls_err(format!("[admin] tls_key {}", key.display())))?;
+    b.check_private_key().map_err(tls_err(format!(
+        "[admin] tls_key {} does not match tls_cert",
+        key.display()
+    )))?;
+    if let Some(client_ca) = &admin.client_ca {
+        let what = format!("[admin] client_ca {}", client_ca.display());
+        let pem = std::fs::read(client_ca).map_err(|e| Error::io(what.clone(), e))?;
+        let cas = X509::stack_from_pem(&pem).map_err(tls_err(what.clone()))?;
+        if cas.is_empty() {
+            return Err(Error::io(
+                what,
+                std::io::Error::other("no PEM certificate in the file"),
+            ));
+        }
+        for ca in cas {
+            b.add_client_ca(&ca).map_err(tls_err(what.clone()))?;
+            b.cert_store_mut()
+                .add_cert(ca)
+                .map_err(tls_err(what.clone()))?;
+        }
+        // The certificates of client_ca are trust anchors even when they are intermediate CAs
+        // (an IGC-Santé issuing CA, say): a client chain ending at one of them is enough.
+        b.cert_store_mut()
+            .set_flags(X509VerifyFlags::PARTIAL_CHAIN)
+            .map_err(tls_err(what.clone()))?;
+        b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+    }
+    Ok(Some(b))
 }
 
 /// Runs until SIGTERM or SIGINT. `on_bound` is told where the listeners are once they listen.
@@ -68,7 +125,18 @@ pub async fn run(
         max_request_bytes: config.public.max_request_bytes,
         max_age_cap: config.ocsp.max_age_cap,
         metrics,
+        admin_auth: AdminAuth::from_config(&config.admin),
     });
+    if state.admin_auth.refuses_everyone() {
+        tracing::warn!(
+            "[admin] has neither token_sha256/token_file nor client_ca: the ingest API refuses every request (401)"
+        );
+    } else {
+        tracing::info!(
+            requires = state.admin_auth.describe(),
+            "ingest API authentication"
+        );
+    }
 
     let public_state = state.clone();
     let public = HttpServer::new(move || {
@@ -82,15 +150,21 @@ pub async fn run(
     .bind(config.public.listen)
     .map_err(|e| Error::io(format!("[public] listen {}", config.public.listen), e))?;
     let admin_state = state.clone();
+    let admin_tls = admin_tls(&config.admin)?;
+    let admin_is_tls = admin_tls.is_some();
     let admin = HttpServer::new(move || {
         App::new()
             .app_data(admin_state.clone())
             .configure(http::admin_routes)
     })
-    .workers(1)
+    .on_connect(http::auth::on_connect)
+    .workers(2)
     .disable_signals()
-    .shutdown_timeout(10)
-    .bind(config.admin.listen)
+    .shutdown_timeout(10);
+    let admin = match admin_tls {
+        Some(tls) => admin.bind_openssl(config.admin.listen, tls),
+        None => admin.bind(config.admin.listen),
+    }
     .map_err(|e| Error::io(format!("[admin] listen {}", config.admin.listen), e))?;
     let bound = Bound {
         public: public
@@ -103,6 +177,7 @@ pub async fn run(
             .first()
             .copied()
             .unwrap_or(config.admin.listen),
+        admin_tls: admin_is_tls,
     };
     let public = public.run();
     let admin = admin.run();

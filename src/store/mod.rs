@@ -158,6 +158,7 @@ impl GroupSync {
             let target = s.written;
             drop(s);
             let result = sync();
+            metrics::counter!(crate::metrics::STORE_WAL_SYNCS).increment(1);
             s = lock(&self.state);
             s.syncing = false;
             if result.is_ok() {
