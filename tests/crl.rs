@@ -1,7 +1,8 @@
 //! CRLs through the real server: fetched over HTTP, checked by the `openssl` CLI
 //! (`openssl crl`, `openssl verify -crl_check [-use_deltas]`) and the `openssl` crate; delta CRLs
 //! after revocations and releases made while the server was stopped; numbers across restarts;
-//! retention of expired certificates; the offline `vigie crl build`.
+//! retention of expired certificates; the offline `vigie crl build`; a revocation through the
+//! ingest API published by a delta CRL after `delta_debounce`.
 
 mod common;
 
@@ -562,4 +563,50 @@ fn an_expired_certificate_leaves_the_crl_after_its_retention() {
         !t.contains("Expired Certs On CRL") && !t.contains("2.5.29.60"),
         "{t}"
     );
+}
+
+#[test]
+fn a_revocation_through_the_ingest_api_reaches_the_delta_crl_after_the_debounce() {
+    let opts = Options {
+        ca_extra: vec![
+            (CA.into(), "crl_schedule = \"0 0 0 1 1 *\"".into()),
+            (CA.into(), "delta_schedule = \"0 0 0 1 1 *\"".into()),
+            (CA.into(), "publish_delta_on_revoke = true".into()),
+            (CA.into(), "delta_debounce = \"1s\"".into()),
+        ],
+        only: Some(vec![CA]),
+        admin_extra: token_line(TOKEN),
+        ..Options::default()
+    };
+    let s = Server::start_with(&opts);
+    wait_ready(&s);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let full = fetch(&s.url("/crl/aci-el-org.crl"), &[]).body;
+    let first_delta = number_of(&fetch(&s.url("/crl/aci-el-org-delta.crl"), &[]).body);
+    let cert = good(CA);
+    let answer = ureq::post(&s.admin_url("/v1/revocations"))
+        .set("Authorization", &format!("Bearer {TOKEN}"))
+        .send_json(serde_json::json!({
+            "ca": CA,
+            "serial": cert.serial_hex,
+            "reason": "keyCompromise",
+        }));
+    assert!(answer.is_ok(), "revocation accepted: {answer:?}");
+    let asked = Instant::now();
+    let delta = wait_for_crl(
+        &s,
+        "/crl/aci-el-org-delta.crl",
+        "a delta after the revocation",
+        |c| number(c) > first_delta && lists(c, &cert.serial_hex),
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "published {:?} after the revocation",
+        asked.elapsed()
+    );
+    assert_eq!(base_of(&delta), Some(number_of(&full)));
+    let full_pem = write_pem(dir.path(), "full.pem", &full);
+    let delta_pem = write_pem(dir.path(), "delta.pem", &delta);
+    let (ok, out) = verify(&cert.path, &[&full_pem, &delta_pem], true);
+    assert!(!ok && out.contains("certificate revoked"), "{out}");
 }
