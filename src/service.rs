@@ -100,6 +100,7 @@ pub async fn run(
     clock: SharedClock,
     on_bound: impl FnOnce(Bound),
 ) -> Result<(), Error> {
+    let signals = ShutdownSignals::install();
     let metrics = crate::metrics::install();
     let store = Arc::new(open_store(&config)?);
     let responder = Arc::new(Responder::new(
@@ -192,7 +193,7 @@ pub async fn run(
     tracing::info!(public = %bound.public, admin = %bound.admin, cas = config.cas.len(), "vigie serving");
     on_bound(bound);
 
-    wait_for_signal().await;
+    signals.wait().await;
     tracing::info!("shutting down: finishing in-flight requests");
     public_handle.stop(true).await;
     admin_handle.stop(true).await;
@@ -236,27 +237,42 @@ fn spawn_refresher(
     (tx, handle)
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and SIGINT, caught from the moment this is made: created before the listeners
+/// announce themselves, so a signal sent right after start-up is a graceful stop, not a kill.
+struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {},
-                    _ = int.recv() => {},
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl ShutdownSignals {
+    fn install() -> ShutdownSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let streams = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(term), Ok(int)) => Some((term, int)),
+                _ => None,
+            };
+            ShutdownSignals { streams }
+        }
+        #[cfg(not(unix))]
+        {
+            ShutdownSignals {}
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let Some((mut term, mut int)) = self.streams {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }
