@@ -106,7 +106,13 @@ fn every_acknowledged_revocation_survives_sigkill() {
         });
     println!("VIGIE_CRASH_SEED={seed}");
     let mut rng = Rng(seed | 1);
-    let mut s = Server::start_with(&Options::ingest());
+    // Deltas every second, so that CRLs are built all through the run and after each restart.
+    let mut opts = Options::ingest();
+    for ca in CAS {
+        opts.ca_extra
+            .push((ca.to_string(), "delta_schedule = \"* * * * * *\"".into()));
+    }
+    let mut s = Server::start_with(&opts);
     let mut all: Vec<Acked> = Vec::new();
     const ROUNDS: usize = 4;
     const CLIENTS: usize = 8;
@@ -122,6 +128,7 @@ fn every_acknowledged_revocation_survives_sigkill() {
             .collect();
         let delay = 300 + rng.below(1200);
         std::thread::sleep(Duration::from_millis(delay));
+        let numbers_before: Vec<u64> = CAS.iter().map(|ca| highest_crl_number(&s, ca)).collect();
         s.kill();
         stop.store(true, Ordering::Relaxed);
         for t in threads {
@@ -168,9 +175,39 @@ fn every_acknowledged_revocation_survives_sigkill() {
                 "{ca}: last_event_seq {last} < {acked_here}"
             );
         }
-        // TODO(crl): once the CRL publisher lands (branch crl), fetch GET /crl/{ca}.crl and
-        // GET /crl/{ca}-delta.crl here after each restart and assert that their CRLNumber is
-        // strictly greater than the one seen before the kill (RFC 5280 §5.2.3), and that every
-        // acknowledged serial is listed.
+        // CRL numbers are never reused (RFC 5280 §5.2.3): the first CRL built after the restart
+        // has a higher number than any published before the kill, and the CRLs list every
+        // acknowledged revocation.
+        for (ca, before) in CAS.iter().zip(&numbers_before) {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while highest_crl_number(&s, ca) <= *before {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{ca}: no CRL numbered above {before} after the restart"
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            let full = fetch_crl(&s, &format!("/crl/{ca}.crl"));
+            let delta = fetch_crl(&s, &format!("/crl/{ca}-delta.crl"));
+            for (_, serial, _) in all.iter().filter(|(c, _, _)| c == ca) {
+                assert!(
+                    lists(&full, serial) || lists(&delta, serial),
+                    "{ca}/{serial} on no CRL"
+                );
+            }
+        }
     }
+}
+
+fn fetch_crl(s: &Server, path: &str) -> openssl::x509::X509Crl {
+    let mut body = Vec::new();
+    let resp = ureq::get(&s.url(path)).call().expect("CRL served");
+    std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).expect("body");
+    openssl::x509::X509Crl::from_der(&body).expect("DER CRL")
+}
+
+/// The higher of the current full and delta CRL numbers of a CA.
+fn highest_crl_number(s: &Server, ca: &str) -> u64 {
+    number(&fetch_crl(s, &format!("/crl/{ca}.crl")))
+        .max(number(&fetch_crl(s, &format!("/crl/{ca}-delta.crl"))))
 }

@@ -108,39 +108,6 @@ fn wait_for_crl(s: &Server, path: &str, what: &str, test: impl Fn(&X509Crl) -> b
     }
 }
 
-fn number(crl: &X509Crl) -> u64 {
-    // The `openssl` crate exposes no CRLNumber accessor: read it with x509-cert.
-    let der = crl.to_der().expect("DER");
-    number_of(&der)
-}
-
-fn number_of(der: &[u8]) -> u64 {
-    use der::Decode;
-    let crl = x509_cert::crl::CertificateList::from_der(der).expect("parses");
-    ext_integer(&crl, const_oid::db::rfc5280::ID_CE_CRL_NUMBER).expect("CRLNumber")
-}
-
-fn base_of(der: &[u8]) -> Option<u64> {
-    use der::Decode;
-    let crl = x509_cert::crl::CertificateList::from_der(der).expect("parses");
-    ext_integer(&crl, const_oid::db::rfc5280::ID_CE_DELTA_CRL_INDICATOR)
-}
-
-fn ext_integer(
-    crl: &x509_cert::crl::CertificateList,
-    oid: const_oid::ObjectIdentifier,
-) -> Option<u64> {
-    use der::Decode;
-    let exts = crl.tbs_cert_list.crl_extensions.as_ref()?;
-    let e = exts.iter().find(|e| e.extn_id == oid)?;
-    let n = der::asn1::Uint::from_der(e.extn_value.as_bytes()).expect("INTEGER");
-    let mut v = 0u64;
-    for b in n.as_bytes() {
-        v = (v << 8) | u64::from(*b);
-    }
-    Some(v)
-}
-
 /// (serial hex upper-case, reason text) of the entries, from `openssl crl -text`.
 fn crl_text(dir: &Path, der: &[u8]) -> String {
     let path = dir.join("crl-text.der");
@@ -154,21 +121,6 @@ fn crl_text(dir: &Path, der: &[u8]) -> String {
         "-noout",
         "-text",
     ]))
-}
-
-fn lists(crl: &X509Crl, serial_hex: &str) -> bool {
-    crl.get_revoked().is_some_and(|revoked| {
-        revoked.iter().any(|r| {
-            r.serial_number()
-                .to_bn()
-                .and_then(|bn| bn.to_hex_str().map(|h| h.to_string()))
-                .is_ok_and(|h| {
-                    // BN_bn2hex keeps a leading zero nibble ("0FF4…"): compare numbers, not text.
-                    h.trim_start_matches('0')
-                        .eq_ignore_ascii_case(serial_hex.trim_start_matches('0'))
-                })
-        })
-    })
 }
 
 fn write_pem(dir: &Path, name: &str, der: &[u8]) -> PathBuf {
@@ -609,4 +561,99 @@ fn a_revocation_through_the_ingest_api_reaches_the_delta_crl_after_the_debounce(
     let delta_pem = write_pem(dir.path(), "delta.pem", &delta);
     let (ok, out) = verify(&cert.path, &[&full_pem, &delta_pem], true);
     assert!(!ok && out.contains("certificate revoked"), "{out}");
+}
+
+/// The reason `openssl crl -text` prints for the entry of `serial_hex`, if it has one.
+fn entry_reason(text: &str, serial_hex: &str) -> Option<String> {
+    let want = serial_hex.trim_start_matches('0').to_ascii_uppercase();
+    let mut lines = text.lines().map(str::trim);
+    while let Some(l) = lines.next() {
+        let Some(s) = l.strip_prefix("Serial Number: ") else {
+            continue;
+        };
+        if s.trim_start_matches('0') != want {
+            continue;
+        }
+        for l in lines.by_ref() {
+            if l.starts_with("Serial Number: ") {
+                return None;
+            }
+            if l.starts_with("X509v3 CRL Reason Code") {
+                return lines.next().map(str::to_owned);
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn a_hold_and_its_release_through_the_ingest_api_reach_the_next_deltas() {
+    let opts = Options {
+        admin_extra: token_line(TOKEN),
+        ..delta_every_2s()
+    };
+    let s = Server::start_with(&opts);
+    wait_ready(&s);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let full = fetch(&s.url("/crl/aci-el-org.crl"), &[]).body;
+    let first_delta = number_of(&fetch(&s.url("/crl/aci-el-org-delta.crl"), &[]).body);
+    let auth = format!("Bearer {TOKEN}");
+
+    // A hold through the API: the next delta lists it as certificateHold.
+    let cert = good(CA);
+    let held = ureq::post(&s.admin_url("/v1/revocations"))
+        .set("Authorization", &auth)
+        .send_json(
+            serde_json::json!({"ca": CA, "serial": cert.serial_hex, "reason": "certificateHold"}),
+        );
+    assert!(held.is_ok(), "hold accepted: {held:?}");
+    let delta1 = wait_for_crl(
+        &s,
+        "/crl/aci-el-org-delta.crl",
+        "the hold in a delta",
+        |c| number(c) > first_delta && lists(c, &cert.serial_hex),
+    );
+    assert_eq!(
+        entry_reason(&crl_text(dir.path(), &delta1), &cert.serial_hex).as_deref(),
+        Some("Certificate Hold")
+    );
+
+    // The release, through the API, of a hold that is on the base CRL (the seeded sample): the
+    // next delta lists it as removeFromCRL (RFC 5280 §5.2.4), and base + delta accept it again.
+    // (A hold placed and released between two full CRLs leaves no trace: it was never on a base.)
+    let sample = revoked(CA, "certificateHold");
+    assert!(lists(
+        &X509Crl::from_der(&full).expect("DER"),
+        &sample.serial_hex
+    ));
+    let released =
+        ureq::delete(&s.admin_url(&format!("/v1/revocations/{CA}/{}", sample.serial_hex)))
+            .set("Authorization", &auth)
+            .call();
+    assert!(released.is_ok(), "release accepted: {released:?}");
+    let delta1_number = number_of(&delta1);
+    let delta2 = wait_for_crl(
+        &s,
+        "/crl/aci-el-org-delta.crl",
+        "removeFromCRL in a delta",
+        |c| number(c) > delta1_number && lists(c, &sample.serial_hex),
+    );
+    assert_eq!(
+        entry_reason(&crl_text(dir.path(), &delta2), &sample.serial_hex).as_deref(),
+        Some("Remove From CRL")
+    );
+    assert_eq!(
+        base_of(&delta2),
+        Some(number_of(&full)),
+        "deltas stay on the same base"
+    );
+    let full_pem = write_pem(dir.path(), "full.pem", &full);
+    let delta_pem = write_pem(dir.path(), "delta.pem", &delta2);
+    let (ok, out) = verify(&sample.path, &[&full_pem, &delta_pem], true);
+    assert!(ok, "released: accepted again with base + delta: {out}");
+    let (ok, out) = verify(&cert.path, &[&full_pem, &delta_pem], true);
+    assert!(
+        !ok && out.contains("certificate revoked"),
+        "still on hold: {out}"
+    );
 }

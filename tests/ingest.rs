@@ -295,17 +295,9 @@ fn hold_release_and_final_revocations() {
     api.release("no-such-ca", &serial).problem(404);
 }
 
-#[test]
-#[ignore = "needs the CRL publisher (branch crl): the next delta CRL must list the released serial with reason removeFromCRL"]
-fn a_released_hold_appears_as_remove_from_crl_in_the_next_delta() {
-    // TODO(crl): revoke with certificateHold → the next delta CRL lists the serial with reason
-    // certificateHold; DELETE /v1/revocations/{ca}/{serial} → the next delta CRL lists it with
-    // reason removeFromCRL (RFC 5280 §5.3.1) and the next full CRL no longer lists it. With
-    // `publish_delta_on_revoke = true` and `delta_debounce = "1s"`, GET /crl/{ca}-delta.crl
-    // shows the revocation within about a second, verified with `openssl crl -verify`.
-    unimplemented!("depends on the CRL publisher");
-}
-
+// Hold → release → removeFromCRL in the next delta, through this API, is checked where the CRL
+// helpers live: tests/crl.rs, `a_hold_and_its_release_through_the_ingest_api_reach_the_next_deltas`
+// (and `publish_delta_on_revoke` by `a_revocation_through_the_ingest_api_reaches_the_delta_crl_after_the_debounce`).
 #[test]
 fn replays_are_no_ops_and_conflicts_explain_themselves() {
     let (_s, api) = ingest_server();

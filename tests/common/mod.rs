@@ -342,3 +342,53 @@ pub fn path_str(p: &Path) -> &str {
 pub fn now() -> UnixTime {
     SystemClock.now()
 }
+
+/// CRLNumber of a CRL (the `openssl` crate has no accessor: read with x509-cert).
+pub fn number(crl: &openssl::x509::X509Crl) -> u64 {
+    number_of(&crl.to_der().expect("DER"))
+}
+
+/// CRLNumber of a DER CRL.
+pub fn number_of(der: &[u8]) -> u64 {
+    use der::Decode;
+    let crl = x509_cert::crl::CertificateList::from_der(der).expect("parses");
+    ext_integer(&crl, const_oid::db::rfc5280::ID_CE_CRL_NUMBER).expect("CRLNumber")
+}
+
+/// DeltaCRLIndicator (the base's number) of a DER CRL, if it is a delta.
+pub fn base_of(der: &[u8]) -> Option<u64> {
+    use der::Decode;
+    let crl = x509_cert::crl::CertificateList::from_der(der).expect("parses");
+    ext_integer(&crl, const_oid::db::rfc5280::ID_CE_DELTA_CRL_INDICATOR)
+}
+
+fn ext_integer(
+    crl: &x509_cert::crl::CertificateList,
+    oid: const_oid::ObjectIdentifier,
+) -> Option<u64> {
+    use der::Decode;
+    let exts = crl.tbs_cert_list.crl_extensions.as_ref()?;
+    let e = exts.iter().find(|e| e.extn_id == oid)?;
+    let n = der::asn1::Uint::from_der(e.extn_value.as_bytes()).expect("INTEGER");
+    Some(
+        n.as_bytes()
+            .iter()
+            .fold(0u64, |v, b| (v << 8) | u64::from(*b)),
+    )
+}
+
+/// Whether the CRL has an entry for this serial (hex, any case, leading zeros ignored).
+pub fn lists(crl: &openssl::x509::X509Crl, serial_hex: &str) -> bool {
+    crl.get_revoked().is_some_and(|revoked| {
+        revoked.iter().any(|r| {
+            r.serial_number()
+                .to_bn()
+                .and_then(|bn| bn.to_hex_str().map(|h| h.to_string()))
+                .is_ok_and(|h| {
+                    // BN_bn2hex keeps a leading zero nibble ("0FF4…"): compare numbers, not text.
+                    h.trim_start_matches('0')
+                        .eq_ignore_ascii_case(serial_hex.trim_start_matches('0'))
+                })
+        })
+    })
+}
