@@ -66,6 +66,8 @@ pub struct Context {
     pub issued_on_the_fly: AtomicU64,
     /// Certificates registered by `ingest-issue`.
     pub registered: AtomicU64,
+    /// Sampled signature verification, with its cache of verified signers.
+    pub verifier: check::SignatureVerifier,
 }
 
 impl std::fmt::Debug for Context {
@@ -411,7 +413,7 @@ impl Engine {
             nonce: req.nonce.as_deref(),
             now: now_unix(),
         };
-        let verdict = self.check_ocsp_response(&resp, &want, &mut c.rng);
+        let verdict = self.check_ocsp_response(&resp, &want, ca as usize, &mut c.rng);
         let (outcome, message) = verdict_outcome(verdict);
         Done {
             outcome,
@@ -426,6 +428,7 @@ impl Engine {
         &self,
         resp: &http::Response,
         want: &OcspExpectation<'_>,
+        ca: usize,
         rng: &mut SmallRng,
     ) -> Verdict {
         if resp.status != 200 {
@@ -449,7 +452,10 @@ impl Engine {
         let v = check::check_ocsp(&resp.body, want);
         if v == Verdict::Ok && rng.random_bool(self.plan.scenario.ocsp.verify_rate) {
             self.shared.verified.fetch_add(1, Ordering::Relaxed);
-            return check::verify_ocsp_signature(&resp.body, &self.ctx.issuers);
+            return self
+                .ctx
+                .verifier
+                .verify(&resp.body, ca, &self.ctx.issuers);
         }
         v
     }

@@ -182,11 +182,18 @@ fn progress_line(shared: &Shared, elapsed: Duration, total: Duration, last: &mut
 
 /// Runs a plan against `targets` with what `prep` prepared.
 pub fn execute(opts: &RunOptions, plan: &Plan, prep: &Prepared) -> Result<RunResult, Error> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(plan.threads)
-        .enable_all()
-        .build()
-        .map_err(io("starting the runtime"))?;
+    // One thread: a current-thread runtime (no work-stealing, no cross-thread wake-ups).
+    let rt = if plan.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(plan.threads)
+            .enable_all()
+            .build()
+    }
+    .map_err(io("starting the runtime"))?;
     let (public, admin) = rt.block_on(async {
         let public = Endpoint::parse(&opts.public_url).await?;
         let admin = match &opts.admin_url {
@@ -240,6 +247,7 @@ pub fn execute(opts: &RunOptions, plan: &Plan, prep: &Prepared) -> Result<RunRes
         uncertain_revocations: Default::default(),
         issued_on_the_fly: Default::default(),
         registered: Default::default(),
+        verifier: crate::check::SignatureVerifier::new(),
     });
     let server_pids = if opts.server_pids.is_empty() {
         if public.addr.ip().is_loopback() {
@@ -299,12 +307,7 @@ pub fn execute(opts: &RunOptions, plan: &Plan, prep: &Prepared) -> Result<RunRes
         }
     }));
     bar.finish_and_clear();
-    let requests = out
-        .recorder
-        .totals()
-        .iter()
-        .map(|k| k.ok + k.wrong + k.errors + k.timeouts)
-        .sum::<u64>();
+    let requests = out.recorder.requests();
     let (mut own, server) = watches.unwrap_or_else(|| (Watch::start(Vec::new()), None));
     let generator = own.finish(out.measured_seconds, requests);
     let server = server.map(|mut w| w.finish(out.measured_seconds, requests));

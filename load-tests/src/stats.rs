@@ -108,6 +108,13 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_US, 3).expect("1 µs .. 120 s at 3 digits is a valid range")
 }
 
+/// Per-second histograms: 2 significant digits (1 %), 20 KiB instead of 150 KiB, so that
+/// tens of connections can keep one per kind without the generator spending its time zeroing
+/// memory.
+fn small_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_US, 2).expect("1 µs .. 120 s at 2 digits is a valid range")
+}
+
 /// Counts and latencies of one kind.
 #[derive(Debug, Clone)]
 pub struct KindStats {
@@ -155,11 +162,53 @@ impl KindStats {
     }
 }
 
+/// One kind in one second: latency (µs, 2 digits) and counts.
+#[derive(Debug, Clone)]
+pub struct Interval {
+    /// Latency from the intended send time, µs.
+    pub latency: Histogram<u64>,
+    /// Right answers.
+    pub ok: u64,
+    /// Wrong answers.
+    pub wrong: u64,
+    /// Errors and timeouts.
+    pub errors: u64,
+}
+
+impl Interval {
+    fn new() -> Self {
+        Interval {
+            latency: small_histogram(),
+            ok: 0,
+            wrong: 0,
+            errors: 0,
+        }
+    }
+
+    fn requests(&self) -> u64 {
+        self.ok + self.wrong + self.errors
+    }
+
+    fn merge(&mut self, other: &Interval) {
+        let _ = self.latency.add(&other.latency);
+        self.ok += other.ok;
+        self.wrong += other.wrong;
+        self.errors += other.errors;
+    }
+
+    fn reset(&mut self) {
+        self.latency.reset();
+        self.ok = 0;
+        self.wrong = 0;
+        self.errors = 0;
+    }
+}
+
 /// One second of the timeline, all connections merged.
 #[derive(Debug, Clone)]
 pub struct Second {
     /// By kind index (`None` until something of that kind completes in this second).
-    pub kinds: Vec<Option<KindStats>>,
+    pub kinds: Vec<Option<Interval>>,
 }
 
 impl Second {
@@ -222,7 +271,7 @@ impl Shared {
     pub fn second_summary(&self, s: usize) -> Option<(u64, u64)> {
         let t = self.timeline.lock().ok()?;
         let sec = t.get(s)?;
-        let mut all = KindStats::new();
+        let mut all = Interval::new();
         for k in sec.kinds.iter().flatten() {
             all.merge(k);
         }
@@ -245,9 +294,11 @@ impl Shared {
 #[derive(Debug)]
 pub struct Recorder {
     warmup_end: Instant,
-    totals: Vec<KindStats>,
+    /// By kind, allocated on first use (a full histogram is ~150 KiB).
+    totals: Vec<Option<KindStats>>,
     current_second: usize,
-    current: Vec<Option<KindStats>>,
+    /// This second's intervals, by kind; reused (reset) from second to second.
+    current: Vec<Option<Interval>>,
     /// Error and wrong-answer messages with their counts.
     pub messages: BTreeMap<(String, String), u64>,
 }
@@ -257,7 +308,7 @@ impl Recorder {
     pub fn new(warmup_end: Instant) -> Recorder {
         Recorder {
             warmup_end,
-            totals: (0..Kind::ALL.len()).map(|_| KindStats::new()).collect(),
+            totals: vec![None; Kind::ALL.len()],
             current_second: 0,
             current: vec![None; Kind::ALL.len()],
             messages: BTreeMap::new(),
@@ -284,7 +335,15 @@ impl Recorder {
         }
         let latency = (done.saturating_duration_since(intended).as_micros() as u64).max(1);
         let service = (done.saturating_duration_since(sent).as_micros() as u64).max(1);
-        let apply = |s: &mut KindStats| {
+        let i = self.current[kind.index()].get_or_insert_with(Interval::new);
+        i.latency.saturating_record(latency);
+        match outcome {
+            Outcome::Ok => i.ok += 1,
+            Outcome::Wrong => i.wrong += 1,
+            Outcome::Error | Outcome::Timeout => i.errors += 1,
+        }
+        if done >= self.warmup_end {
+            let s = self.totals[kind.index()].get_or_insert_with(KindStats::new);
             s.latency.saturating_record(latency);
             s.service.saturating_record(service);
             s.bytes += bytes as u64;
@@ -294,10 +353,6 @@ impl Recorder {
                 Outcome::Error => s.errors += 1,
                 Outcome::Timeout => s.timeouts += 1,
             }
-        };
-        apply(self.current[kind.index()].get_or_insert_with(KindStats::new));
-        if done >= self.warmup_end {
-            apply(&mut self.totals[kind.index()]);
         }
         shared.done.fetch_add(1, Ordering::Relaxed);
         match outcome {
@@ -323,7 +378,7 @@ impl Recorder {
 
     /// Merges the current second into the shared timeline.
     pub fn flush(&mut self, shared: &Shared) {
-        if self.current.iter().all(Option::is_none) {
+        if self.current.iter().flatten().all(|c| c.requests() == 0) {
             return;
         }
         if let Ok(mut t) = shared.timeline.lock() {
@@ -332,11 +387,9 @@ impl Recorder {
             }
             let sec = &mut t[self.current_second];
             for (i, c) in self.current.iter_mut().enumerate() {
-                if let Some(c) = c.take() {
-                    match &mut sec.kinds[i] {
-                        Some(s) => s.merge(&c),
-                        slot => *slot = Some(c),
-                    }
+                if let Some(c) = c.as_mut().filter(|c| c.requests() > 0) {
+                    sec.kinds[i].get_or_insert_with(Interval::new).merge(c);
+                    c.reset();
                 }
             }
         }
@@ -344,17 +397,29 @@ impl Recorder {
 
     /// Adds another recorder's totals and messages into this one.
     pub fn absorb(&mut self, other: Recorder) {
-        for (a, b) in self.totals.iter_mut().zip(other.totals.iter()) {
-            a.merge(b);
+        for (a, b) in self.totals.iter_mut().zip(other.totals) {
+            match (a, b) {
+                (Some(a), Some(b)) => a.merge(&b),
+                (a @ None, b) => *a = b,
+                (Some(_), None) => {}
+            }
         }
         for (k, n) in other.messages {
             *self.messages.entry(k).or_insert(0) += n;
         }
     }
 
-    /// The totals by kind.
-    pub fn totals(&self) -> &[KindStats] {
-        &self.totals
+    /// The totals of the kinds that were used, with their kind.
+    pub fn totals(&self) -> impl Iterator<Item = (Kind, &KindStats)> {
+        self.totals
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (Kind::ALL[i], s)))
+    }
+
+    /// Requests completed after the warm-up, all kinds.
+    pub fn requests(&self) -> u64 {
+        self.totals().map(|(_, s)| s.requests()).sum()
     }
 }
 
@@ -514,7 +579,7 @@ pub fn timeline(shared: &Shared, warmup: Duration) -> Vec<SecondSummary> {
                         kind: Kind::ALL[k].label().to_owned(),
                         requests: s.requests(),
                         wrong: s.wrong,
-                        errors: s.errors + s.timeouts,
+                        errors: s.errors,
                         p50: l.p50,
                         p90: l.p90,
                         p99: l.p99,
@@ -530,12 +595,12 @@ pub fn timeline(shared: &Shared, warmup: Duration) -> Vec<SecondSummary> {
 pub fn summaries(rec: &Recorder, seconds: f64) -> (KindSummary, Vec<KindSummary>) {
     let mut all = KindStats::new();
     let mut kinds = Vec::new();
-    for (i, s) in rec.totals().iter().enumerate() {
+    for (kind, s) in rec.totals() {
         if s.requests() == 0 {
             continue;
         }
         all.merge(s);
-        kinds.push(KindSummary::of(Kind::ALL[i].label(), s, seconds));
+        kinds.push(KindSummary::of(kind.label(), s, seconds));
     }
     (KindSummary::of("all", &all, seconds), kinds)
 }
