@@ -239,11 +239,6 @@ impl Picker {
                 _ => good.push(i as u32),
             }
         }
-        let mix = StatusMix {
-            good: mix.good,
-            revoked: mix.revoked,
-            unknown: mix.unknown,
-        };
         if mix.good > 0.0 && good.is_empty() {
             return Err(Error::EmptyCategory("good"));
         }
@@ -251,6 +246,8 @@ impl Picker {
             return Err(Error::EmptyCategory("revoked"));
         }
         let ca_count = population.cas.len().max(1) as u16;
+        // The pool only matters when unknown serials are asked about (compare fetches it all).
+        let unknown_pool = if mix.unknown > 0.0 { unknown_pool } else { 0 };
         let unknown_pool = (0..unknown_pool)
             .map(|i| ((i % ca_count as usize) as u16, random_serial(&mut rng)))
             .collect();
