@@ -491,6 +491,16 @@ impl Engine {
         let verdict = match resp.status {
             304 if etag.is_some() => Verdict::Ok,
             304 => Verdict::Wrong("304 to an unconditional GET".into()),
+            200 if !resp
+                .content_type
+                .as_deref()
+                .is_some_and(|c| c.starts_with("application/pkix-crl")) =>
+            {
+                Verdict::Wrong(format!(
+                    "Content-Type {:?} is not application/pkix-crl",
+                    resp.content_type
+                ))
+            }
             200 => {
                 let verify = c.rng.random_bool(self.plan.scenario.crl.verify_rate);
                 let v = check::check_crl(&resp.body, issuer, delta, now_unix(), verify);
@@ -573,10 +583,7 @@ impl Engine {
         }
         let ca_ids = factory.ca_ids();
         let (content_type, body): (&str, Vec<u8>) = if batch == 1 {
-            let der = openssl::x509::X509::from_pem(certs[0].pem.as_bytes())
-                .and_then(|x| x.to_der())
-                .unwrap_or_default();
-            ("application/pkix-cert", der)
+            ("application/pkix-cert", certs[0].der.clone())
         } else {
             let pems: Vec<&str> = certs.iter().map(|c| c.pem.as_str()).collect();
             ("application/json", seed::certificates_body(&pems))
@@ -710,7 +717,9 @@ impl Engine {
                         Expected::Revoked(*code),
                     ));
                 }
-                if self.plan.scenario.ingest.visibility {
+                // Revocations acknowledged during the warm-up are not measured.
+                if self.plan.scenario.ingest.visibility && acked >= self.shared.start + self.plan.warmup
+                {
                     self.spawn_probe(e.ca, e.serial, *code, acked);
                 }
             }
