@@ -45,6 +45,9 @@ struct Common {
     /// Use the demo's 14 sample certificates even if a population file exists.
     #[arg(long, conflicts_with = "population")]
     samples: bool,
+    /// Only certificates of these CAs (comma-separated ids), e.g. one signer key type.
+    #[arg(long, value_delimiter = ',')]
+    cas: Vec<String>,
     /// Start from this scenario file (the flags below override it).
     #[arg(long)]
     scenario: Option<PathBuf>,
@@ -309,6 +312,7 @@ impl Common {
             progress: !self.quiet,
             command: command_line(),
             post_to_file_path: false,
+            only_cas: self.cas.clone(),
         }
     }
 }

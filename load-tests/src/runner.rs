@@ -93,6 +93,8 @@ pub struct RunOptions {
     /// POST OCSP requests to `/ocsp/<URL-safe base64>` instead of `/ocsp` (for a static
     /// server that picks the answer by path: `compare`).
     pub post_to_file_path: bool,
+    /// Only certificates of these CAs (empty: all), e.g. to measure one signer key type.
+    pub only_cas: Vec<String>,
 }
 
 /// Everything a run aims at, prepared once (a `compare` runs twice on the same).
@@ -129,6 +131,30 @@ pub fn prepare(opts: &RunOptions, plan: &Plan) -> Result<Prepared, Error> {
         }
         PopulationChoice::Auto | PopulationChoice::Samples => {
             (Population::from_demo(&issuers.pki)?, None)
+        }
+    };
+    let population = if opts.only_cas.is_empty() {
+        population
+    } else {
+        for id in &opts.only_cas {
+            if !ids.contains(id) {
+                return Err(Error::Option(format!("--cas: {id} is not a CA of the demo")));
+            }
+        }
+        let keep: Vec<u16> = opts
+            .only_cas
+            .iter()
+            .filter_map(|id| population.cas.iter().position(|c| c == id))
+            .map(|i| i as u16)
+            .collect();
+        Population {
+            source: format!("{} (CAs {})", population.source, opts.only_cas.join(", ")),
+            entries: population
+                .entries
+                .into_iter()
+                .filter(|e| keep.contains(&e.ca))
+                .collect(),
+            cas: population.cas,
         }
     };
     let (good, revoked) = population.counts();

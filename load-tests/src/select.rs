@@ -207,7 +207,8 @@ pub struct Picker {
     good: Category,
     revoked: Category,
     unknown_pool: Vec<(u16, SerialBytes)>,
-    ca_count: u16,
+    /// CAs that unknown serials are asked of.
+    cas: Vec<u16>,
     /// Cumulative thresholds: good, good+revoked, total.
     thresholds: [f64; 3],
 }
@@ -245,18 +246,24 @@ impl Picker {
         if mix.revoked > 0.0 && revoked.is_empty() {
             return Err(Error::EmptyCategory("revoked"));
         }
-        let ca_count = population.cas.len().max(1) as u16;
+        // Unknown serials go to the CAs the population has entries of.
+        let mut cas: Vec<u16> = population.entries.iter().map(|e| e.ca).collect();
+        cas.sort_unstable();
+        cas.dedup();
+        if cas.is_empty() {
+            cas = (0..population.cas.len().max(1) as u16).collect();
+        }
         // The pool only matters when unknown serials are asked about (compare fetches it all).
         let unknown_pool = if mix.unknown > 0.0 { unknown_pool } else { 0 };
         let unknown_pool = (0..unknown_pool)
-            .map(|i| ((i % ca_count as usize) as u16, random_serial(&mut rng)))
+            .map(|i| (cas[i % cas.len()], random_serial(&mut rng)))
             .collect();
         let total = mix.good + mix.revoked + mix.unknown;
         Ok(Picker {
             good: Category::new(good, dist, &mut rng),
             revoked: Category::new(revoked, dist, &mut rng),
             unknown_pool,
-            ca_count,
+            cas,
             thresholds: [
                 mix.good / total,
                 (mix.good + mix.revoked) / total,
@@ -274,7 +281,7 @@ impl Picker {
             Pick::Entry(self.revoked.draw(rng))
         } else if self.unknown_pool.is_empty() {
             Pick::Unknown {
-                ca: rng.random_range(0..self.ca_count),
+                ca: self.cas[rng.random_range(0..self.cas.len())],
                 serial: random_serial(rng),
             }
         } else {
