@@ -91,18 +91,68 @@ pub struct RunOutput {
     pub interrupted: bool,
 }
 
-/// Open-loop schedule: slot i is intended for `start + i × interval`.
+/// Open-loop pacing: request i is intended for `start + i × interval`. A dedicated thread
+/// releases each slot at its time (thread sleeps are precise to tens of microseconds, where
+/// tokio's timer rounds up to the next millisecond, which would add up to 1 ms of the
+/// generator's own lateness to every measured latency); whichever client is free takes the next
+/// released slot. Slots released while every client is busy wait in the queue, and their
+/// latency counts from their intended time.
 #[derive(Debug)]
-struct Schedule {
-    start: Instant,
-    interval_ns: f64,
-    next: AtomicU64,
+struct Pacer {
+    slots: Mutex<std::collections::VecDeque<Instant>>,
+    ready: tokio::sync::Semaphore,
 }
 
-impl Schedule {
-    fn slot(&self) -> Instant {
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        self.start + Duration::from_nanos((i as f64 * self.interval_ns) as u64)
+impl Pacer {
+    fn start(start: Instant, end: Instant, rate: f64, stop: Arc<AtomicBool>) -> Arc<Pacer> {
+        let pacer = Arc::new(Pacer {
+            slots: Mutex::new(std::collections::VecDeque::new()),
+            ready: tokio::sync::Semaphore::new(0),
+        });
+        let p = Arc::clone(&pacer);
+        let interval_ns = 1e9 / rate;
+        std::thread::Builder::new()
+            .name("vigie-load-pacer".into())
+            .spawn(move || {
+                let mut i: u64 = 0;
+                let slot = |i: u64| start + Duration::from_nanos((i as f64 * interval_ns) as u64);
+                loop {
+                    let now = Instant::now();
+                    let mut released = 0;
+                    {
+                        let mut q = p.slots.lock().unwrap_or_else(|e| e.into_inner());
+                        while slot(i) <= now && slot(i) < end {
+                            q.push_back(slot(i));
+                            i += 1;
+                            released += 1;
+                        }
+                    }
+                    if released > 0 {
+                        p.ready.add_permits(released);
+                    }
+                    let next = slot(i);
+                    if next >= end || stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    // Wake at the next slot, but not more often than every 200 µs: the slots
+                    // due meanwhile are released together (at most 200 µs late).
+                    let wait = next.saturating_duration_since(Instant::now());
+                    std::thread::sleep(wait.max(Duration::from_micros(200)));
+                }
+                p.ready.close();
+            })
+            .expect("the OS can start one thread");
+        pacer
+    }
+
+    /// The next slot, waiting for its release; `None` when the run is over.
+    async fn next(&self) -> Option<Instant> {
+        let permit = self.ready.acquire().await.ok()?;
+        permit.forget();
+        self.slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
     }
 }
 
@@ -113,7 +163,7 @@ struct Engine {
     shared: Arc<Shared>,
     end: Instant,
     stop: Arc<AtomicBool>,
-    schedule: Option<Schedule>,
+    pacer: Option<Arc<Pacer>>,
     probes: Arc<tokio::sync::Semaphore>,
 }
 
@@ -292,15 +342,11 @@ impl Engine {
             if self.stop.load(Ordering::Relaxed) {
                 break;
             }
-            let intended = match &self.schedule {
-                Some(s) => {
-                    let t = s.slot();
-                    if t >= self.end {
-                        break;
-                    }
-                    tokio::time::sleep_until(t.into()).await;
-                    t
-                }
+            let intended = match &self.pacer {
+                Some(p) => match p.next().await {
+                    Some(t) => t,
+                    None => break,
+                },
                 None => {
                     let t = Instant::now();
                     if t >= self.end {
@@ -321,7 +367,7 @@ impl Engine {
                 Kind::IngestRevoke => self.revoke(&mut c).await,
             };
             // Closed loop: latency from the send (connecting is part of it).
-            let intended = if self.schedule.is_some() {
+            let intended = if self.pacer.is_some() {
                 intended
             } else {
                 intended.min(d.sent)
@@ -821,11 +867,9 @@ pub async fn run(
     let end = start + total;
     let shared = Arc::new(Shared::new(start));
     let stop = Arc::new(AtomicBool::new(false));
-    let schedule = plan.rate.map(|r| Schedule {
-        start,
-        interval_ns: 1e9 / r,
-        next: AtomicU64::new(0),
-    });
+    let pacer = plan
+        .rate
+        .map(|r| Pacer::start(start, end, r, Arc::clone(&stop)));
     let engine = Arc::new(Engine {
         plan: plan.clone(),
         targets,
@@ -833,7 +877,7 @@ pub async fn run(
         shared: Arc::clone(&shared),
         end,
         stop: Arc::clone(&stop),
-        schedule,
+        pacer,
         probes: Arc::new(tokio::sync::Semaphore::new(256)),
     });
     {
