@@ -91,14 +91,28 @@ fn benches(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("ocsp");
     g.bench_function("parse_request", |b| {
-        b.iter(|| request::parse(black_box(&plain)).expect("parses").queries.len())
+        b.iter(|| {
+            request::parse(black_box(&plain))
+                .expect("parses")
+                .queries
+                .len()
+        })
     });
     g.bench_function("parse_request_nonce", |b| {
-        b.iter(|| request::parse(black_box(&with_nonce)).expect("parses").queries.len())
+        b.iter(|| {
+            request::parse(black_box(&with_nonce))
+                .expect("parses")
+                .queries
+                .len()
+        })
     });
     g.bench_function("decode_get_path", |b| {
         let path = request::to_get_path(&plain);
-        b.iter(|| request::decode_get_path(black_box(&path)).expect("decodes").len())
+        b.iter(|| {
+            request::decode_get_path(black_box(&path))
+                .expect("decodes")
+                .len()
+        })
     });
     // The last CA of the registry: the lookup's longest walk.
     let ca = f.config.registry.by_id(&last_ca).expect("CA");
@@ -144,8 +158,12 @@ fn benches(c: &mut Criterion) {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("group");
     let ec = Signer::new(PKey::from_ec_key(EcKey::generate(&group).expect("ec")).expect("pkey"))
         .expect("signer");
-    g.bench_function("rsa2048", |b| b.iter(|| rsa.sign(black_box(&tbs)).expect("signs").len()));
-    g.bench_function("ecdsa_p256", |b| b.iter(|| ec.sign(black_box(&tbs)).expect("signs").len()));
+    g.bench_function("rsa2048", |b| {
+        b.iter(|| rsa.sign(black_box(&tbs)).expect("signs").len())
+    });
+    g.bench_function("ecdsa_p256", |b| {
+        b.iter(|| ec.sign(black_box(&tbs)).expect("signs").len())
+    });
     g.finish();
 }
 

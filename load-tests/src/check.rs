@@ -305,7 +305,9 @@ fn walk_ocsp(body: &[u8], want: &OcspExpectation<'_>) -> Result<Verdict, String>
 
     // Times (RFC 6960 §4.2.2.1; vigie never serves a response past its nextUpdate).
     if this_update > want.now + SKEW || produced_at > want.now + SKEW {
-        return Ok(Verdict::Wrong("thisUpdate or producedAt in the future".into()));
+        return Ok(Verdict::Wrong(
+            "thisUpdate or producedAt in the future".into(),
+        ));
     }
     match next_update {
         Some(n) if n <= want.now => {
@@ -325,7 +327,9 @@ fn walk_ocsp(body: &[u8], want: &OcspExpectation<'_>) -> Result<Verdict, String>
     };
     match (want.nonce, nonce) {
         (Some(sent), Some(got)) if sent != got => {
-            return Ok(Verdict::Wrong("nonce echoed differs from the nonce sent".into()));
+            return Ok(Verdict::Wrong(
+                "nonce echoed differs from the nonce sent".into(),
+            ));
         }
         (Some(_), None) if want.issuer.echoes_nonce => {
             return Ok(Verdict::Wrong("nonce not echoed".into()));
@@ -427,6 +431,9 @@ fn digest_of(oid: &[u8]) -> Option<MessageDigest> {
     }
 }
 
+/// (CA index, DER of the signer certificate included in the response).
+type SignerKey = (usize, Vec<u8>);
+
 /// Verifies OCSP response signatures on a sample, cheaply enough to do under load.
 ///
 /// The first response signed by a given signer certificate for a given CA gets openssl's full
@@ -436,7 +443,7 @@ fn digest_of(oid: &[u8]) -> Option<MessageDigest> {
 /// byte for byte get their signature verified with it (openssl `EVP_DigestVerify`, tens of
 /// microseconds). Every sampled response is also parsed by the `x509-ocsp` crate.
 pub struct SignatureVerifier {
-    trusted: Mutex<HashMap<(usize, Vec<u8>), Result<PKey<Public>, String>>>,
+    trusted: Mutex<HashMap<SignerKey, Result<PKey<Public>, String>>>,
 }
 
 impl std::fmt::Debug for SignatureVerifier {
@@ -473,11 +480,7 @@ impl SignatureVerifier {
             };
         };
         let key = (ca, cert.to_vec());
-        let cached = self
-            .trusted
-            .lock()
-            .ok()
-            .and_then(|t| t.get(&key).cloned());
+        let cached = self.trusted.lock().ok().and_then(|t| t.get(&key).cloned());
         let pkey = match cached {
             Some(r) => r,
             None => {
@@ -519,8 +522,8 @@ fn verify_with(key: &PKey<Public>, parts: &SignedParts<'_>) -> Verdict {
 
 /// openssl's full check: signature, signer chain to the roots, signer authorised for the CA.
 fn full_verify(body: &[u8], issuers: &Issuers) -> Result<(), String> {
-    let resp =
-        OcspResponse::from_der(body).map_err(|e| format!("openssl cannot parse the response: {e}"))?;
+    let resp = OcspResponse::from_der(body)
+        .map_err(|e| format!("openssl cannot parse the response: {e}"))?;
     let basic = resp
         .basic()
         .map_err(|e| format!("openssl: not a basic response: {e}"))?;
@@ -571,9 +574,11 @@ pub fn check_crl(body: &[u8], issuer: &Issuer, delta: bool, now: i64, verify: bo
         None => return Verdict::Wrong("CRL without nextUpdate".into()),
         _ => {}
     }
-    let has_delta_indicator = tbs.crl_extensions.iter().flatten().any(|e| {
-        e.extn_id.to_string() == OID_DELTA_CRL_INDICATOR && e.critical
-    });
+    let has_delta_indicator = tbs
+        .crl_extensions
+        .iter()
+        .flatten()
+        .any(|e| e.extn_id.to_string() == OID_DELTA_CRL_INDICATOR && e.critical);
     if has_delta_indicator != delta {
         return Verdict::Wrong(if delta {
             "delta CRL without a critical DeltaCRLIndicator".into()

@@ -192,7 +192,9 @@ pub fn find_or_install_nginx(wanted: &Path) -> Result<PathBuf, Error> {
     if p.is_file() {
         Ok(p)
     } else {
-        Err(Error::Nginx("installed, but /usr/sbin/nginx is missing".into()))
+        Err(Error::Nginx(
+            "installed, but /usr/sbin/nginx is missing".into(),
+        ))
     }
 }
 
@@ -459,7 +461,12 @@ pub fn run(opts: &CompareOptions, base: &Scenario) -> Result<(Comparison, String
     for method in methods {
         let mut s = scenario.clone();
         s.mix = std::collections::BTreeMap::from([(
-            if *method == "GET" { "ocsp-get" } else { "ocsp-post" }.to_owned(),
+            if *method == "GET" {
+                "ocsp-get"
+            } else {
+                "ocsp-post"
+            }
+            .to_owned(),
             1.0,
         )]);
         s.name = format!("compare-{}", method.to_lowercase());
@@ -550,12 +557,26 @@ pub fn render(c: &Comparison) -> String {
     let _ = writeln!(
         s,
         "vigie vs nginx (static files of the same answers) — {} — {} CPUs {} — {} connections, {:.0} s per run, {} distinct answers — {}",
-        c.started_at, c.machine.cpus, c.machine.cpu_model, c.connections, c.seconds, c.files, c.nginx_version
+        c.started_at,
+        c.machine.cpus,
+        c.machine.cpu_model,
+        c.connections,
+        c.seconds,
+        c.files,
+        c.nginx_version
     );
     let _ = writeln!(
         s,
         "{:<6} {:>12} {:>12} {:>8} {:>10} {:>10} {:>8} {:>14} {:>14}",
-        "method", "vigie req/s", "nginx req/s", "ratio", "vigie p99", "nginx p99", "ratio", "wrong v/n", "errors v/n"
+        "method",
+        "vigie req/s",
+        "nginx req/s",
+        "ratio",
+        "vigie p99",
+        "nginx p99",
+        "ratio",
+        "wrong v/n",
+        "errors v/n"
     );
     for m in &c.methods {
         let _ = writeln!(

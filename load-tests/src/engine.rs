@@ -331,7 +331,9 @@ impl Engine {
     async fn run_client(self: Arc<Self>, id: usize) -> Recorder {
         let warmup_end = self.shared.start + self.plan.warmup;
         let mut c = Client {
-            rng: SmallRng::seed_from_u64(self.plan.scenario.load.seed.wrapping_add(id as u64 * 7919)),
+            rng: SmallRng::seed_from_u64(
+                self.plan.scenario.load.seed.wrapping_add(id as u64 * 7919),
+            ),
             public: None,
             admin: None,
             etags: HashMap::new(),
@@ -360,9 +362,10 @@ impl Engine {
                 Kind::OcspPost | Kind::OcspGet | Kind::OcspPostNonce | Kind::OcspGetNonce => {
                     self.ocsp(&mut c, kind).await
                 }
-                Kind::CrlFull | Kind::CrlDelta | Kind::CrlFullConditional | Kind::CrlDeltaConditional => {
-                    self.crl(&mut c, kind).await
-                }
+                Kind::CrlFull
+                | Kind::CrlDelta
+                | Kind::CrlFullConditional
+                | Kind::CrlDeltaConditional => self.crl(&mut c, kind).await,
                 Kind::IngestIssue => self.issue(&mut c).await,
                 Kind::IngestRevoke => self.revoke(&mut c).await,
             };
@@ -372,8 +375,15 @@ impl Engine {
             } else {
                 intended.min(d.sent)
             };
-            c.rec
-                .record(&self.shared, kind, intended, d.sent, d.done, d.outcome, d.bytes);
+            c.rec.record(
+                &self.shared,
+                kind,
+                intended,
+                d.sent,
+                d.done,
+                d.outcome,
+                d.bytes,
+            );
             if let Some(m) = d.message {
                 let class = match d.outcome {
                     Outcome::Wrong => "wrong",
@@ -498,10 +508,7 @@ impl Engine {
         let v = check::check_ocsp(&resp.body, want);
         if v == Verdict::Ok && rng.random_bool(self.plan.scenario.ocsp.verify_rate) {
             self.shared.verified.fetch_add(1, Ordering::Relaxed);
-            return self
-                .ctx
-                .verifier
-                .verify(&resp.body, ca, &self.ctx.issuers);
+            return self.ctx.verifier.verify(&resp.body, ca, &self.ctx.issuers);
         }
         v
     }
@@ -611,7 +618,11 @@ impl Engine {
         };
         let batch = self.plan.scenario.ingest.batch;
         let mut certs: Vec<Issued> = {
-            let mut pool = self.ctx.issued_pool.lock().unwrap_or_else(|p| p.into_inner());
+            let mut pool = self
+                .ctx
+                .issued_pool
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             let n = pool.len();
             pool.split_off(n.saturating_sub(batch))
         };
@@ -623,7 +634,9 @@ impl Engine {
                     self.ctx.issued_on_the_fly.fetch_add(1, Ordering::Relaxed);
                     certs.push(cert);
                 }
-                Ok(Err(e)) => return failed(Instant::now(), Some(http::Error::Parse(e.to_string()))),
+                Ok(Err(e)) => {
+                    return failed(Instant::now(), Some(http::Error::Parse(e.to_string())));
+                }
                 Err(e) => return failed(Instant::now(), Some(http::Error::Parse(e.to_string()))),
             }
         }
@@ -735,7 +748,10 @@ impl Engine {
             "POST",
             endpoint,
             "/v1/revocations",
-            &[("Content-Type", "application/json"), ("Authorization", &auth)],
+            &[
+                ("Content-Type", "application/json"),
+                ("Authorization", &auth),
+            ],
             &body,
         );
         let (sent, r) = exchange(&mut c.admin, endpoint, &c.buf, self.plan.timeout).await;
@@ -764,7 +780,8 @@ impl Engine {
                     ));
                 }
                 // Revocations acknowledged during the warm-up are not measured.
-                if self.plan.scenario.ingest.visibility && acked >= self.shared.start + self.plan.warmup
+                if self.plan.scenario.ingest.visibility
+                    && acked >= self.shared.start + self.plan.warmup
                 {
                     self.spawn_probe(e.ca, e.serial, *code, acked);
                 }

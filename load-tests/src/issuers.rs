@@ -137,8 +137,7 @@ impl Issuers {
             let cert = vigie::pki::read_cert(&ca.cert).map_err(Error::Certificate)?;
             let subject = cert.subject_name().to_der()?;
             let der = cert.to_der()?;
-            let key_bits =
-                vigie::pki::subject_public_key_bits(&der).map_err(Error::Certificate)?;
+            let key_bits = vigie::pki::subject_public_key_bits(&der).map_err(Error::Certificate)?;
             let mut hashes = Vec::with_capacity(4);
             for alg in HashAlg::ALL {
                 hashes.push(Hashes {

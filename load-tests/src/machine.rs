@@ -52,7 +52,11 @@ impl Machine {
             cpu_model,
             memory_mib,
             kernel: read("/proc/sys/kernel/osrelease"),
-            load_average: load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+            load_average: load
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" "),
         }
     }
 }

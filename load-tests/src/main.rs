@@ -336,7 +336,12 @@ fn load(common: &Common, scenario: Scenario) -> anyhow::Result<ExitCode> {
     let prep = runner::prepare(&opts, &plan)?;
     eprintln!(
         "{}: {} certificates from {} ({} good, {} revoked) against {}",
-        label, prep.info.entries, prep.info.source, prep.info.good, prep.info.revoked, opts.public_url
+        label,
+        prep.info.entries,
+        prep.info.source,
+        prep.info.good,
+        prep.info.revoked,
+        opts.public_url
     );
     let result = runner::execute(&opts, &plan, &prep)?;
     print!("{}", report::terminal(&result));
@@ -410,7 +415,10 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 ..Scenario::default()
             })?;
             if common.scenario.is_none() {
-                let (d, c) = (delta_share.clamp(0.0, 1.0), conditional_share.clamp(0.0, 1.0));
+                let (d, c) = (
+                    delta_share.clamp(0.0, 1.0),
+                    conditional_share.clamp(0.0, 1.0),
+                );
                 s.mix = [
                     ("crl-full", (1.0 - d) * (1.0 - c)),
                     ("crl-full-conditional", (1.0 - d) * c),
@@ -482,9 +490,10 @@ fn real_main() -> anyhow::Result<ExitCode> {
             base.name = "compare".into();
             base.load.duration = "20s".into();
             let s = common.scenario(base)?;
-            let label = common.label.clone().unwrap_or_else(|| {
-                format!("compare-c{}", s.load.connections)
-            });
+            let label = common
+                .label
+                .clone()
+                .unwrap_or_else(|| format!("compare-c{}", s.load.connections));
             let out = if common.no_save {
                 None
             } else {
@@ -566,8 +575,8 @@ fn real_main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Report { result, html } => {
-            let text = std::fs::read(&result)
-                .with_context(|| format!("reading {}", result.display()))?;
+            let text =
+                std::fs::read(&result).with_context(|| format!("reading {}", result.display()))?;
             let r: RunResult = serde_json::from_slice(&text)
                 .with_context(|| format!("{} is not a vigie-load result", result.display()))?;
             let out = html.unwrap_or_else(|| result.with_file_name("report.html"));

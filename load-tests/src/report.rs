@@ -121,7 +121,17 @@ pub fn terminal(r: &RunResult) -> String {
     let _ = writeln!(
         out,
         "{:<22} {:>9} {:>9} {:>7} {:>7} {:>7} {:>8} {:>7} {:>7} {:>7} {:>7}",
-        "kind", "requests", "req/s", "wrong", "errors", "timeouts", "p50 ms", "p90", "p99", "p99.9", "max"
+        "kind",
+        "requests",
+        "req/s",
+        "wrong",
+        "errors",
+        "timeouts",
+        "p50 ms",
+        "p90",
+        "p99",
+        "p99.9",
+        "max"
     );
     let mut rows: Vec<&KindSummary> = r.kinds.iter().collect();
     if r.kinds.len() > 1 {
@@ -299,17 +309,15 @@ fn chart(title: &str, x: &Axis, y: &Axis, series: &[Series], shade: Option<(f64,
         l,
         esc(title)
     );
-    if let Some((a, bnd)) = shade {
-        if bnd > a {
-            let _ = write!(
-                s,
-                r##"<rect x="{:.1}" y="{t}" width="{:.1}" height="{ph}" fill="#eeeeee"/><text x="{:.1}" y="{}" fill="#888">warm-up</text>"##,
-                px(a),
-                (px(bnd) - px(a)).max(0.0),
-                px(a) + 3.0,
-                t + 14.0
-            );
-        }
+    if let Some((a, bnd)) = shade.filter(|(a, b)| b > a) {
+        let _ = write!(
+            s,
+            r##"<rect x="{:.1}" y="{t}" width="{:.1}" height="{ph}" fill="#eeeeee"/><text x="{:.1}" y="{}" fill="#888">warm-up</text>"##,
+            px(a),
+            (px(bnd) - px(a)).max(0.0),
+            px(a) + 3.0,
+            t + 14.0
+        );
     }
     for (v, label) in &y.ticks {
         let yy = py(*v);
@@ -405,7 +413,11 @@ fn throughput_chart(r: &RunResult) -> String {
             .timeline
             .iter()
             .map(|s| {
-                let n = s.kinds.iter().find(|k| &k.kind == kind).map_or(0, |k| k.requests);
+                let n = s
+                    .kinds
+                    .iter()
+                    .find(|k| &k.kind == kind)
+                    .map_or(0, |k| k.requests);
                 (s.t as f64 + 0.5, n as f64)
             })
             .collect();
@@ -590,7 +602,11 @@ th{{background:#f4f4f4}}td:first-child,th:first-child{{text-align:left}}
         esc(&r.started_at),
         r.measured_seconds,
         r.warmup_seconds,
-        if r.interrupted { " — <b>interrupted</b>" } else { "" }
+        if r.interrupted {
+            " — <b>interrupted</b>"
+        } else {
+            ""
+        }
     );
     let wrong: u64 = r.kinds.iter().map(|k| k.wrong).sum();
     let errors: u64 = r.kinds.iter().map(|k| k.errors + k.timeouts).sum();
@@ -640,7 +656,15 @@ th{{background:#f4f4f4}}td:first-child,th:first-child{{text-align:left}}
     if let Some(v) = &r.visibility {
         s.push_str("<h3>Revocation to visibility</h3>");
         s.push_str(&table(
-            &["measured", "not visible", "stale answers", "p50 ms", "p90 ms", "p99 ms", "max ms"],
+            &[
+                "measured",
+                "not visible",
+                "stale answers",
+                "p50 ms",
+                "p90 ms",
+                "p99 ms",
+                "max ms",
+            ],
             &[vec![
                 v.measured.to_string(),
                 v.not_visible.to_string(),
@@ -688,7 +712,13 @@ th{{background:#f4f4f4}}td:first-child,th:first-child{{text-align:left}}
         ]);
     }
     s.push_str(&table(
-        &["process", "pids", "CPU % of one core", "CPU µs / request", "max RSS MiB"],
+        &[
+            "process",
+            "pids",
+            "CPU % of one core",
+            "CPU µs / request",
+            "max RSS MiB",
+        ],
         &rows,
     ));
     s.push_str("<h2>Set-up</h2>");
@@ -697,7 +727,13 @@ th{{background:#f4f4f4}}td:first-child,th:first-child{{text-align:left}}
         vec!["command".to_owned(), r.command.clone()],
         vec!["tool".to_owned(), r.tool.clone()],
         vec!["commit".to_owned(), r.commit.clone().unwrap_or_default()],
-        vec!["machine".to_owned(), format!("{} — {} CPUs, {}, {} MiB, Linux {}", m.hostname, m.cpus, m.cpu_model, m.memory_mib, m.kernel)],
+        vec![
+            "machine".to_owned(),
+            format!(
+                "{} — {} CPUs, {}, {} MiB, Linux {}",
+                m.hostname, m.cpus, m.cpu_model, m.memory_mib, m.kernel
+            ),
+        ],
         vec!["load average at start".to_owned(), m.load_average.clone()],
         vec![
             "population".to_owned(),
@@ -741,7 +777,13 @@ mod tests {
                 mean: 0.6,
             },
             service_ms: Latency::default(),
-            distribution: vec![(0.0, 0.1), (50.0, 0.5), (99.0, 2.0), (99.9, 4.0), (100.0, 9.0)],
+            distribution: vec![
+                (0.0, 0.1),
+                (50.0, 0.5),
+                (99.0, 2.0),
+                (99.9, 4.0),
+                (100.0, 9.0),
+            ],
         };
         RunResult {
             tool: "vigie-load test".into(),
@@ -793,7 +835,11 @@ mod tests {
         let r = sample();
         let h = html(&r);
         assert!(h.contains("<svg"));
-        assert_eq!(h.matches("<svg").count(), 3, "throughput, latency, distribution");
+        assert_eq!(
+            h.matches("<svg").count(),
+            3,
+            "throughput, latency, distribution"
+        );
         assert!(h.contains("test &lt;run&gt;"));
         assert!(!h.contains("<script"));
         assert!(!h.contains("src=\"http"));

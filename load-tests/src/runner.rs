@@ -138,7 +138,9 @@ pub fn prepare(opts: &RunOptions, plan: &Plan) -> Result<Prepared, Error> {
     } else {
         for id in &opts.only_cas {
             if !ids.contains(id) {
-                return Err(Error::Option(format!("--cas: {id} is not a CA of the demo")));
+                return Err(Error::Option(format!(
+                    "--cas: {id} is not a CA of the demo"
+                )));
             }
         }
         let keep: Vec<u16> = opts
@@ -193,7 +195,9 @@ fn progress_line(shared: &Shared, elapsed: Duration, total: Duration, last: &mut
     let p99 = secs
         .checked_sub(1)
         .and_then(|s| shared.second_summary(s))
-        .map_or("-".to_owned(), |(_, p)| format!("{:.2} ms", p as f64 / 1000.0));
+        .map_or("-".to_owned(), |(_, p)| {
+            format!("{:.2} ms", p as f64 / 1000.0)
+        });
     format!(
         "[{:>3}/{} s] {:>7} req/s  p99(last s) {:>9}  total {:>9}  wrong {}  errors {}",
         elapsed.as_secs(),
@@ -308,30 +312,35 @@ pub fn execute(opts: &RunOptions, plan: &Plan, prep: &Prepared) -> Result<RunRes
     let mut last = 0u64;
     let warmup = plan.warmup;
     let show_plain = opts.progress && !interactive;
-    let out = rt.block_on(engine::run(plan, targets, ctx.clone(), |shared, elapsed, total| {
-        let line = progress_line(shared, elapsed, total, &mut last);
-        if interactive {
-            bar.set_message(line);
-            bar.tick();
-        } else if show_plain && elapsed.as_secs() % 5 == 0 {
-            eprintln!("{line}");
-        }
-        match &mut watches {
-            None if elapsed >= warmup => {
-                watches = Some((
-                    Watch::start(Vec::new()),
-                    (!server_pids.is_empty()).then(|| Watch::start(server_pids.clone())),
-                ));
+    let out = rt.block_on(engine::run(
+        plan,
+        targets,
+        ctx.clone(),
+        |shared, elapsed, total| {
+            let line = progress_line(shared, elapsed, total, &mut last);
+            if interactive {
+                bar.set_message(line);
+                bar.tick();
+            } else if show_plain && elapsed.as_secs() % 5 == 0 {
+                eprintln!("{line}");
             }
-            Some((own, server)) => {
-                own.sample();
-                if let Some(s) = server {
-                    s.sample();
+            match &mut watches {
+                None if elapsed >= warmup => {
+                    watches = Some((
+                        Watch::start(Vec::new()),
+                        (!server_pids.is_empty()).then(|| Watch::start(server_pids.clone())),
+                    ));
                 }
+                Some((own, server)) => {
+                    own.sample();
+                    if let Some(s) = server {
+                        s.sample();
+                    }
+                }
+                None => {}
             }
-            None => {}
-        }
-    }));
+        },
+    ));
     bar.finish_and_clear();
     let requests = out.recorder.requests();
     let (mut own, server) = watches.unwrap_or_else(|| (Watch::start(Vec::new()), None));
@@ -360,10 +369,8 @@ pub fn execute(opts: &RunOptions, plan: &Plan, prep: &Prepared) -> Result<RunRes
     };
     let mut targets = std::collections::BTreeMap::new();
     targets.insert("public".to_owned(), opts.public_url.clone());
-    if let Some(a) = &opts.admin_url {
-        if uses_ingest {
-            targets.insert("admin".to_owned(), a.clone());
-        }
+    if let Some(a) = opts.admin_url.as_ref().filter(|_| uses_ingest) {
+        targets.insert("admin".to_owned(), a.clone());
     }
     Ok(RunResult {
         tool: format!("vigie-load {}", env!("CARGO_PKG_VERSION")),
@@ -400,7 +407,13 @@ pub fn dated_dir(base: &Path, label: &str) -> Result<PathBuf, Error> {
     let date = now_rfc3339().chars().take(10).collect::<String>();
     let clean: String = label
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let mut dir = base.join(format!("{date}-{clean}"));
     let mut n = 2;

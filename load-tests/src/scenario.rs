@@ -437,8 +437,10 @@ mod tests {
 
     #[test]
     fn weights_become_cumulative() {
-        let mut s = Scenario::default();
-        s.mix = BTreeMap::from([("ocsp-get".into(), 3.0), ("ocsp-post".into(), 1.0)]);
+        let s = Scenario {
+            mix: BTreeMap::from([("ocsp-get".into(), 3.0), ("ocsp-post".into(), 1.0)]),
+            ..Scenario::default()
+        };
         let p = s.plan().expect("plan");
         assert_eq!(p.kinds, vec![(Kind::OcspGet, 0.75), (Kind::OcspPost, 1.0)]);
         assert!(p.rate.is_none());

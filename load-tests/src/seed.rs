@@ -441,14 +441,17 @@ pub struct SeedReport {
 /// Runs `seed`.
 pub fn run(opts: &SeedOptions) -> Result<SeedReport, Error> {
     if opts.batch == 0 || opts.uploads == 0 {
-        return Err(Error::Option("--batch and --uploads must be at least 1".into()));
+        return Err(Error::Option(
+            "--batch and --uploads must be at least 1".into(),
+        ));
     }
     if !(0.0..=1.0).contains(&opts.revoke_fraction) {
-        return Err(Error::Option("--revoke-fraction must be within 0..1".into()));
+        return Err(Error::Option(
+            "--revoke-fraction must be within 0..1".into(),
+        ));
     }
     for r in &opts.reasons {
-        vigie::model::RevocationReason::from_name(r)
-            .map_err(|e| Error::Option(e.to_string()))?;
+        vigie::model::RevocationReason::from_name(r).map_err(|e| Error::Option(e.to_string()))?;
     }
     let factory = Arc::new(CertFactory::from_demo(&opts.demo_dir, &opts.cas, opts.key)?);
     let ca_ids = factory.ca_ids();
@@ -630,11 +633,14 @@ mod tests {
 
     #[test]
     fn bodies_follow_the_ingest_api() {
-        let b = certificates_body(&["-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n"]);
+        let b =
+            certificates_body(&["-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n"]);
         let v: serde_json::Value = serde_json::from_slice(&b).expect("json");
-        assert!(v["certificates"][0]
-            .as_str()
-            .is_some_and(|s| s.starts_with("-----BEGIN CERTIFICATE-----")));
+        assert!(
+            v["certificates"][0]
+                .as_str()
+                .is_some_and(|s| s.starts_with("-----BEGIN CERTIFICATE-----"))
+        );
         let one = Revocation {
             ca: "aci-el-org".into(),
             serial: "1f".into(),

@@ -264,11 +264,7 @@ impl Picker {
             revoked: Category::new(revoked, dist, &mut rng),
             unknown_pool,
             cas,
-            thresholds: [
-                mix.good / total,
-                (mix.good + mix.revoked) / total,
-                1.0,
-            ],
+            thresholds: [mix.good / total, (mix.good + mix.revoked) / total, 1.0],
         })
     }
 
@@ -333,7 +329,10 @@ mod tests {
 
     #[test]
     fn specs_parse() {
-        assert_eq!("uniform".parse::<Distribution>().ok(), Some(Distribution::Uniform));
+        assert_eq!(
+            "uniform".parse::<Distribution>().ok(),
+            Some(Distribution::Uniform)
+        );
         assert_eq!(
             "zipf:1.1".parse::<Distribution>().ok(),
             Some(Distribution::Zipf { exponent: 1.1 })
@@ -379,8 +378,10 @@ mod tests {
         let mix: StatusMix = "good=1".parse().expect("mix");
         let dist: Distribution = "hot:0.01:0.9".parse().expect("dist");
         let picker = Picker::new(&p, mix, dist, 0, 1).expect("picker");
-        let hot: std::collections::HashSet<usize> =
-            picker.good.indices[..10].iter().map(|&i| i as usize).collect();
+        let hot: std::collections::HashSet<usize> = picker.good.indices[..10]
+            .iter()
+            .map(|&i| i as usize)
+            .collect();
         let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
         let hits = (0..50_000)
             .filter(|_| matches!(picker.pick(&mut rng), Pick::Entry(i) if hot.contains(&i)))

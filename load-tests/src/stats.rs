@@ -664,7 +664,11 @@ mod tests {
             Outcome::Wrong,
             10,
         );
-        r.message("wrong", Kind::OcspGet, "status good where revoked was expected");
+        r.message(
+            "wrong",
+            Kind::OcspGet,
+            "status good where revoked was expected",
+        );
         r.flush(&shared);
         let (all, kinds) = summaries(&r, 1.0);
         assert_eq!(all.requests, 1);

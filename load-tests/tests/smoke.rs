@@ -112,27 +112,66 @@ fn ocsp_scenarios_against_the_real_server_and_seed_certificates() {
     // POST and GET, cached, with good/revoked/unknown, signatures verified on a large sample.
     let out1 = results.join("cached");
     let (code, r, text) = load(&[
-        "ocsp", "--demo-dir", d, "--url", &server.public, "-c", "4", "-d", "2s",
-        "--warmup", "500ms", "--statuses", "good=0.6,revoked=0.3,unknown=0.1",
-        "--verify-rate", "0.2", "--hash", "mixed", "-q", "--out",
+        "ocsp",
+        "--demo-dir",
+        d,
+        "--url",
+        &server.public,
+        "-c",
+        "4",
+        "-d",
+        "2s",
+        "--warmup",
+        "500ms",
+        "--statuses",
+        "good=0.6,revoked=0.3,unknown=0.1",
+        "--verify-rate",
+        "0.2",
+        "--hash",
+        "mixed",
+        "-q",
+        "--out",
         out1.to_str().expect("utf-8"),
     ]);
     assert_eq!(code, 0, "{text}");
     assert_eq!(r["totals"]["wrong"], 0, "{text}");
     assert_eq!(r["totals"]["errors"], 0, "{text}");
-    assert!(r["totals"]["requests"].as_u64().unwrap_or(0) > 100, "{text}");
+    assert!(
+        r["totals"]["requests"].as_u64().unwrap_or(0) > 100,
+        "{text}"
+    );
     assert!(r["signatures_verified"].as_u64().unwrap_or(0) > 0, "{text}");
     assert_eq!(r["kinds"].as_array().map(Vec::len), Some(2), "POST and GET");
 
     // Nonces, open loop: every answer signed afresh and echoing its nonce.
     let out2 = results.join("nonce");
     let (code, r, text) = load(&[
-        "ocsp", "--demo-dir", d, "--url", &server.public, "--nonce", "-c", "4", "-d", "1s",
-        "--warmup", "0s", "--rate", "200", "-q", "--out", out2.to_str().expect("utf-8"),
+        "ocsp",
+        "--demo-dir",
+        d,
+        "--url",
+        &server.public,
+        "--nonce",
+        "-c",
+        "4",
+        "-d",
+        "1s",
+        "--warmup",
+        "0s",
+        "--rate",
+        "200",
+        "-q",
+        "--out",
+        out2.to_str().expect("utf-8"),
     ]);
     assert_eq!(code, 0, "{text}");
     assert_eq!(r["totals"]["wrong"], 0, "{text}");
-    assert!(r["model"].as_str().is_some_and(|m| m.starts_with("open loop")), "{text}");
+    assert!(
+        r["model"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("open loop")),
+        "{text}"
+    );
 
     // A population that lies (revoked certificates said to be good): caught as wrong answers.
     let lying = tmp.path().join("lying.jsonl");
@@ -150,9 +189,24 @@ fn ocsp_scenarios_against_the_real_server_and_seed_certificates() {
     std::fs::write(&lying, lines).expect("write");
     let out3 = results.join("lying");
     let (code, r, text) = load(&[
-        "ocsp", "--demo-dir", d, "--url", &server.public, "--population",
-        lying.to_str().expect("utf-8"), "--statuses", "good=1", "-c", "2", "-d", "1s",
-        "--warmup", "0s", "-q", "--out", out3.to_str().expect("utf-8"),
+        "ocsp",
+        "--demo-dir",
+        d,
+        "--url",
+        &server.public,
+        "--population",
+        lying.to_str().expect("utf-8"),
+        "--statuses",
+        "good=1",
+        "-c",
+        "2",
+        "-d",
+        "1s",
+        "--warmup",
+        "0s",
+        "-q",
+        "--out",
+        out3.to_str().expect("utf-8"),
     ]);
     assert_eq!(code, 2, "wrong answers give exit status 2: {text}");
     assert!(r["totals"]["wrong"].as_u64().unwrap_or(0) > 0, "{text}");
@@ -174,7 +228,10 @@ fn the_factory_issues_certificates_the_demo_cas_signed(dir: &Path) {
         let c = f.issue(i).expect("issues");
         let x = openssl::x509::X509::from_pem(c.pem.as_bytes()).expect("PEM certificate");
         let ca = &issuers.cas[c.ca as usize];
-        assert!(x.verify(&ca.cert.public_key().expect("CA key")).expect("verify runs"));
+        assert!(
+            x.verify(&ca.cert.public_key().expect("CA key"))
+                .expect("verify runs")
+        );
         assert_eq!(
             x.issuer_name().to_der().expect("der"),
             ca.cert.subject_name().to_der().expect("der")
