@@ -599,7 +599,11 @@ pub fn render(c: &Comparison) -> String {
         let _ = writeln!(
             s,
             "       server CPU µs/request (median): vigie {:.1}, nginx {:.1} → CPU-efficiency ratio nginx/vigie {:.2}×; generator CPU µs/request: {:.1} (vigie run), {:.1} (nginx run)",
-            m.server_cpu_us.0, m.server_cpu_us.1, m.cpu_ratio, m.generator_cpu_us.0, m.generator_cpu_us.1
+            m.server_cpu_us.0,
+            m.server_cpu_us.1,
+            m.cpu_ratio,
+            m.generator_cpu_us.0,
+            m.generator_cpu_us.1
         );
         if !m.vigie_rps.is_empty() {
             let _ = writeln!(
