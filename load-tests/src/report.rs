@@ -391,6 +391,15 @@ fn nines(p: f64) -> f64 {
     -q.log10()
 }
 
+/// The timeline's complete seconds (the last one, cut by the end of the run, would plot as a
+/// drop that did not happen).
+fn complete_seconds(r: &RunResult) -> impl Iterator<Item = &SecondSummary> {
+    let end = r.warmup_seconds + r.measured_seconds;
+    r.timeline
+        .iter()
+        .filter(move |s| s.t as f64 + 1.0 <= end + 0.05)
+}
+
 fn kinds_in_timeline(r: &RunResult) -> Vec<String> {
     let mut kinds: Vec<String> = Vec::new();
     for s in &r.timeline {
@@ -412,6 +421,7 @@ fn throughput_chart(r: &RunResult) -> String {
         let pts: Vec<(f64, f64)> = r
             .timeline
             .iter()
+            .take(complete_seconds(r).count())
             .map(|s| {
                 let n = s
                     .kinds
@@ -432,7 +442,7 @@ fn throughput_chart(r: &RunResult) -> String {
         });
     }
     if kinds.len() > 1 {
-        for s in &r.timeline {
+        for s in complete_seconds(r) {
             let n: u64 = s.kinds.iter().map(|k| k.requests).sum();
             ymax = ymax.max(n as f64);
             totals.push((s.t as f64 + 0.5, n as f64));
@@ -444,7 +454,7 @@ fn throughput_chart(r: &RunResult) -> String {
             points: totals,
         });
     }
-    let tmax = r.timeline.len().max(1) as f64;
+    let tmax = complete_seconds(r).count().max(1) as f64;
     let x = Axis::linear(0.0, tmax, "seconds since start", |v| format!("{v:.0}"));
     let y = Axis::linear(0.0, ymax * 1.05, "requests / s", |v| format!("{v:.0}"));
     chart(
@@ -462,7 +472,7 @@ fn latency_time_chart(r: &RunResult, kind: &str) -> String {
     let mut p99 = Vec::new();
     let mut max = Vec::new();
     let (mut lo, mut hi) = (f64::MAX, 0.0f64);
-    for s in &r.timeline {
+    for s in complete_seconds(r) {
         if let Some(k) = s.kinds.iter().find(|k| k.kind == kind) {
             let t = s.t as f64 + 0.5;
             p50.push((t, k.p50));
@@ -476,7 +486,7 @@ fn latency_time_chart(r: &RunResult, kind: &str) -> String {
     if p50.is_empty() {
         return String::new();
     }
-    let tmax = r.timeline.len().max(1) as f64;
+    let tmax = complete_seconds(r).count().max(1) as f64;
     let x = Axis::linear(0.0, tmax, "seconds since start", |v| format!("{v:.0}"));
     let y = Axis::log_ms(lo, hi, "latency, ms (log)");
     let series = vec![
