@@ -286,9 +286,11 @@ impl Picker {
         }
     }
 
-    /// A good entry (for revocations), by the same popularity as OCSP traffic.
+    /// A good entry (for revocations), uniformly: revoking by popularity would soon exhaust
+    /// the hot set and leave nothing good to revoke.
     pub fn pick_good(&self, rng: &mut impl Rng) -> Option<usize> {
-        (!self.good.indices.is_empty()).then(|| self.good.draw(rng))
+        let g = &self.good.indices;
+        (!g.is_empty()).then(|| g[rng.random_range(0..g.len())] as usize)
     }
 
     /// Every entry of both categories and the unknown pool: what `compare` must pre-fetch.
