@@ -84,7 +84,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a TLV that must carry `tag`.
-    fn expect(&mut self, tag: u8, what: &str) -> Result<&'a [u8], String> {
+    fn take(&mut self, tag: u8, what: &str) -> Result<&'a [u8], String> {
         let (t, content, _) = self.tlv()?;
         if t != tag {
             return Err(format!("{what}: tag {t:#04x}, expected {tag:#04x}"));
@@ -140,14 +140,14 @@ pub fn parse_time(tag: u8, text: &[u8]) -> Result<i64, String> {
 /// The CertID TLV inside a DER OCSPRequest built by [`vigie::ocsp::request::build`] (the
 /// first one), to compare with the response's.
 pub fn request_cert_id(request: &[u8]) -> Result<&[u8], String> {
-    let ocsp_request = Reader::new(request).expect(0x30, "OCSPRequest")?;
-    let tbs = Reader::new(ocsp_request).expect(0x30, "TBSRequest")?;
+    let ocsp_request = Reader::new(request).take(0x30, "OCSPRequest")?;
+    let tbs = Reader::new(ocsp_request).take(0x30, "TBSRequest")?;
     let mut tbs = Reader::new(tbs);
     while matches!(tbs.peek_tag(), Some(0xa0) | Some(0xa1)) {
         tbs.tlv()?;
     }
-    let list = tbs.expect(0x30, "requestList")?;
-    let request = Reader::new(list).expect(0x30, "Request")?;
+    let list = tbs.take(0x30, "requestList")?;
+    let request = Reader::new(list).take(0x30, "Request")?;
     let (tag, _, whole) = Reader::new(request).tlv()?;
     if tag != 0x30 {
         return Err("CertID is not a SEQUENCE".into());
@@ -198,25 +198,25 @@ pub fn check_ocsp(body: &[u8], want: &OcspExpectation<'_>) -> Verdict {
 
 fn walk_ocsp(body: &[u8], want: &OcspExpectation<'_>) -> Result<Verdict, String> {
     let mut top = Reader::new(body);
-    let resp = top.expect(0x30, "OCSPResponse")?;
+    let resp = top.take(0x30, "OCSPResponse")?;
     if !top.is_empty() {
         return Err("bytes after the OCSPResponse".into());
     }
     let mut resp = Reader::new(resp);
-    let status = resp.expect(0x0a, "responseStatus")?;
+    let status = resp.take(0x0a, "responseStatus")?;
     match status {
         [0] => {}
         [code] => return Ok(classify_error_status(*code)),
         _ => return Err("responseStatus is not one octet".into()),
     }
-    let bytes = resp.expect(0xa0, "responseBytes")?;
-    let mut bytes = Reader::new(Reader::new(bytes).expect(0x30, "ResponseBytes")?);
-    if bytes.expect(0x06, "responseType")? != OID_OCSP_BASIC {
+    let bytes = resp.take(0xa0, "responseBytes")?;
+    let mut bytes = Reader::new(Reader::new(bytes).take(0x30, "ResponseBytes")?);
+    if bytes.take(0x06, "responseType")? != OID_OCSP_BASIC {
         return Err("responseType is not id-pkix-ocsp-basic".into());
     }
-    let basic = bytes.expect(0x04, "response")?;
-    let basic = Reader::new(basic).expect(0x30, "BasicOCSPResponse")?;
-    let tbs = Reader::new(basic).expect(0x30, "ResponseData")?;
+    let basic = bytes.take(0x04, "response")?;
+    let basic = Reader::new(basic).take(0x30, "BasicOCSPResponse")?;
+    let tbs = Reader::new(basic).take(0x30, "ResponseData")?;
     let mut tbs = Reader::new(tbs);
     if tbs.peek_tag() == Some(0xa0) {
         tbs.tlv()?; // version
@@ -230,13 +230,13 @@ fn walk_ocsp(body: &[u8], want: &OcspExpectation<'_>) -> Result<Verdict, String>
         (t, c)
     };
     let produced_at = parse_time(tag, produced)?;
-    let responses = tbs.expect(0x30, "responses")?;
+    let responses = tbs.take(0x30, "responses")?;
     let mut response_extensions = None;
     if tbs.peek_tag() == Some(0xa1) {
-        response_extensions = Some(tbs.expect(0xa1, "responseExtensions")?);
+        response_extensions = Some(tbs.take(0xa1, "responseExtensions")?);
     }
     let mut responses = Reader::new(responses);
-    let single = responses.expect(0x30, "SingleResponse")?;
+    let single = responses.take(0x30, "SingleResponse")?;
     if !responses.is_empty() {
         return Ok(Verdict::Wrong("more than one SingleResponse".into()));
     }
@@ -257,7 +257,7 @@ fn walk_ocsp(body: &[u8], want: &OcspExpectation<'_>) -> Result<Verdict, String>
     };
     let this_update = parse_time(t, this_update)?;
     let next_update = if single.peek_tag() == Some(0xa0) {
-        let inner = single.expect(0xa0, "nextUpdate")?;
+        let inner = single.take(0xa0, "nextUpdate")?;
         let (t, c, _) = Reader::new(inner).tlv()?;
         Some(parse_time(t, c)?)
     } else {
@@ -273,8 +273,8 @@ fn walk_ocsp(body: &[u8], want: &OcspExpectation<'_>) -> Result<Verdict, String>
             let revoked_at = parse_time(t, c)?;
             let mut reason = None;
             if info.peek_tag() == Some(0xa0) {
-                let r = Reader::new(info.expect(0xa0, "revocationReason")?)
-                    .expect(0x0a, "CRLReason")?;
+                let r = Reader::new(info.take(0xa0, "revocationReason")?)
+                    .take(0x0a, "CRLReason")?;
                 reason = r.first().copied();
             }
             if want.issuer.unknown_is_revoked
@@ -345,15 +345,15 @@ fn walk_ocsp(body: &[u8], want: &OcspExpectation<'_>) -> Result<Verdict, String>
 }
 
 fn find_nonce(exts: &[u8]) -> Result<Option<&[u8]>, String> {
-    let list = Reader::new(exts).expect(0x30, "Extensions")?;
+    let list = Reader::new(exts).take(0x30, "Extensions")?;
     let mut list = Reader::new(list);
     while !list.is_empty() {
-        let mut ext = Reader::new(list.expect(0x30, "Extension")?);
-        let oid = ext.expect(0x06, "extnID")?;
+        let mut ext = Reader::new(list.take(0x30, "Extension")?);
+        let oid = ext.take(0x06, "extnID")?;
         if ext.peek_tag() == Some(0x01) {
             ext.tlv()?;
         }
-        let value = ext.expect(0x04, "extnValue")?;
+        let value = ext.take(0x04, "extnValue")?;
         if oid == OID_OCSP_NONCE {
             return Ok(Some(value));
         }
@@ -380,29 +380,29 @@ struct SignedParts<'a> {
 }
 
 fn signed_parts(body: &[u8]) -> Result<SignedParts<'_>, String> {
-    let resp = Reader::new(body).expect(0x30, "OCSPResponse")?;
+    let resp = Reader::new(body).take(0x30, "OCSPResponse")?;
     let mut resp = Reader::new(resp);
-    if resp.expect(0x0a, "responseStatus")? != [0] {
+    if resp.take(0x0a, "responseStatus")? != [0] {
         return Err("not a successful response".into());
     }
-    let bytes = resp.expect(0xa0, "responseBytes")?;
-    let mut bytes = Reader::new(Reader::new(bytes).expect(0x30, "ResponseBytes")?);
-    bytes.expect(0x06, "responseType")?;
-    let basic = Reader::new(bytes.expect(0x04, "response")?).expect(0x30, "BasicOCSPResponse")?;
+    let bytes = resp.take(0xa0, "responseBytes")?;
+    let mut bytes = Reader::new(Reader::new(bytes).take(0x30, "ResponseBytes")?);
+    bytes.take(0x06, "responseType")?;
+    let basic = Reader::new(bytes.take(0x04, "response")?).take(0x30, "BasicOCSPResponse")?;
     let mut basic = Reader::new(basic);
     let (tag, _, tbs) = basic.tlv()?;
     if tag != 0x30 {
         return Err("tbsResponseData is not a SEQUENCE".into());
     }
-    let alg = basic.expect(0x30, "signatureAlgorithm")?;
-    let algorithm_oid = Reader::new(alg).expect(0x06, "algorithm")?;
-    let bits = basic.expect(0x03, "signature")?;
+    let alg = basic.take(0x30, "signatureAlgorithm")?;
+    let algorithm_oid = Reader::new(alg).take(0x06, "algorithm")?;
+    let bits = basic.take(0x03, "signature")?;
     let signature = match bits.split_first() {
         Some((0, sig)) => sig,
         _ => return Err("signature BIT STRING with unused bits".into()),
     };
     let first_cert = if basic.peek_tag() == Some(0xa0) {
-        let certs = Reader::new(basic.expect(0xa0, "certs")?).expect(0x30, "certs")?;
+        let certs = Reader::new(basic.take(0xa0, "certs")?).take(0x30, "certs")?;
         let (_, _, cert) = Reader::new(certs).tlv()?;
         Some(cert)
     } else {

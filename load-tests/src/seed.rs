@@ -376,22 +376,32 @@ pub async fn post_json(
         &[("Content-Type", content_type), ("Authorization", &auth)],
         body,
     );
-    if conn.is_none() {
-        *conn = Some(Conn::connect(endpoint).await?);
-    }
-    let c = conn.as_mut().ok_or(http::Error::Closed)?;
-    match c.send(buf).await {
-        Ok(r) => {
-            if r.close {
-                *conn = None;
+    // A kept-alive connection may have been closed by the server while idle (the uploader
+    // waited for signatures): then retry once on a fresh one. Safe: the ingest API treats a
+    // replayed event as a no-op (200).
+    let reused = conn.is_some();
+    for attempt in 0..2 {
+        if conn.is_none() {
+            *conn = Some(Conn::connect(endpoint).await?);
+        }
+        let c = conn.as_mut().ok_or(http::Error::Closed)?;
+        match c.send(buf).await {
+            Ok(r) => {
+                if r.close {
+                    *conn = None;
+                }
+                return Ok(r);
             }
-            Ok(r)
-        }
-        Err(e) => {
-            *conn = None;
-            Err(e)
+            Err(e) => {
+                *conn = None;
+                let stale = matches!(e, http::Error::Closed | http::Error::Io(_));
+                if !(reused && stale && attempt == 0) {
+                    return Err(e);
+                }
+            }
         }
     }
+    Err(http::Error::Closed)
 }
 
 /// Options of `seed`.
@@ -530,7 +540,13 @@ pub fn run(opts: &SeedOptions) -> Result<SeedReport, Error> {
                         &body,
                         &mut buf,
                     )
-                    .await?;
+                    .await
+                    .map_err(|e| {
+                        Error::Option(format!(
+                            "POST /v1/certificates ({} KiB): {e} — a server refusing a body over its limit may just close the connection: try a smaller --batch",
+                            body.len() / 1024
+                        ))
+                    })?;
                     if !(200..300).contains(&r.status) {
                         return Err(Error::Refused {
                             what: "POST /v1/certificates",
