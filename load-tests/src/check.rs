@@ -273,8 +273,8 @@ fn walk_ocsp(body: &[u8], want: &OcspExpectation<'_>) -> Result<Verdict, String>
             let revoked_at = parse_time(t, c)?;
             let mut reason = None;
             if info.peek_tag() == Some(0xa0) {
-                let r = Reader::new(info.take(0xa0, "revocationReason")?)
-                    .take(0x0a, "CRLReason")?;
+                let r =
+                    Reader::new(info.take(0xa0, "revocationReason")?).take(0x0a, "CRLReason")?;
                 reason = r.first().copied();
             }
             if want.issuer.unknown_is_revoked
