@@ -166,6 +166,10 @@ pub struct RawCrl {
     /// Threads encoding CRL entries; 0 = one per CPU.
     #[serde(default)]
     pub threads: usize,
+    /// Upper bound of `Cache-Control: max-age` on CRL answers, so that HTTP caches fetch a newer
+    /// CRL (or delta) within this delay; max-age is also never beyond nextUpdate.
+    #[serde(default = "defaults::crl_max_age_cap")]
+    pub max_age_cap: String,
 }
 
 impl Default for RawCrl {
@@ -174,6 +178,7 @@ impl Default for RawCrl {
             backdate: defaults::crl_backdate(),
             safety_margin: defaults::crl_safety_margin(),
             threads: 0,
+            max_age_cap: defaults::crl_max_age_cap(),
         }
     }
 }
@@ -226,6 +231,15 @@ pub struct RawCa {
     /// How long to wait after a revocation for more of them before that delta is built.
     #[serde(default = "defaults::delta_debounce")]
     pub delta_debounce: String,
+    /// The URL certificates of this CA give as CRL distribution point, written into the
+    /// critical IssuingDistributionPoint of its CRLs (RFC 5280 §5.2.5). Default
+    /// `{public_url}/crl/{id}.crl`; "" writes no IssuingDistributionPoint.
+    #[serde(default)]
+    pub crl_url: Option<String>,
+    /// The URL of the delta CRLs, written into full CRLs' FreshestCRL (RFC 5280 §5.2.6) when
+    /// `delta_schedule` is set. Default `{public_url}/crl/{id}-delta.crl`.
+    #[serde(default)]
+    pub delta_crl_url: Option<String>,
 }
 
 mod defaults {
@@ -287,6 +301,9 @@ mod defaults {
         "5m".into()
     }
     pub fn crl_safety_margin() -> String {
+        "1h".into()
+    }
+    pub fn crl_max_age_cap() -> String {
         "1h".into()
     }
 }
@@ -374,6 +391,8 @@ pub struct CrlConfig {
     pub safety_margin: i64,
     /// Encoding threads (≥ 1).
     pub threads: usize,
+    /// `Cache-Control: max-age` cap on CRL answers, seconds.
+    pub max_age_cap: i64,
 }
 
 /// How long revoked certificates stay on CRLs after they expire.
@@ -402,6 +421,10 @@ pub struct CaCrlConfig {
     pub publish_delta_on_revoke: bool,
     /// Debounce before that delta, seconds.
     pub delta_debounce: std::time::Duration,
+    /// IssuingDistributionPoint fullName; `None`: no IssuingDistributionPoint.
+    pub idp_url: Option<String>,
+    /// FreshestCRL URL of full CRLs (used when `delta_schedule` is set).
+    pub delta_url: String,
 }
 
 /// `[store]`, validated.
@@ -533,7 +556,7 @@ impl RawConfig {
                 continue;
             };
             let section = section.to_ascii_lowercase();
-            if !["public", "admin", "store", "ocsp"].contains(&section.as_str()) {
+            if !["public", "admin", "store", "ocsp", "crl"].contains(&section.as_str()) {
                 continue;
             }
             let parsed = format!("v = {value}")
@@ -705,7 +728,11 @@ impl RawConfig {
             } else {
                 self.crl.threads
             },
+            max_age_cap: secs("[crl]", "max_age_cap", &self.crl.max_age_cap)?,
         };
+        if crl.backdate > 3600 {
+            return Err(invalid("[crl]", "backdate", "at most 1h".into()));
+        }
         if admin.listen == public.listen && admin.listen.port() != 0 {
             return Err(invalid(
                 "[admin]",
@@ -798,6 +825,45 @@ impl RawConfig {
                 Some("forever") => KeepExpired::Forever,
                 Some(d) => KeepExpired::For(secs(&table, "crl_keep_expired", d)?),
             };
+            if crl.backdate >= delta_validity / 2 {
+                return Err(invalid(
+                    &table,
+                    "delta_validity",
+                    "must be more than twice [crl] backdate".into(),
+                ));
+            }
+            let url = |key: &str, given: &Option<String>, default: String| match given
+                .as_deref()
+                .map(str::trim)
+            {
+                None => Ok(Some(default)),
+                Some("") => Ok(None),
+                Some(u) if u.is_ascii() && u.contains(':') && !u.contains(char::is_whitespace) => {
+                    Ok(Some(u.to_owned()))
+                }
+                Some(u) => Err(invalid(
+                    &table,
+                    key,
+                    format!("{u:?} is not a URI (ASCII, with a scheme, no spaces)"),
+                )),
+            };
+            let idp_url = url(
+                "crl_url",
+                &c.crl_url,
+                format!("{}/crl/{}.crl", public.public_url, c.id),
+            )?;
+            let delta_url = url(
+                "delta_crl_url",
+                &c.delta_crl_url,
+                format!("{}/crl/{}-delta.crl", public.public_url, c.id),
+            )?
+            .ok_or_else(|| {
+                invalid(
+                    &table,
+                    "delta_crl_url",
+                    "must not be empty (use delta_schedule = \"\" for no delta CRLs)".into(),
+                )
+            })?;
             let crl_cfg = CaCrlConfig {
                 schedule: c.crl_schedule.trim().to_owned(),
                 delta_schedule: Some(c.delta_schedule.trim().to_owned()).filter(|s| !s.is_empty()),
@@ -808,6 +874,8 @@ impl RawConfig {
                 delta_debounce: std::time::Duration::from_secs(
                     secs(&table, "delta_debounce", &c.delta_debounce)?.max(0) as u64,
                 ),
+                idp_url,
+                delta_url,
             };
             if crl_cfg.schedule.is_empty() {
                 return Err(invalid(
@@ -815,6 +883,14 @@ impl RawConfig {
                     "crl_schedule",
                     "a full CRL schedule is required".into(),
                 ));
+            }
+            for (key, expr) in [
+                ("crl_schedule", Some(&crl_cfg.schedule)),
+                ("delta_schedule", crl_cfg.delta_schedule.as_ref()),
+            ] {
+                if let Some(expr) = expr {
+                    check_cron(expr).map_err(|m| invalid(&table, key, m))?;
+                }
             }
             cas.push(CaConfig {
                 id,
@@ -854,6 +930,22 @@ impl RawConfig {
             registry: Arc::new(registry),
         })
     }
+}
+
+/// Checks a cron expression the way the CRL scheduler (tokio-cron-scheduler, croner) reads it:
+/// six or seven fields, the first being seconds.
+pub fn check_cron(expr: &str) -> Result<(), String> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .build()
+        .parse(expr)
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "{expr:?} is not a cron expression with a seconds field \
+                 (sec min hour day-of-month month day-of-week, e.g. \"0 0 */6 * * *\"): {e}"
+            )
+        })
 }
 
 #[cfg(test)]
@@ -915,5 +1007,13 @@ mod tests {
             .expect_err("dup")
             .to_string();
         assert!(msg.contains("#2") && msg.contains("duplicate"), "{msg}");
+    }
+
+    #[test]
+    fn cron_expressions_need_a_seconds_field() {
+        assert!(check_cron("0 0 */6 * * *").is_ok());
+        assert!(check_cron("*/2 * * * * *").is_ok());
+        assert!(check_cron("0 */6 * * *").is_err(), "five fields");
+        assert!(check_cron("every day").is_err());
     }
 }

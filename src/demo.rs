@@ -3,6 +3,9 @@
 //! Creates the PKI once ([`crate::pki::demo`]), writes a configuration beside it, registers the
 //! sample certificates and their revocations in the store through the ingest rules, prints
 //! commands a user can paste to check the answers, and serves.
+//!
+//! The ingest API is opened with a random bearer token made on the first run and kept in
+//! `{dir}/admin-token` (mode 0600); the configuration holds only its SHA-256.
 
 use std::path::{Path, PathBuf};
 
@@ -38,13 +41,18 @@ pub struct Prepared {
     pub registered: usize,
 }
 
-fn config_text(setup: &DemoSetup, pki: &DemoPki, dir: &Path) -> String {
+/// File holding the demo's ingest bearer token.
+pub const TOKEN_FILE: &str = "admin-token";
+
+fn config_text(setup: &DemoSetup, pki: &DemoPki, dir: &Path, token_sha256: &str) -> String {
     let rel = |p: &Path| p.strip_prefix(dir).unwrap_or(p).display().to_string();
     let mut s = format!(
         "# vigie demo configuration, written by `vigie demo`. Paths are relative to this file.\n\
          # See config/vigie.toml in the source tree for every key.\n\n\
          [public]\nlisten = \"{}\"\npublic_url = \"http://{}\"\n\n\
-         [admin]\nlisten = \"{}\"\n\n\
+         [admin]\nlisten = \"{}\"\n\
+         # SHA-256 of the bearer token in {TOKEN_FILE} (ingest API).\n\
+         token_sha256 = [\"{token_sha256}\"]\n\n\
          [store]\npath = \"data\"\n\n",
         setup.listen, setup.listen, setup.admin_listen
     );
@@ -78,7 +86,12 @@ pub fn prepare(setup: &DemoSetup) -> Result<Prepared, Error> {
     )?;
     let config_path = dir.join("vigie.toml");
     if !config_path.exists() {
-        std::fs::write(&config_path, config_text(setup, &pki, &dir))
+        let token = new_token()?;
+        let token_path = dir.join(TOKEN_FILE);
+        write_secret(&token_path, token.as_bytes())
+            .map_err(|e| Error::io(format!("writing {}", token_path.display()), e))?;
+        let hash = hex::encode(openssl::sha::sha256(token.as_bytes()));
+        std::fs::write(&config_path, config_text(setup, &pki, &dir, &hash))
             .map_err(|e| Error::io(format!("writing {}", config_path.display()), e))?;
     }
     let config = Config::load(&config_path)?;
@@ -134,6 +147,21 @@ pub fn prepare(setup: &DemoSetup) -> Result<Prepared, Error> {
     })
 }
 
+fn new_token() -> Result<String, Error> {
+    let mut bytes = [0u8; 32];
+    openssl::rand::rand_bytes(&mut bytes)
+        .map_err(|e| Error::io("making the demo token", std::io::Error::other(e)))?;
+    Ok(hex::encode(bytes))
+}
+
+fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(path)?, bytes)
+}
+
 /// The text `vigie demo` prints: commands to paste.
 pub fn instructions(setup: &DemoSetup, prepared: &Prepared, config: &Config) -> String {
     let shown = |p: &Path| -> String {
@@ -160,13 +188,15 @@ pub fn instructions(setup: &DemoSetup, prepared: &Prepared, config: &Config) -> 
         shown(&prepared.config_path),
         shown(&prepared.pki.roots)
     ));
-    for (label, cert) in [
-        ("a good certificate", pick(true)),
-        ("a revoked certificate (keyCompromise)", pick(false)),
-    ] {
-        let Some(cert) = cert else { continue };
+    for cert in [pick(true), pick(false)].into_iter().flatten() {
         let Some(ca) = prepared.pki.cas.iter().find(|c| c.id == cert.ca_id) else {
             continue;
+        };
+        let label = match &cert.status {
+            SampleStatus::Good => "a good certificate".to_owned(),
+            SampleStatus::Revoked { reason, .. } => {
+                format!("a revoked certificate ({})", reason.unwrap_or("no reason"))
+            }
         };
         out.push_str(&format!(
             "# OCSP for {label} ({}), signature checked against the roots:\n\
@@ -197,8 +227,42 @@ pub fn instructions(setup: &DemoSetup, prepared: &Prepared, config: &Config) -> 
             }
         }
     }
+    if let (Some(cert), Some(ca)) = (
+        pick(false),
+        prepared.pki.cas.iter().find(|c| c.id == "aci-el-org"),
+    ) {
+        out.push_str(&format!(
+            "# CRLs: the list, then the revoked certificate checked against the full and delta CRLs:\n\
+             curl -s {url}/crl/\n\
+             curl -s {url}/crl/aci-el-org.pem -o full.pem; curl -s {url}/crl/aci-el-org-delta.pem -o delta.pem\n\
+             openssl verify -crl_check -use_deltas -CRLfile full.pem -CRLfile delta.pem -CAfile {} -untrusted {} {}\n\n",
+            shown(&prepared.pki.roots),
+            shown(&ca.cert),
+            shown(&cert.path)
+        ));
+    }
+    let token_path = prepared
+        .config_path
+        .parent()
+        .map(|d| d.join(TOKEN_FILE))
+        .filter(|p| p.exists());
+    if let (Some(token_path), Some(cert)) = (token_path, pick(true)) {
+        let admin = format!("http://{}", setup.admin_listen);
+        out.push_str(&format!(
+            "# Ingest API (bearer token in {token}): revoke the good certificate above, then ask\n\
+             # OCSP again: the very next answer says revoked.\n\
+             export VIGIE_TOKEN=$(cat {token})\n\
+             curl -s -H \"Authorization: Bearer $VIGIE_TOKEN\" -H 'Content-Type: application/json' \\\n  \
+             -d '{{\"ca\": \"{ca}\", \"serial\": \"{serial}\", \"reason\": \"certificateHold\"}}' {admin}/v1/revocations\n\
+             vigie status --url {admin} --ca {ca} --serial {serial}\n\
+             vigie release --url {admin} --ca {ca} --serial {serial}\n\n",
+            token = shown(&token_path),
+            ca = cert.ca_id,
+            serial = cert.serial_hex,
+        ));
+    }
     out.push_str(&format!(
-        "# Health, readiness and metrics on the admin listener:\ncurl -s http://{}/readyz\ncurl -s http://{}/metrics | grep vigie_ocsp\n",
+        "# Health, readiness and metrics on the admin listener:\ncurl -s http://{}/readyz\ncurl -s http://{}/metrics | grep -E 'vigie_(ocsp|crl)'\n",
         setup.admin_listen, setup.admin_listen
     ));
     out

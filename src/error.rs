@@ -10,6 +10,9 @@ pub enum Error {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] crate::store::Error),
+    /// A CRL could not be built or published.
+    #[error(transparent)]
+    Crl(#[from] crate::crl::Error),
     /// An ingest rule refused an event.
     #[error(transparent)]
     Ingest(#[from] crate::ingest::Error),

@@ -8,9 +8,12 @@
 //! - [`pki`]: the served CAs (certificates, keys, CertID hashes) and the demo PKI generator.
 //! - [`signer`]: the only place that signs.
 //! - [`store`]: the RocksDB status store, atomic and durable transactions.
-//! - [`ingest`]: the rules for issuance, revocation and release events.
+//! - [`ingest`]: the rules for issuance, revocation and release events; parsing what the CA
+//!   sends (JSON, PEM, DER), finding which CA signed a certificate, `index.txt` import.
 //! - [`ocsp`]: request parsing, response building, the response cache and signing pool.
-//! - [`http`]: actix-web handlers for the public and admin listeners.
+//! - [`crl`]: full and delta CRLs: numbering, parallel encoding, schedule, publication.
+//! - [`http`]: actix-web handlers for the public and admin listeners (OCSP, CRLs; health,
+//!   metrics, and the authenticated ingest API described by `openapi.yaml`).
 //! - [`service`]: starting and stopping the whole; [`demo`]: `vigie demo`.
 //! - [`metrics`]: metric names and the Prometheus recorder.
 
@@ -18,6 +21,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod crl;
 pub mod demo;
 pub mod error;
 pub mod http;

@@ -13,6 +13,29 @@ pub const OCSP_SIGNING_SECONDS: &str = "vigie_ocsp_signing_seconds";
 pub const OCSP_REFRESHED: &str = "vigie_ocsp_refreshed_total";
 /// HTTP requests by `listener` and `endpoint`.
 pub const HTTP_REQUESTS: &str = "vigie_http_requests_total";
+/// Time to build, sign and store one CRL, seconds, by `ca` and `kind` (full, delta).
+pub const CRL_BUILD_SECONDS: &str = "vigie_crl_build_seconds";
+/// Entries of the latest CRL, by `ca` and `kind`.
+pub const CRL_ENTRIES: &str = "vigie_crl_entries";
+/// Size of the latest CRL's DER, octets, by `ca` and `kind`.
+pub const CRL_BYTES: &str = "vigie_crl_bytes";
+/// CRLNumber of the latest CRL, by `ca` and `kind`.
+pub const CRL_NUMBER: &str = "vigie_crl_number";
+/// When the latest CRL was published (Unix time), by `ca` and `kind`.
+pub const CRL_LAST_PUBLISH: &str = "vigie_crl_last_publish_timestamp_seconds";
+/// nextUpdate of the latest CRL (Unix time), by `ca` and `kind`.
+pub const CRL_NEXT_UPDATE: &str = "vigie_crl_next_update_timestamp_seconds";
+/// CRL builds that failed, by `ca` and `kind`.
+pub const CRL_BUILD_FAILURES: &str = "vigie_crl_build_failures_total";
+/// Ingested events by `kind` (issued, revoked, released) and `result` (applied, unchanged).
+pub const INGEST_EVENTS: &str = "vigie_ingest_events_total";
+/// Time from the start of an ingest transaction to its durable commit, seconds.
+pub const INGEST_COMMIT_SECONDS: &str = "vigie_ingest_commit_seconds";
+/// WAL syncs made by the store's group commit: compare with the events ingested to see how many
+/// transactions each sync covers.
+pub const STORE_WAL_SYNCS: &str = "vigie_store_wal_syncs_total";
+/// Ingest requests refused with 401, by `cause`.
+pub const INGEST_AUTH_FAILURES: &str = "vigie_ingest_auth_failures_total";
 
 /// Installs the global recorder (once per process) and returns the handle that renders it.
 pub fn install() -> PrometheusHandle {
@@ -24,7 +47,7 @@ pub fn install() -> PrometheusHandle {
                     Matcher::Suffix("_seconds".into()),
                     &[
                         0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                        0.25, 1.0, 5.0,
+                        0.25, 1.0, 2.5, 5.0, 10.0, 30.0,
                     ],
                 )
                 .expect("the bucket list is not empty");
@@ -55,4 +78,44 @@ fn describe() {
         "Stored OCSP responses re-signed by the refresher"
     );
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by listener and endpoint");
+    metrics::describe_histogram!(
+        CRL_BUILD_SECONDS,
+        metrics::Unit::Seconds,
+        "Time to build, sign and store one CRL, by CA and kind"
+    );
+    metrics::describe_gauge!(CRL_ENTRIES, "Entries of the latest CRL, by CA and kind");
+    metrics::describe_gauge!(
+        CRL_BYTES,
+        metrics::Unit::Bytes,
+        "Size of the latest CRL, by CA and kind"
+    );
+    metrics::describe_gauge!(CRL_NUMBER, "CRLNumber of the latest CRL, by CA and kind");
+    metrics::describe_gauge!(
+        CRL_LAST_PUBLISH,
+        metrics::Unit::Seconds,
+        "When the latest CRL was published (Unix time), by CA and kind"
+    );
+    metrics::describe_gauge!(
+        CRL_NEXT_UPDATE,
+        metrics::Unit::Seconds,
+        "nextUpdate of the latest CRL (Unix time), by CA and kind"
+    );
+    metrics::describe_counter!(CRL_BUILD_FAILURES, "CRL builds that failed, by CA and kind");
+    metrics::describe_counter!(
+        INGEST_EVENTS,
+        "Ingested events by kind (issued, revoked, released) and result (applied, unchanged)"
+    );
+    metrics::describe_histogram!(
+        INGEST_COMMIT_SECONDS,
+        metrics::Unit::Seconds,
+        "Time from the start of an ingest transaction to its durable commit"
+    );
+    metrics::describe_counter!(
+        STORE_WAL_SYNCS,
+        "WAL syncs made by the store's group commit (one covers every transaction written before it)"
+    );
+    metrics::describe_counter!(
+        INGEST_AUTH_FAILURES,
+        "Ingest requests refused with 401, by cause"
+    );
 }

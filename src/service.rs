@@ -1,17 +1,28 @@
-//! Running the service: opens the store, builds the responder, starts the background refresher
-//! and both listeners, and shuts all of it down in order on SIGTERM/SIGINT (stop accepting,
-//! finish in-flight requests, stop the refresher, flush the store).
+//! Running the service: opens the store, builds the responder and the CRL publisher, starts the
+//! background refresher, the CRL schedule and both listeners, and shuts all of it down in order
+//! on SIGTERM/SIGINT (stop accepting, finish in-flight requests, stop the refresher and the CRL
+//! schedule — letting a build in progress finish — then flush the store).
+//!
+//! The admin listener speaks HTTPS when `[admin] tls_cert`/`tls_key` are set (openssl), and
+//! requires a client certificate that verifies up to `[admin] client_ca` when that is set: the
+//! handshake fails for anyone else ([`admin_tls`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{App, HttpServer, web};
+use openssl::ssl::{SslAcceptor, SslAcceptorBuilder, SslFiletype, SslMethod, SslVerifyMode};
+use openssl::x509::X509;
+use openssl::x509::verify::X509VerifyFlags;
 
 use crate::clock::SharedClock;
+use crate::config::AdminConfig;
 use crate::config::Config;
+use crate::crl::Publisher;
+use crate::crl::schedule::Schedule;
 use crate::error::Error;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, auth::AdminAuth};
 use crate::ocsp::Responder;
 use crate::store::{Store, StoreOptions};
 
@@ -32,6 +43,55 @@ pub struct Bound {
     pub public: SocketAddr,
     /// Admin listener.
     pub admin: SocketAddr,
+    /// Whether the admin listener speaks HTTPS.
+    pub admin_tls: bool,
+}
+
+/// The TLS acceptor of the admin listener, or `None` when `[admin] tls_cert` is not set. With
+/// `client_ca`, the handshake requires a client certificate that verifies up to one of its
+/// certificates (RFC 8446 §4.3.2 CertificateRequest names them); they are trust anchors even
+/// when they are not self-signed (partial chains allowed).
+pub fn admin_tls(admin: &AdminConfig) -> Result<Option<SslAcceptorBuilder>, Error> {
+    let (Some(cert), Some(key)) = (&admin.tls_cert, &admin.tls_key) else {
+        return Ok(None);
+    };
+    let tls_err = |what: String| {
+        move |e: openssl::error::ErrorStack| Error::io(what, std::io::Error::other(e))
+    };
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())
+        .map_err(tls_err("[admin] TLS set-up".into()))?;
+    b.set_certificate_chain_file(cert)
+        .map_err(tls_err(format!("[admin] tls_cert {}", cert.display())))?;
+    b.set_private_key_file(key, SslFiletype::PEM)
+        .map_err(tls_err(format!("[admin] tls_key {}", key.display())))?;
+    b.check_private_key().map_err(tls_err(format!(
+        "[admin] tls_key {} does not match tls_cert",
+        key.display()
+    )))?;
+    if let Some(client_ca) = &admin.client_ca {
+        let what = format!("[admin] client_ca {}", client_ca.display());
+        let pem = std::fs::read(client_ca).map_err(|e| Error::io(what.clone(), e))?;
+        let cas = X509::stack_from_pem(&pem).map_err(tls_err(what.clone()))?;
+        if cas.is_empty() {
+            return Err(Error::io(
+                what,
+                std::io::Error::other("no PEM certificate in the file"),
+            ));
+        }
+        for ca in cas {
+            b.add_client_ca(&ca).map_err(tls_err(what.clone()))?;
+            b.cert_store_mut()
+                .add_cert(ca)
+                .map_err(tls_err(what.clone()))?;
+        }
+        // The certificates of client_ca are trust anchors even when they are intermediate CAs
+        // (an IGC-Santé issuing CA, say): a client chain ending at one of them is enough.
+        b.cert_store_mut()
+            .set_flags(X509VerifyFlags::PARTIAL_CHAIN)
+            .map_err(tls_err(what.clone()))?;
+        b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+    }
+    Ok(Some(b))
 }
 
 /// Runs until SIGTERM or SIGINT. `on_bound` is told where the listeners are once they listen.
@@ -40,6 +100,7 @@ pub async fn run(
     clock: SharedClock,
     on_bound: impl FnOnce(Bound),
 ) -> Result<(), Error> {
+    let signals = ShutdownSignals::install();
     let metrics = crate::metrics::install();
     let store = Arc::new(open_store(&config)?);
     let responder = Arc::new(Responder::new(
@@ -48,14 +109,35 @@ pub async fn run(
         Arc::clone(&clock),
         &config.ocsp,
     ));
+    let publisher = Arc::new(Publisher::new(
+        &config,
+        Arc::clone(&store),
+        Arc::clone(&clock),
+    )?);
+    // Whatever is missing or near its nextUpdate is built before the listeners open, so that a
+    // started server is ready (the watchdog retries a failure).
+    let initial = Arc::clone(&publisher);
+    let _ = tokio::task::spawn_blocking(move || initial.catch_up_all()).await;
     let state = web::Data::new(AppState {
         responder: Arc::clone(&responder),
+        crl: Arc::clone(&publisher),
         store: Arc::clone(&store),
         clock: Arc::clone(&clock),
         max_request_bytes: config.public.max_request_bytes,
         max_age_cap: config.ocsp.max_age_cap,
         metrics,
+        admin_auth: AdminAuth::from_config(&config.admin),
     });
+    if state.admin_auth.refuses_everyone() {
+        tracing::warn!(
+            "[admin] has neither token_sha256/token_file nor client_ca: the ingest API refuses every request (401)"
+        );
+    } else {
+        tracing::info!(
+            requires = state.admin_auth.describe(),
+            "ingest API authentication"
+        );
+    }
 
     let public_state = state.clone();
     let public = HttpServer::new(move || {
@@ -69,15 +151,21 @@ pub async fn run(
     .bind(config.public.listen)
     .map_err(|e| Error::io(format!("[public] listen {}", config.public.listen), e))?;
     let admin_state = state.clone();
+    let admin_tls = admin_tls(&config.admin)?;
+    let admin_is_tls = admin_tls.is_some();
     let admin = HttpServer::new(move || {
         App::new()
             .app_data(admin_state.clone())
             .configure(http::admin_routes)
     })
-    .workers(1)
+    .on_connect(http::auth::on_connect)
+    .workers(2)
     .disable_signals()
-    .shutdown_timeout(10)
-    .bind(config.admin.listen)
+    .shutdown_timeout(10);
+    let admin = match admin_tls {
+        Some(tls) => admin.bind_openssl(config.admin.listen, tls),
+        None => admin.bind(config.admin.listen),
+    }
     .map_err(|e| Error::io(format!("[admin] listen {}", config.admin.listen), e))?;
     let bound = Bound {
         public: public
@@ -90,6 +178,7 @@ pub async fn run(
             .first()
             .copied()
             .unwrap_or(config.admin.listen),
+        admin_tls: admin_is_tls,
     };
     let public = public.run();
     let admin = admin.run();
@@ -100,10 +189,11 @@ pub async fn run(
 
     let (stop_refresher, refresher) =
         spawn_refresher(Arc::clone(&responder), config.ocsp.refresh_interval);
+    let schedule = Schedule::start(Arc::clone(&publisher)).await?;
     tracing::info!(public = %bound.public, admin = %bound.admin, cas = config.cas.len(), "vigie serving");
     on_bound(bound);
 
-    wait_for_signal().await;
+    signals.wait().await;
     tracing::info!("shutting down: finishing in-flight requests");
     public_handle.stop(true).await;
     admin_handle.stop(true).await;
@@ -111,6 +201,8 @@ pub async fn run(
     let _ = admin_task.await;
     drop(stop_refresher);
     let _ = refresher.join();
+    schedule.stop().await;
+    drop(publisher);
     drop(responder);
     drop(state);
     store.flush()?;
@@ -145,27 +237,42 @@ fn spawn_refresher(
     (tx, handle)
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and SIGINT, caught from the moment this is made: created before the listeners
+/// announce themselves, so a signal sent right after start-up is a graceful stop, not a kill.
+struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {},
-                    _ = int.recv() => {},
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl ShutdownSignals {
+    fn install() -> ShutdownSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let streams = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(term), Ok(int)) => Some((term, int)),
+                _ => None,
+            };
+            ShutdownSignals { streams }
+        }
+        #[cfg(not(unix))]
+        {
+            ShutdownSignals {}
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let Some((mut term, mut int)) = self.streams {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -1,5 +1,6 @@
 //! Operations endpoints: `/healthz` (the process answers), `/readyz` (every CA can answer:
-//! signer certificates valid), `/metrics` (Prometheus text).
+//! signer certificates valid, a complete CRL published and not past its nextUpdate),
+//! `/metrics` (Prometheus text).
 
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
@@ -24,6 +25,7 @@ struct CaReadiness {
 /// `GET /readyz`: 200 when every CA is ready, 503 with the reasons otherwise.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let now = state.clock.now();
+    let crl = state.crl.readiness(now);
     let cas: Vec<CaReadiness> = state
         .responder
         .registry()
@@ -32,6 +34,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             let mut problems = Vec::new();
             if ca.ocsp_cert_not_after <= now {
                 problems.push("OCSP signer certificate expired".to_owned());
+            }
+            if let Some((_, Some(problem))) = crl.iter().find(|(id, _)| *id == ca.id) {
+                problems.push(problem.clone());
             }
             CaReadiness {
                 id: ca.id.to_string(),

@@ -1,6 +1,9 @@
-//! Errors become HTTP answers here, and only here: one [`ApiError::status`] match, one JSON
+//! Errors become HTTP answers here, and only here: one `status_code` match, one JSON
 //! problem body (RFC 9457, `application/problem+json`). OCSP endpoints never use this: they
 //! answer with OCSP error statuses.
+//!
+//! Domain errors are mapped here too: [`crate::ingest::Error`] by its `From` impl. A field error
+//! names the field in `detail` and in a `field` member of the problem (RFC 9457 §3.2 extension).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -54,6 +57,8 @@ struct Problem<'a> {
     title: &'a str,
     status: u16,
     detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
 }
 
 impl ApiError {
@@ -69,6 +74,39 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            ApiError::Unprocessable { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
+    fn problem(&self) -> Vec<u8> {
+        let status = self.status_code();
+        serde_json::to_vec(&Problem {
+            kind: self.kind(),
+            title: status.canonical_reason().unwrap_or("error"),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            field: self.field(),
+        })
+        .unwrap_or_default()
+    }
+}
+
+impl From<crate::ingest::Error> for ApiError {
+    fn from(e: crate::ingest::Error) -> Self {
+        use crate::ingest::Error as E;
+        match e {
+            E::Conflict(m) => ApiError::Conflict(m),
+            E::NotFound(m) => ApiError::NotFound(m),
+            E::Invalid { field, message } => ApiError::Unprocessable { field, message },
+            E::Malformed(m) => ApiError::BadRequest(m),
+            E::UnsupportedFormat(m) => ApiError::UnsupportedMediaType(m),
+            e @ (E::Io { .. } | E::Store(_)) => ApiError::Internal(e.to_string()),
         }
     }
 }
@@ -94,12 +132,6 @@ impl ResponseError for ApiError {
             tracing::error!(%detail, "internal error");
         }
         let status = self.status_code();
-        let problem = Problem {
-            kind: self.kind(),
-            title: status.canonical_reason().unwrap_or("error"),
-            status: status.as_u16(),
-            detail: self.to_string(),
-        };
         let mut builder = HttpResponse::build(status);
         builder
             .content_type("application/problem+json")
@@ -107,18 +139,11 @@ impl ResponseError for ApiError {
         if matches!(self, ApiError::Unauthorized) {
             builder.insert_header(("WWW-Authenticate", "Bearer"));
         }
-        builder.body(serde_json::to_vec(&problem).unwrap_or_default())
+        builder.body(self.problem())
     }
 }
 
 /// The JSON body of a problem, for golden tests.
 pub fn problem_body(e: &ApiError) -> Vec<u8> {
-    let status = e.status_code();
-    serde_json::to_vec(&Problem {
-        kind: e.kind(),
-        title: status.canonical_reason().unwrap_or("error"),
-        status: status.as_u16(),
-        detail: e.to_string(),
-    })
-    .unwrap_or_default()
+    e.problem()
 }

@@ -1,16 +1,21 @@
 //! actix-web wiring: the public listener (OCSP, CRLs; no authentication, no writes) and the admin
-//! listener (health, readiness, metrics, and the CA's ingest API). Handlers translate between
-//! HTTP and the domain modules and hold no domain logic.
+//! listener (health, readiness, metrics, and the CA's ingest API, [`ingest`], behind [`auth`]).
+//! Handlers translate between HTTP and the domain modules and hold no domain logic.
 
 pub mod admin;
+pub mod auth;
+pub mod cache;
+pub mod crl;
 pub mod error;
+pub mod ingest;
 pub mod ocsp;
 
 use std::sync::Arc;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, guard, web};
 
 use crate::clock::SharedClock;
+use crate::crl::Publisher;
 use crate::ocsp::Responder;
 use crate::store::Store;
 
@@ -20,6 +25,8 @@ pub use error::ApiError;
 pub struct AppState {
     /// The OCSP responder.
     pub responder: Arc<Responder>,
+    /// The CRL publisher.
+    pub crl: Arc<Publisher>,
     /// The store.
     pub store: Arc<Store>,
     /// The clock.
@@ -30,10 +37,16 @@ pub struct AppState {
     pub max_age_cap: i64,
     /// Renders `/metrics`.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Who may use the ingest API.
+    pub admin_auth: auth::AdminAuth,
 }
 
 fn count(listener: &'static str, endpoint: &'static str) {
     metrics::counter!(crate::metrics::HTTP_REQUESTS, "listener" => listener, "endpoint" => endpoint).increment(1);
+}
+
+fn get_or_head() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
 /// Routes of the public listener.
@@ -41,9 +54,18 @@ fn count(listener: &'static str, endpoint: &'static str) {
 /// OCSP GET requests carry the request in the path, so they cannot have a route pattern: a
 /// `{request:.*}` pattern makes the router run a regex over every long path (a third of the CPU
 /// of a cached answer, measured with perf). They are served by the default service instead,
-/// after the static routes.
+/// after the static routes. The CRL routes live in a `/crl` scope, whose static prefix is all
+/// an OCSP path is compared with.
 pub fn public_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(admin::healthz))
+        .service(
+            web::scope("/crl")
+                .route("", get_or_head().to(crl::list))
+                .route("/", get_or_head().to(crl::list))
+                .route("/{file}", get_or_head().to(crl::current))
+                .route("/{ca}/{file}", get_or_head().to(crl::by_number))
+                .default_service(web::to(not_found)),
+        )
         .route("/ocsp", web::post().to(ocsp::post))
         .route("/", web::post().to(ocsp::post))
         .default_service(web::to(public_fallback));
@@ -69,12 +91,50 @@ async fn public_fallback(state: web::Data<AppState>, req: HttpRequest) -> HttpRe
     actix_web::ResponseError::error_response(&e)
 }
 
-/// Routes of the admin listener.
+/// Every route of the admin listener, (method, path pattern): what [`admin_routes`] registers and
+/// what `openapi.yaml` must describe (a test compares them).
+pub const ADMIN_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/v1/cas"),
+    ("POST", "/v1/certificates"),
+    ("GET", "/v1/certificates/{ca}/{serial}"),
+    ("POST", "/v1/revocations"),
+    ("DELETE", "/v1/revocations/{ca}/{serial}"),
+];
+
+fn admin_route(method: &str, path: &str) -> actix_web::Route {
+    match (method, path) {
+        ("GET", "/healthz") => web::get().to(admin::healthz),
+        ("GET", "/readyz") => web::get().to(admin::readyz),
+        ("GET", "/metrics") => web::get().to(admin::metrics),
+        ("GET", "/v1/cas") => web::get().to(ingest::get_cas),
+        ("POST", "/v1/certificates") => web::post().to(ingest::post_certificates),
+        ("GET", "/v1/certificates/{ca}/{serial}") => web::get().to(ingest::get_certificate),
+        ("POST", "/v1/revocations") => web::post().to(ingest::post_revocations),
+        ("DELETE", "/v1/revocations/{ca}/{serial}") => web::delete().to(ingest::delete_revocation),
+        // ADMIN_ROUTES is a constant of this file; the test below registers every entry.
+        _ => unreachable!("no handler for {method} {path} in ADMIN_ROUTES"),
+    }
+}
+
+/// Routes of the admin listener: [`ADMIN_ROUTES`]; another method on a known path is 405.
 pub fn admin_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(admin::healthz))
-        .route("/readyz", web::get().to(admin::readyz))
-        .route("/metrics", web::get().to(admin::metrics))
-        .default_service(web::to(not_found));
+    let mut paths: Vec<&str> = ADMIN_ROUTES.iter().map(|(_, p)| *p).collect();
+    paths.dedup();
+    for path in paths {
+        let mut resource = web::resource(path);
+        for (method, _) in ADMIN_ROUTES.iter().filter(|(_, p)| *p == path) {
+            resource = resource.route(admin_route(method, path));
+        }
+        cfg.service(resource.default_service(web::to(method_not_allowed)));
+    }
+    cfg.default_service(web::to(not_found));
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -83,4 +143,28 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         req.method(),
         req.path()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_admin_route_has_a_handler() {
+        let mut paths: Vec<&str> = ADMIN_ROUTES.iter().map(|(_, p)| *p).collect();
+        let n = paths.len();
+        paths.dedup();
+        let mut sorted = paths.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(
+            sorted.len(),
+            paths.len(),
+            "routes of one path are listed together"
+        );
+        assert!(paths.len() <= n);
+        for (method, path) in ADMIN_ROUTES {
+            let _ = admin_route(method, path);
+        }
+    }
 }

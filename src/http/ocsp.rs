@@ -3,12 +3,12 @@
 //! be), never an HTML page.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use x509_ocsp::OcspResponseStatus;
 
-use super::AppState;
+use super::{AppState, cache};
 use crate::ocsp::{Answer, request, response};
 
 const OCSP_RESPONSE: &str = "application/ocsp-response";
@@ -112,36 +112,18 @@ fn respond(state: &AppState, req: &HttpRequest, answer: Answer, is_get: bool) ->
         return builder.body(answer.der());
     };
     let now = state.clock.now();
-    let max_age = (signed.times.next_update.0 - now.0).clamp(0, state.max_age_cap.max(0));
-    let cache_control = format!("max-age={max_age}, public, no-transform, must-revalidate");
-    let not_modified = match req.headers().get(header::IF_NONE_MATCH) {
-        Some(inm) => inm
-            .to_str()
-            .map(|v| {
-                v.split(',').any(|t| {
-                    let t = t.trim();
-                    t == "*" || t.trim_start_matches("W/") == signed.etag
-                })
-            })
-            .unwrap_or(false),
-        None => req
-            .headers()
-            .get(header::IF_MODIFIED_SINCE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| httpdate::parse_http_date(v).ok())
-            .is_some_and(|since| since >= signed.times.this_update.to_system_time()),
+    let validity = cache::Validity {
+        etag: &signed.etag,
+        this_update: signed.times.this_update,
+        next_update: signed.times.next_update,
+        last_modified: &signed.last_modified,
+        expires: &signed.expires,
     };
+    let not_modified = cache::not_modified(req, &validity);
     if not_modified {
         builder.status(StatusCode::NOT_MODIFIED);
     }
-    builder
-        .insert_header((header::CACHE_CONTROL, cache_control))
-        .insert_header((
-            header::ETAG,
-            HeaderValue::from_str(&signed.etag).unwrap_or(HeaderValue::from_static("\"\"")),
-        ))
-        .insert_header((header::LAST_MODIFIED, signed.last_modified.as_str()))
-        .insert_header((header::EXPIRES, signed.expires.as_str()));
+    cache::add_headers(&mut builder, &validity, now, state.max_age_cap);
     if not_modified {
         builder.finish()
     } else {

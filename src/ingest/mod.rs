@@ -2,13 +2,40 @@
 //! a new [`CertRecord`], or refuse it. Replaying an event already applied is a no-op; an event
 //! that contradicts a final state is a conflict.
 //!
-//! The rules run inside a [`crate::store::Tx`], so the check and the write are one atomic step.
-//! The HTTP API that feeds them is in [`crate::http`].
+//! The rules ([`apply`]) run inside a [`crate::store::Tx`], so the check and the write are one
+//! atomic step. Around them:
+//! - [`request`] turns what the CA sends (JSON revocations, PEM/DER/JSON certificates) into
+//!   [`Change`]s, naming the field at fault when it cannot;
+//! - [`certificate`] finds which configured CA signed a certificate and what to record of it;
+//! - [`import`] reads an OpenSSL CA database (`index.txt`) for `vigie import`.
+//!
+//! The HTTP API that feeds them is in `crate::http::ingest`; this module knows nothing of HTTP.
+//!
+//! # The rules, in short
+//!
+//! - **Issue**: registers notBefore/notAfter/subject/profile. The same validity again is
+//!   unchanged; a different one is a conflict (another certificate with the same serial). An
+//!   issuance whose notBefore is [`NOT_BEFORE_UNKNOWN`] (what `index.txt` imports record) is
+//!   completed, not contradicted, by the real certificate with the same notAfter.
+//! - **Revoke**: allowed whether or not the issuance was registered (the CA knows best; the
+//!   record then has a revocation and no issuance). The same revocation again is unchanged;
+//!   an omitted `revoked_at` or `invalidity_date` means "as recorded", so a retry without them
+//!   is a replay too.
+//!   A certificateHold may become any revocation (RFC 5280 §5.3.1). A final revocation may not
+//!   change, with one exception: it may be re-stated as **keyCompromise** (a compromise found
+//!   after a revocation for another reason, CA/B BR §4.9.1.1 practice); the revocation time is
+//!   then kept, unless the CA gives an earlier one.
+//! - **Release**: lifts a certificateHold (the next delta CRL says removeFromCRL). Releasing a
+//!   certificate that is not revoked is unchanged; releasing a final revocation is a conflict.
+
+pub mod certificate;
+pub mod import;
+pub mod request;
 
 use crate::model::{
     CaId, CertRecord, EventKind, Issuance, Revocation, RevocationReason, Serial, UnixTime,
 };
-use crate::store::{self, Tx};
+use crate::store::{self, Store, Tx};
 
 /// Why an event was refused.
 #[derive(Debug, thiserror::Error)]
@@ -27,10 +54,59 @@ pub enum Error {
         /// Why.
         message: String,
     },
+    /// The body does not parse at all: JSON syntax, PEM armour, base64 (HTTP 400).
+    #[error("{0}")]
+    Malformed(String),
+    /// The body is in a format this endpoint does not read (HTTP 415).
+    #[error("{0}")]
+    UnsupportedFormat(String),
+    /// A file could not be read (`vigie import`).
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The store failed (HTTP 500/503).
     #[error(transparent)]
     Store(#[from] store::Error),
 }
+
+impl Error {
+    /// The same error, located at `item` of a batch (e.g. `revocations[3]`): a field becomes
+    /// `revocations[3].serial`, a conflict's message is prefixed with the item.
+    pub fn within(self, item: &str) -> Error {
+        match self {
+            Error::Invalid { field, message } => Error::Invalid {
+                field: if field.is_empty() {
+                    item.to_owned()
+                } else {
+                    format!("{item}.{field}")
+                },
+                message,
+            },
+            Error::Conflict(m) => Error::Conflict(format!("{item}: {m}")),
+            Error::NotFound(m) => Error::NotFound(format!("{item}: {m}")),
+            Error::Malformed(m) => Error::Malformed(format!("{item}: {m}")),
+            other => other,
+        }
+    }
+
+    /// A field error.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// notBefore recorded when it is not known (OpenSSL's `index.txt` does not carry it): the epoch.
+/// No real certificate has it; a later issuance of the same certificate with its true notBefore
+/// completes the record instead of conflicting with it.
+pub const NOT_BEFORE_UNKNOWN: UnixTime = UnixTime::EPOCH;
 
 /// A revocation as the CA asks for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,6 +185,32 @@ pub fn apply(
     }
 }
 
+/// Applies `changes` in one transaction over every CA they name: all of them, or none (the
+/// first refusal is returned, located at `{label}[i]` when `label` is given, and nothing is
+/// written). Returns once the transaction is durable, with each change's outcome in order.
+pub fn commit(
+    store: &Store,
+    now: UnixTime,
+    changes: &[request::CertChange],
+    label: Option<&str>,
+) -> Result<Vec<Outcome>, Error> {
+    let mut cas: Vec<CaId> = changes.iter().map(|c| c.ca.clone()).collect();
+    cas.sort();
+    cas.dedup();
+    store.transact(&cas, now, |tx| {
+        changes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                apply(tx, &c.ca, &c.serial, &c.change).map_err(|e| match label {
+                    Some(label) => e.within(&format!("{label}[{i}]")),
+                    None => e,
+                })
+            })
+            .collect()
+    })
+}
+
 enum Decision {
     Unchanged,
     Write(CertRecord, EventKind),
@@ -125,16 +227,41 @@ fn decide(current: Option<&CertRecord>, change: &Change, now: UnixTime) -> Resul
         Change::Issue(issuance) => {
             if issuance.not_after <= issuance.not_before {
                 return Err(Error::Invalid {
-                    field: "notAfter".into(),
-                    message: "not after notBefore".into(),
+                    field: "not_after".into(),
+                    message: "is not after notBefore".into(),
                 });
             }
             match &record.issuance {
                 Some(existing)
                     if existing.not_after == issuance.not_after
-                        && existing.not_before == issuance.not_before =>
+                        && (existing.not_before == issuance.not_before
+                            || issuance.not_before == NOT_BEFORE_UNKNOWN) =>
                 {
                     Ok(Decision::Unchanged)
+                }
+                // An import (notBefore unknown) completed by the certificate itself.
+                Some(existing)
+                    if existing.not_after == issuance.not_after
+                        && existing.not_before == NOT_BEFORE_UNKNOWN =>
+                {
+                    let completed = Issuance {
+                        subject: issuance
+                            .subject
+                            .clone()
+                            .or_else(|| existing.subject.clone()),
+                        profile: issuance
+                            .profile
+                            .clone()
+                            .or_else(|| existing.profile.clone()),
+                        ..issuance.clone()
+                    };
+                    Ok(Decision::Write(
+                        CertRecord {
+                            issuance: Some(completed.clone()),
+                            ..record
+                        },
+                        EventKind::Issued(completed),
+                    ))
                 }
                 Some(_) => Err(Error::Conflict(
                     "a different certificate with this serial is already registered for this CA"
@@ -170,9 +297,12 @@ fn decide(current: Option<&CertRecord>, change: &Change, now: UnixTime) -> Resul
             };
             match &record.revocation {
                 Some(existing) => {
+                    // An omitted time means "as recorded": a retry without it is a replay.
                     let same = existing.reason == req.reason
                         && req.revoked_at.is_none_or(|t| t == existing.revoked_at)
-                        && existing.invalidity_date == req.invalidity_date;
+                        && req
+                            .invalidity_date
+                            .is_none_or(|d| existing.invalidity_date == Some(d));
                     if same {
                         return Ok(Decision::Unchanged);
                     }
@@ -183,8 +313,32 @@ fn decide(current: Option<&CertRecord>, change: &Change, now: UnixTime) -> Resul
                     let to_key_compromise = req.reason == Some(RevocationReason::KeyCompromise);
                     if from_hold || to_key_compromise {
                         let mut updated = wanted;
-                        if !from_hold && req.revoked_at.is_none() {
-                            updated.revoked_at = existing.revoked_at;
+                        if !from_hold {
+                            // Keep the original time unless the CA gives an earlier one: a
+                            // later time would un-revoke the certificate for a while.
+                            updated.revoked_at = updated.revoked_at.min(existing.revoked_at);
+                            if req.revoked_at.is_none() {
+                                updated.revoked_at = existing.revoked_at;
+                            }
+                            if req.invalidity_date.is_none() {
+                                updated.invalidity_date = existing.invalidity_date;
+                            }
+                        }
+                        if updated
+                            .invalidity_date
+                            .is_some_and(|d| d > updated.revoked_at)
+                        {
+                            return Err(Error::Invalid {
+                                field: "invalidity_date".into(),
+                                message: format!(
+                                    "must not be after the revocation time {} (RFC 5280 §5.3.2)",
+                                    updated.revoked_at
+                                ),
+                            });
+                        }
+                        // Replaying an upgrade whose time was kept changes nothing.
+                        if updated == *existing {
+                            return Ok(Decision::Unchanged);
                         }
                         return Ok(Decision::Write(
                             CertRecord {
@@ -355,6 +509,120 @@ mod tests {
         assert!(matches!(
             decide(None, &future, UnixTime(30)),
             Err(Error::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn key_compromise_upgrade_never_moves_the_revocation_later_and_replays_cleanly() {
+        let superseded =
+            written(decide(None, &rev(RevocationReason::Superseded), UnixTime(100)).expect("ok"));
+        let later = Change::Revoke(RevocationRequest {
+            revoked_at: Some(UnixTime(150)),
+            reason: Some(RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        });
+        let kc = written(decide(Some(&superseded), &later, UnixTime(200)).expect("upgrade"));
+        assert_eq!(
+            kc.revocation.as_ref().map(|r| r.revoked_at),
+            Some(UnixTime(100)),
+            "a later time would leave a window where the certificate looks good"
+        );
+        assert!(matches!(
+            decide(Some(&kc), &later, UnixTime(300)),
+            Ok(Decision::Unchanged)
+        ));
+        let earlier = Change::Revoke(RevocationRequest {
+            revoked_at: Some(UnixTime(50)),
+            reason: Some(RevocationReason::KeyCompromise),
+            invalidity_date: Some(UnixTime(40)),
+        });
+        let kc2 = written(decide(Some(&kc), &earlier, UnixTime(300)).expect("earlier"));
+        assert_eq!(
+            kc2.revocation.as_ref().map(|r| r.revoked_at),
+            Some(UnixTime(50))
+        );
+        let late_invalidity = Change::Revoke(RevocationRequest {
+            revoked_at: None,
+            reason: Some(RevocationReason::KeyCompromise),
+            invalidity_date: Some(UnixTime(120)),
+        });
+        assert!(matches!(
+            decide(Some(&superseded), &late_invalidity, UnixTime(300)),
+            Err(Error::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn an_imported_issuance_is_completed_by_the_certificate() {
+        let imported = Issuance {
+            not_before: NOT_BEFORE_UNKNOWN,
+            not_after: UnixTime(100),
+            subject: Some("CN=x".into()),
+            profile: None,
+        };
+        let real = Issuance {
+            not_before: UnixTime(10),
+            not_after: UnixTime(100),
+            subject: None,
+            profile: Some("clientAuth".into()),
+        };
+        let r = written(decide(None, &Change::Issue(imported.clone()), UnixTime(5)).expect("ok"));
+        let completed =
+            written(decide(Some(&r), &Change::Issue(real.clone()), UnixTime(6)).expect("ok"));
+        let i = completed.issuance.expect("issued");
+        assert_eq!(i.not_before, UnixTime(10));
+        assert_eq!(i.subject.as_deref(), Some("CN=x"));
+        assert_eq!(i.profile.as_deref(), Some("clientAuth"));
+        // Importing again after the certificate was registered changes nothing.
+        let again = CertRecord {
+            issuance: Some(real),
+            revocation: None,
+            version: 2,
+        };
+        assert!(matches!(
+            decide(Some(&again), &Change::Issue(imported), UnixTime(7)),
+            Ok(Decision::Unchanged)
+        ));
+    }
+
+    #[test]
+    fn errors_are_located_within_a_batch() {
+        let e = Error::invalid("serial", "bad").within("revocations[3]");
+        assert_eq!(e.to_string(), "revocations[3].serial: bad");
+        let e = Error::Conflict("no".into()).within("revocations[1]");
+        assert_eq!(e.to_string(), "revocations[1]: no");
+    }
+
+    #[test]
+    fn a_retry_without_the_invalidity_date_keeps_it() {
+        let with_date = Change::Revoke(RevocationRequest {
+            revoked_at: Some(UnixTime(100)),
+            reason: Some(RevocationReason::KeyCompromise),
+            invalidity_date: Some(UnixTime(50)),
+        });
+        let kc = written(decide(None, &with_date, UnixTime(200)).expect("ok"));
+        assert!(matches!(
+            decide(
+                Some(&kc),
+                &rev(RevocationReason::KeyCompromise),
+                UnixTime(300)
+            ),
+            Ok(Decision::Unchanged)
+        ));
+        let superseded =
+            written(decide(None, &rev(RevocationReason::Superseded), UnixTime(100)).expect("ok"));
+        let kc = written(decide(Some(&superseded), &with_date, UnixTime(200)).expect("ok"));
+        assert_eq!(
+            kc.revocation.as_ref().and_then(|r| r.invalidity_date),
+            Some(UnixTime(50))
+        );
+        assert!(matches!(
+            decide(
+                Some(&kc),
+                &rev(RevocationReason::KeyCompromise),
+                UnixTime(300)
+            ),
+            Ok(Decision::Unchanged)
         ));
     }
 }

@@ -72,11 +72,28 @@ pub fn global_meta(name: &str) -> Vec<u8> {
     k
 }
 
-/// `crl` CF key: `ca ‖ kind ‖ number (20 bytes BE)`; kind 0 = full, 1 = delta.
+/// `crl` CF key of a CRL's DER: `ca ‖ kind ‖ number (20 bytes BE)`; kind 0 = full, 1 = delta.
 pub fn crl(ca: &CaId, delta: bool, number: &[u8; 20]) -> Vec<u8> {
     let mut k = ca_prefix(ca);
     k.push(u8::from(delta));
     k.extend_from_slice(number);
+    k
+}
+
+/// `crl` CF key of a CRL's record (what vigie needs to know about it besides its DER):
+/// `ca ‖ kind ‖ number`, kind 2 = full, 3 = delta.
+pub fn crl_record(ca: &CaId, delta: bool, number: &[u8; 20]) -> Vec<u8> {
+    let mut k = ca_prefix(ca);
+    k.push(2 + u8::from(delta));
+    k.extend_from_slice(number);
+    k
+}
+
+/// Prefix of every `crl` CF key of one kind (0 full DER, 1 delta DER, 2 full record, 3 delta
+/// record) of one CA.
+pub fn crl_kind_prefix(ca: &CaId, kind: u8) -> Vec<u8> {
+    let mut k = ca_prefix(ca);
+    k.push(kind);
     k
 }
 

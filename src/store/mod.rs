@@ -6,7 +6,7 @@
 //! | `revoked` | ca ‖ serial | [`RevokedEntry`]: the index CRLs are built from |
 //! | `events` | ca ‖ seq | [`Event`], in order, without gaps |
 //! | `ocsp` | ca ‖ serial ‖ variant | [`StoredResponse`]: signed response bytes |
-//! | `crl` | ca ‖ kind ‖ number | published CRLs |
+//! | `crl` | ca ‖ kind ‖ number [‖ piece] | published CRLs: DER pieces (kind 0 full, 1 delta, ingested as SST files) and records (2, 3) |
 //! | `meta` | ca ‖ name | counters |
 //!
 //! Changes go through [`Store::transact`]: under the CA's lock, the caller reads records and
@@ -54,7 +54,11 @@ pub mod cf {
 }
 
 /// A raw key and value read from RocksDB.
-type KeyValue = (Box<[u8]>, Box<[u8]>);
+pub type KeyValue = (Box<[u8]>, Box<[u8]>);
+
+/// Subdirectory of the store where SST files are written before ingestion
+/// ([`Store::ingest_crl`]); what a crash leaves there is removed at open.
+const INGEST_DIR: &str = "ingest";
 
 /// Current on-disk layout version.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -79,6 +83,9 @@ pub enum Error {
         /// The version on disk.
         found: u64,
     },
+    /// A file of the store's directory could not be written or removed.
+    #[error("{0}: {1}")]
+    Io(String, #[source] std::io::Error),
     /// A transaction named a CA the store was not opened for.
     #[error("CA {0} is not configured")]
     UnknownCa(String),
@@ -151,6 +158,7 @@ impl GroupSync {
             let target = s.written;
             drop(s);
             let result = sync();
+            metrics::counter!(crate::metrics::STORE_WAL_SYNCS).increment(1);
             s = lock(&self.state);
             s.syncing = false;
             if result.is_ok() {
@@ -253,11 +261,15 @@ impl Store {
         db_opts.create_missing_column_families(true);
         db_opts.set_max_background_jobs(2);
         db_opts.set_keep_log_file_num(5);
+        // All memtables together stay under 64 MiB (six column families at RocksDB's default of
+        // 64 MiB × 2 each could otherwise reach 768 MiB).
+        db_opts.set_db_write_buffer_size(64 << 20);
         let descriptors = cf::ALL.iter().map(|name| {
             let point = matches!(*name, cf::CERTS | cf::OCSP);
             ColumnFamilyDescriptor::new(*name, cf_opts(point))
         });
         let db = DB::open_cf_descriptors(&db_opts, path, descriptors)?;
+        let _ = std::fs::remove_dir_all(path.join(INGEST_DIR));
 
         let schema_key = keys::global_meta("schema");
         let meta = db
@@ -573,10 +585,10 @@ impl Store {
     }
 
     /// Writes raw `crl` CF and `meta` entries in one synced batch (for the CRL publisher).
-    pub fn write_synced(
+    pub fn write_synced<K: AsRef<[u8]>, V: AsRef<[u8]>>(
         &self,
-        crl_puts: &[(Vec<u8>, Vec<u8>)],
-        meta_puts: &[(Vec<u8>, Vec<u8>)],
+        crl_puts: &[(K, V)],
+        meta_puts: &[(K, V)],
     ) -> Result<(), Error> {
         let mut batch = WriteBatch::default();
         for (k, v) in crl_puts {
@@ -591,9 +603,83 @@ impl Store {
         Ok(())
     }
 
+    /// Writes `crl` CF entries, keys in increasing order, as one SST file ingested into the
+    /// store: large values (a 50 MB CRL) go to disk once, without passing through the
+    /// write-ahead log and a memtable, and without a second copy in memory. The file is synced
+    /// before it is ingested, and ingestion is atomic: when this returns, the entries are
+    /// durable. (The CRL publisher then writes the CRL's record with [`Store::write_synced`].)
+    pub fn ingest_crl<'v>(
+        &self,
+        entries: impl IntoIterator<Item = (Vec<u8>, &'v [u8])>,
+    ) -> Result<(), Error> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = self.db.path().join(INGEST_DIR);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Io(dir.display().to_string(), e))?;
+        let path = dir.join(format!(
+            "crl-{}-{}.sst",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut opts = Options::default();
+        // CRL DER is mostly serials and signatures: compression would cost more than it saves.
+        opts.set_compression_type(rocksdb::DBCompressionType::None);
+        let result = (|| {
+            let mut writer = rocksdb::SstFileWriter::create(&opts);
+            writer.open(&path)?;
+            for (k, v) in entries {
+                writer.put(k, v)?;
+            }
+            writer.finish()?;
+            let mut io = rocksdb::IngestExternalFileOptions::default();
+            io.set_move_files(true);
+            self.db
+                .ingest_external_file_cf_opts(self.cf(cf::CRL), &io, vec![&path])
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        Ok(result?)
+    }
+
     /// A raw `crl` CF value.
     pub fn crl_bytes(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         Ok(self.db.get_cf(self.cf(cf::CRL), key)?)
+    }
+
+    /// The `crl` CF entry with the greatest key starting with `prefix` (the latest CRL of a
+    /// kind, since numbers are big-endian in keys).
+    pub fn crl_last(&self, prefix: &[u8]) -> Result<Option<KeyValue>, Error> {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(prefix.to_vec());
+        let end = keys::prefix_end(prefix);
+        let mut it = self.db.iterator_cf_opt(
+            self.cf(cf::CRL),
+            ro,
+            IteratorMode::From(&end, Direction::Reverse),
+        );
+        match it.next() {
+            Some(item) => {
+                let (k, v) = item?;
+                if k.starts_with(prefix) {
+                    Ok(Some((k, v)))
+                } else {
+                    Ok(None)
+                }
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A consistent view (RocksDB snapshot) of one CA's revocations and events, for building
+    /// a CRL: the `revoked` index and the event log read from it agree with each other, since
+    /// each transaction is one atomic batch.
+    pub fn revocation_view(&self, ca: &CaId) -> Result<RevocationView<'_>, Error> {
+        self.ledger(ca)?;
+        Ok(RevocationView {
+            store: self,
+            prefix: keys::ca_prefix(ca),
+            snapshot: self.db.snapshot(),
+        })
     }
 
     /// Flushes memtables and syncs the WAL (on shutdown).
@@ -603,6 +689,157 @@ impl Store {
             self.db.flush_cf(self.cf(name))?;
         }
         Ok(())
+    }
+
+    /// Flushes, then compacts every column family fully (after a bulk load: later scans, such
+    /// as a CRL build, read a few large sorted files instead of many small ones).
+    pub fn compact(&self) -> Result<(), Error> {
+        self.flush()?;
+        for name in cf::ALL {
+            self.db
+                .compact_range_cf(self.cf(name), None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(())
+    }
+}
+
+/// A range of `revoked` CF keys of one CA: serials in `[lower, upper)` (see
+/// [`RevocationView::partitions`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SerialRange {
+    lower: Vec<u8>,
+    upper: Vec<u8>,
+}
+
+/// A snapshot of one CA's `revoked` index and event log: see [`Store::revocation_view`].
+pub struct RevocationView<'a> {
+    store: &'a Store,
+    prefix: Vec<u8>,
+    snapshot: rocksdb::Snapshot<'a>,
+}
+
+impl RevocationView<'_> {
+    fn read_options(&self, fill_cache: bool) -> ReadOptions {
+        let mut ro = ReadOptions::default();
+        ro.set_snapshot(&self.snapshot);
+        ro.fill_cache(fill_cache);
+        ro
+    }
+
+    /// The CA's last event sequence number as of the snapshot (0 when none).
+    pub fn last_seq(&self) -> Result<u64, Error> {
+        let end = keys::prefix_end(&self.prefix);
+        let ro = self.read_options(true);
+        let mut it = self.store.db.iterator_cf_opt(
+            self.store.cf(cf::EVENTS),
+            ro,
+            IteratorMode::From(&end, Direction::Reverse),
+        );
+        match it.next() {
+            Some(item) => {
+                let (k, _) = item?;
+                if k.starts_with(&self.prefix) && k.len() == self.prefix.len() + 8 {
+                    let mut seq = [0u8; 8];
+                    seq.copy_from_slice(&k[self.prefix.len()..]);
+                    Ok(u64::from_be_bytes(seq))
+                } else {
+                    Ok(0)
+                }
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// Contiguous, ordered, disjoint key ranges that together hold every revoked serial of the
+    /// CA, for reading them in parallel: one range per (serial length, first octet) present.
+    /// Read in the returned order, they give serial order.
+    pub fn partitions(&self) -> Result<Vec<SerialRange>, Error> {
+        let cf = self.store.cf(cf::REVOKED);
+        let mut ranges = Vec::new();
+        for len in 1..=Serial::MAX_OCTETS as u8 {
+            let mut start = self.prefix.clone();
+            start.push(len);
+            let mut ro = self.read_options(true);
+            ro.set_iterate_upper_bound(keys::prefix_end(&start));
+            let mut it = self.store.db.iterator_cf_opt(
+                cf,
+                ro,
+                IteratorMode::From(&start, Direction::Forward),
+            );
+            if it.next().transpose()?.is_none() {
+                continue;
+            }
+            for first in 1..=255u8 {
+                let mut lower = start.clone();
+                lower.push(first);
+                let upper = keys::prefix_end(&lower);
+                ranges.push(SerialRange { lower, upper });
+            }
+        }
+        Ok(ranges)
+    }
+
+    /// Calls `f` with each revoked serial (magnitude) in `range` and its entry, in serial
+    /// order. Bypasses the block cache: a CRL build reads everything once.
+    pub fn for_each_revoked<E: From<Error>>(
+        &self,
+        range: &SerialRange,
+        mut f: impl FnMut(&[u8], RevokedEntry) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut ro = self.read_options(false);
+        ro.set_iterate_upper_bound(range.upper.clone());
+        let mut it = self
+            .store
+            .db
+            .raw_iterator_cf_opt(self.store.cf(cf::REVOKED), ro);
+        it.seek(&range.lower);
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let serial = k
+                .get(self.prefix.len() + 1..)
+                .filter(|m| !m.is_empty() && k[self.prefix.len()] as usize == m.len())
+                .ok_or_else(|| Error::Corrupt {
+                    cf: cf::REVOKED,
+                    message: "bad key".into(),
+                })?;
+            f(serial, decode(cf::REVOKED, v)?)?;
+            it.next();
+        }
+        it.status().map_err(Error::from)?;
+        Ok(())
+    }
+
+    /// One serial's revoked entry as of the snapshot.
+    pub fn revoked_entry(&self, serial: &Serial) -> Result<Option<RevokedEntry>, Error> {
+        let mut key = self.prefix.clone();
+        key.push(serial.magnitude().len() as u8);
+        key.extend_from_slice(serial.magnitude());
+        match self.store.db.get_cf_opt(
+            self.store.cf(cf::REVOKED),
+            &key,
+            &self.read_options(true),
+        )? {
+            Some(v) => Ok(Some(decode(cf::REVOKED, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Events with sequence numbers greater than `after`, in order, as of the snapshot.
+    pub fn events_after(&self, after: u64) -> impl Iterator<Item = Result<Event, Error>> + '_ {
+        let mut start = self.prefix.clone();
+        start.extend_from_slice(&after.saturating_add(1).to_be_bytes());
+        let mut ro = self.read_options(true);
+        ro.set_iterate_upper_bound(keys::prefix_end(&self.prefix));
+        self.store
+            .db
+            .iterator_cf_opt(
+                self.store.cf(cf::EVENTS),
+                ro,
+                IteratorMode::From(&start, Direction::Forward),
+            )
+            .map(|item| {
+                let (_, v) = item?;
+                decode(cf::EVENTS, &v)
+            })
     }
 }
 

@@ -2,6 +2,8 @@
 //! on ephemeral ports against a temporary RocksDB directory.
 #![allow(dead_code, missing_docs)]
 
+pub mod api;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -14,6 +16,10 @@ use vigie::ingest::{self, Change, RevocationRequest};
 use vigie::model::{CaId, Issuance, RevocationReason, Serial, UnixTime};
 use vigie::pki::demo::{DemoCert, DemoOptions, DemoPki, SampleStatus, create_or_load};
 
+/// The base URL the test PKI's certificates point to (CRL distribution points, freshestCRL),
+/// also the servers' `public_url`, so that CRLs' IssuingDistributionPoint matches them.
+pub const PKI_PUBLIC_URL: &str = "http://127.0.0.1:1";
+
 /// The demo PKI, generated once into the cargo-provided temporary directory.
 pub fn pki() -> &'static DemoPki {
     static PKI: OnceLock<DemoPki> = OnceLock::new();
@@ -21,7 +27,7 @@ pub fn pki() -> &'static DemoPki {
         let dir =
             Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("test-pki-{}", std::process::id()));
         let opts = DemoOptions {
-            public_url: "http://127.0.0.1:1".into(),
+            public_url: PKI_PUBLIC_URL.into(),
             ca_rsa_bits: 2048,
         };
         create_or_load(&dir, &opts).expect("demo PKI generates")
@@ -67,6 +73,29 @@ pub struct Options {
     pub global_extra: String,
     /// Only these CAs (default: all three).
     pub only: Option<Vec<&'static str>>,
+    /// Extra lines of the `[admin]` table (tokens, TLS).
+    pub admin_extra: String,
+}
+
+/// The bearer token of [`Options::ingest`].
+pub const TOKEN: &str = "vigie-test-token-0123456789abcdef";
+
+/// `token_sha256 = ["…"]` for `token`.
+pub fn token_line(token: &str) -> String {
+    format!(
+        "token_sha256 = [\"{}\"]\n",
+        hex::encode(openssl::sha::sha256(token.as_bytes()))
+    )
+}
+
+impl Options {
+    /// Options with the ingest API open to [`TOKEN`].
+    pub fn ingest() -> Options {
+        Options {
+            admin_extra: token_line(TOKEN),
+            ..Options::default()
+        }
+    }
 }
 
 pub struct Server {
@@ -80,7 +109,8 @@ pub struct Server {
 
 pub fn write_config(dir: &Path, opts: &Options) -> PathBuf {
     let mut text = format!(
-        "[public]\nlisten = \"127.0.0.1:0\"\nworkers = 2\n[admin]\nlisten = \"127.0.0.1:0\"\n[store]\npath = \"{}\"\nblock_cache_mb = 16\n[ocsp]\nsigning_threads = 2\n{}\n",
+        "[public]\nlisten = \"127.0.0.1:0\"\npublic_url = \"{PKI_PUBLIC_URL}\"\nworkers = 2\n[admin]\nlisten = \"127.0.0.1:0\"\n{}[store]\npath = \"{}\"\nblock_cache_mb = 16\n[ocsp]\nsigning_threads = 2\n{}\n",
+        opts.admin_extra,
         dir.join("data").display(),
         opts.global_extra
     );
@@ -183,7 +213,9 @@ impl Server {
         s
     }
 
-    fn spawn(&mut self) {
+    /// Starts `vigie serve` on this server's configuration (after [`Server::stop`] or
+    /// [`Server::kill`]).
+    pub fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

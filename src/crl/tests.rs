@@ -1,0 +1,686 @@
+//! Unit tests of the publisher over a real (temporary) store, with a fixed clock and the
+//! committed golden test PKI of `tests/data/golden-pki/`: golden CRLs, numbering across reopenings, deadlines,
+//! retention, and the delta property *base ⊕ delta = current complete CRL*.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use der::Decode;
+use proptest::prelude::*;
+use x509_cert::crl::CertificateList;
+
+use super::*;
+use crate::clock::{Clock, FixedClock};
+use crate::ingest::{self, Change, RevocationRequest};
+use crate::model::{Issuance, RevocationReason, Serial};
+
+/// 2026-01-01T00:00:00Z.
+const T0: UnixTime = UnixTime(1_767_225_600);
+
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden-pki")
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    config: Config,
+    store: Arc<Store>,
+    clock: Arc<FixedClock>,
+    publisher: Arc<Publisher>,
+    ca: CaId,
+}
+
+fn config_text(dir: &Path, extra: &str) -> String {
+    let data = data_dir();
+    format!(
+        "[public]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://crl.test\"\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\n\
+         [store]\npath = \"{}\"\nblock_cache_mb = 8\n\
+         [crl]\nthreads = 2\n\
+         [[ca]]\nid = \"test\"\ncert = \"{c}\"\nkey = \"{k}\"\nocsp_cert = \"{oc}\"\nocsp_key = \"{ok}\"\n{extra}\n",
+        dir.join("data").display(),
+        c = data.join("ca.pem").display(),
+        k = data.join("ca.key").display(),
+        oc = data.join("ocsp.pem").display(),
+        ok = data.join("ocsp.key").display(),
+    )
+}
+
+impl Fixture {
+    fn new(extra: &str) -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("vigie.toml");
+        std::fs::write(&path, config_text(dir.path(), extra)).expect("config written");
+        let config = Config::load(&path).expect("config loads");
+        let store = Arc::new(crate::service::open_store(&config).expect("store opens"));
+        let clock = Arc::new(FixedClock::new(T0));
+        let publisher = Arc::new(
+            Publisher::new(&config, Arc::clone(&store), clock.clone() as SharedClock)
+                .expect("publisher"),
+        );
+        Fixture {
+            _dir: dir,
+            config,
+            store,
+            clock,
+            publisher,
+            ca: CaId::new("test").expect("valid"),
+        }
+    }
+
+    /// Drops the publisher and the store and opens them again on the same directory.
+    fn reopen(self) -> Fixture {
+        let Fixture {
+            _dir,
+            config,
+            store,
+            clock,
+            publisher,
+            ca,
+        } = self;
+        drop(publisher);
+        drop(store);
+        let store = Arc::new(crate::service::open_store(&config).expect("store reopens"));
+        let publisher = Arc::new(
+            Publisher::new(&config, Arc::clone(&store), clock.clone() as SharedClock)
+                .expect("publisher"),
+        );
+        Fixture {
+            _dir,
+            config,
+            store,
+            clock,
+            publisher,
+            ca,
+        }
+    }
+
+    /// Reopens with another configuration on the same data directory.
+    fn reconfigure(self, extra: &str) -> Fixture {
+        let Fixture {
+            _dir,
+            store,
+            clock,
+            publisher,
+            ca,
+            ..
+        } = self;
+        drop(publisher);
+        drop(store);
+        let path = _dir.path().join("vigie.toml");
+        std::fs::write(&path, config_text(_dir.path(), extra)).expect("config written");
+        let config = Config::load(&path).expect("config loads");
+        let store = Arc::new(crate::service::open_store(&config).expect("store reopens"));
+        let publisher = Arc::new(
+            Publisher::new(&config, Arc::clone(&store), clock.clone() as SharedClock)
+                .expect("publisher"),
+        );
+        Fixture {
+            _dir,
+            config,
+            store,
+            clock,
+            publisher,
+            ca,
+        }
+    }
+
+    fn apply(&self, serial: &Serial, change: Change) -> Result<(), crate::Error> {
+        self.store
+            .transact(std::slice::from_ref(&self.ca), self.clock.now(), |tx| {
+                ingest::apply(tx, &self.ca, serial, &change)?;
+                Ok::<_, crate::Error>(())
+            })
+    }
+
+    fn issue(&self, serial: &Serial, not_after: UnixTime) {
+        self.apply(
+            serial,
+            Change::Issue(Issuance {
+                not_before: not_after.minus(3 * 365 * 86400),
+                not_after,
+                subject: None,
+                profile: None,
+            }),
+        )
+        .expect("issued");
+    }
+
+    fn revoke(
+        &self,
+        serial: &Serial,
+        at: UnixTime,
+        reason: Option<RevocationReason>,
+        invalidity: Option<UnixTime>,
+    ) {
+        self.apply(
+            serial,
+            Change::Revoke(RevocationRequest {
+                revoked_at: Some(at),
+                reason,
+                invalidity_date: invalidity,
+            }),
+        )
+        .expect("revoked");
+    }
+
+    fn publish(&self, kind: CrlKind) -> Vec<Arc<PublishedCrl>> {
+        self.publisher.publish("test", kind).expect("publishes")
+    }
+
+    fn ca_public_key(&self) -> openssl::pkey::PKey<openssl::pkey::Public> {
+        self.config
+            .registry
+            .by_id("test")
+            .expect("CA")
+            .cert
+            .public_key()
+            .expect("public key")
+    }
+}
+
+fn s(hex: &str) -> Serial {
+    Serial::from_hex(hex).expect("valid serial")
+}
+
+/// (revocationDate, reasonCode, invalidityDate) of each entry, by serial magnitude, read with
+/// `x509-cert` (a parser vigie did not write).
+type Entries = BTreeMap<Vec<u8>, (i64, Option<u8>, Option<i64>)>;
+
+fn entries_of(der: &[u8]) -> Entries {
+    let crl = CertificateList::from_der(der).expect("x509-cert parses the CRL");
+    let mut out = BTreeMap::new();
+    for rc in crl.tbs_cert_list.revoked_certificates.unwrap_or_default() {
+        let mut serial = rc.serial_number.as_bytes().to_vec();
+        if serial.len() > 1 && serial[0] == 0 {
+            serial.remove(0);
+        }
+        let mut reason = None;
+        let mut invalidity = None;
+        for e in rc.crl_entry_extensions.unwrap_or_default() {
+            let v = e.extn_value.as_bytes();
+            if e.extn_id == const_oid::db::rfc5280::ID_CE_CRL_REASONS {
+                reason = Some(v[2]);
+            } else if e.extn_id == const_oid::db::rfc5280::ID_CE_INVALIDITY_DATE {
+                let t = der::asn1::GeneralizedTime::from_der(v).expect("GeneralizedTime");
+                invalidity = Some(t.to_unix_duration().as_secs() as i64);
+            }
+        }
+        let date = rc.revocation_date.to_unix_duration().as_secs() as i64;
+        out.insert(serial, (date, reason, invalidity));
+    }
+    out
+}
+
+fn golden(name: &str, der: &[u8]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("VIGIE_BLESS").is_some() {
+        std::fs::write(&path, der).expect("golden written");
+        return;
+    }
+    let expected = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with VIGIE_BLESS=1 to create it)",
+            path.display()
+        )
+    });
+    assert!(
+        expected == der,
+        "{} differs from what was built (run with VIGIE_BLESS=1 after checking the change)",
+        path.display()
+    );
+}
+
+#[test]
+fn golden_full_and_delta_crls() {
+    let f = Fixture::new("crl_keep_expired = \"30d\"\n");
+    let later = T0.plus(365 * 86400);
+    let kc = s("01");
+    f.issue(&kc, later);
+    f.revoke(
+        &kc,
+        T0.minus(7200),
+        Some(RevocationReason::KeyCompromise),
+        Some(T0.minus(10 * 86400)),
+    );
+    let top_bit = s("80");
+    f.issue(&top_bit, later);
+    f.revoke(
+        &top_bit,
+        T0.minus(3600),
+        Some(RevocationReason::Superseded),
+        None,
+    );
+    let held = s("1234");
+    f.issue(&held, later);
+    f.revoke(
+        &held,
+        T0.minus(600),
+        Some(RevocationReason::CertificateHold),
+        None,
+    );
+    let long = s(&"ab".repeat(20));
+    f.revoke(&long, T0.minus(60), None, None); // issuance never registered
+    let unspecified = s("0abc");
+    f.issue(&unspecified, later);
+    f.revoke(
+        &unspecified,
+        T0.minus(60),
+        Some(RevocationReason::Unspecified),
+        None,
+    );
+    let expired_long_ago = s("0dead0");
+    f.issue(&expired_long_ago, T0.minus(60 * 86400));
+    f.revoke(
+        &expired_long_ago,
+        T0.minus(90 * 86400),
+        Some(RevocationReason::CessationOfOperation),
+        None,
+    );
+    let expired_recently = s("0beef0");
+    f.issue(&expired_recently, T0.minus(86400));
+    f.revoke(
+        &expired_recently,
+        T0.minus(30 * 86400),
+        Some(RevocationReason::AffiliationChanged),
+        None,
+    );
+
+    let published = f.publish(CrlKind::Full);
+    assert_eq!(published.len(), 2, "a complete CRL, then a delta on it");
+    let full = &published[0];
+    assert_eq!(full.record.number, 1);
+    assert_eq!(published[1].record.base, Some(1));
+    golden("crl/full.der", &full.der);
+    let x = openssl::x509::X509Crl::from_der(&full.der).expect("openssl parses");
+    assert!(x.verify(&f.ca_public_key()).expect("verifies"));
+
+    let entries = entries_of(&full.der);
+    let listed: Vec<&Vec<u8>> = entries.keys().collect();
+    assert!(
+        !entries.contains_key(expired_long_ago.magnitude()),
+        "retention ended"
+    );
+    assert!(
+        entries.contains_key(expired_recently.magnitude()),
+        "within retention"
+    );
+    assert_eq!(entries[kc.magnitude()].1, Some(1));
+    assert_eq!(
+        entries[kc.magnitude()].2,
+        Some(T0.minus(10 * 86400).0),
+        "invalidity date"
+    );
+    assert_eq!(
+        entries[unspecified.magnitude()].1,
+        None,
+        "unspecified is omitted"
+    );
+    assert_eq!(entries[long.magnitude()].1, None);
+    assert_eq!(listed.len(), 6);
+    // Serial order on the wire (numeric order): 01, 80, 0abc, 1234, 0beef0, ab…ab.
+    let raw: Vec<Vec<u8>> = build::raw_entries(&full.der)
+        .expect("reads")
+        .iter()
+        .map(|e| e.serial.to_vec())
+        .collect();
+    let mut sorted = raw.clone();
+    sorted.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+    assert_eq!(raw, sorted);
+
+    // After the base: the hold is released, a new revocation, a reason upgraded.
+    f.clock.advance(3600);
+    f.apply(&held, Change::Release).expect("released");
+    let new = s("05");
+    f.issue(&new, later);
+    f.revoke(
+        &new,
+        f.clock.now().minus(10),
+        Some(RevocationReason::CessationOfOperation),
+        None,
+    );
+    f.revoke(
+        &top_bit,
+        T0.minus(3600),
+        Some(RevocationReason::KeyCompromise),
+        None,
+    );
+    let delta = f.publish(CrlKind::Delta);
+    assert_eq!(delta.len(), 1);
+    let delta = &delta[0];
+    assert_eq!((delta.record.number, delta.record.base), (3, Some(1)));
+    golden("crl/delta.der", &delta.der);
+    let d = entries_of(&delta.der);
+    assert_eq!(d.len(), 3, "{d:?}");
+    assert_eq!(d[held.magnitude()].1, Some(build::REMOVE_FROM_CRL));
+    assert_eq!(
+        d[held.magnitude()].0,
+        T0.minus(600).0,
+        "dated as on the base"
+    );
+    assert_eq!(d[new.magnitude()].1, Some(5));
+    assert_eq!(d[top_bit.magnitude()].1, Some(1));
+    let x = openssl::x509::X509Crl::from_der(&delta.der).expect("openssl parses");
+    assert!(x.verify(&f.ca_public_key()).expect("verifies"));
+}
+
+#[test]
+fn numbers_strictly_increase_across_reopening() {
+    let f = Fixture::new("");
+    let a = f.publish(CrlKind::Full);
+    let b = f.publish(CrlKind::Delta);
+    let numbers: Vec<u64> = a.iter().chain(&b).map(|p| p.record.number).collect();
+    assert_eq!(numbers, vec![1, 2, 3]);
+    let f = f.reopen();
+    let current = f.publisher.current("test").expect("CA");
+    assert_eq!(current.full.as_ref().map(|p| p.record.number), Some(1));
+    assert_eq!(current.delta.as_ref().map(|p| p.record.number), Some(3));
+    assert_eq!(
+        f.publisher.due("test", f.clock.now()).expect("CA"),
+        Due::default()
+    );
+    let c = f.publish(CrlKind::Full);
+    let numbers: Vec<u64> = c.iter().map(|p| p.record.number).collect();
+    assert_eq!(numbers, vec![4, 5]);
+    // The history stays retrievable.
+    let old = f
+        .publisher
+        .by_number("test", 2)
+        .expect("reads")
+        .expect("kept");
+    assert_eq!(old.der, a[1].der);
+    assert_eq!(old.record.base, Some(1));
+    assert!(f.publisher.by_number("test", 99).expect("reads").is_none());
+}
+
+#[test]
+fn deadlines_make_crls_due_before_next_update() {
+    let f = Fixture::new("crl_validity = \"7d\"\ndelta_validity = \"1d\"\n");
+    let now = f.clock.now();
+    assert_eq!(
+        f.publisher.due("test", now).expect("CA"),
+        Due {
+            full: true,
+            delta: true
+        }
+    );
+    f.publish(CrlKind::Full);
+    assert_eq!(f.publisher.due("test", now).expect("CA"), Due::default());
+    let current = f.publisher.current("test").expect("CA");
+    let delta_next = current.delta.as_ref().expect("delta").record.next_update;
+    let full_next = current.full.as_ref().expect("full").record.next_update;
+    // [crl] safety_margin defaults to 1h.
+    assert_eq!(
+        f.publisher.due("test", delta_next.minus(3601)).expect("CA"),
+        Due::default()
+    );
+    assert_eq!(
+        f.publisher.due("test", delta_next.minus(3599)).expect("CA"),
+        Due {
+            full: false,
+            delta: true
+        }
+    );
+    assert!(
+        f.publisher
+            .due("test", full_next.minus(3599))
+            .expect("CA")
+            .full
+    );
+    f.clock.set(delta_next.minus(3599));
+    let built = f.publisher.catch_up("test").expect("builds");
+    assert_eq!(built.len(), 1);
+    assert_eq!(built[0].kind(), CrlKind::Delta);
+    f.clock.set(full_next.minus(60));
+    let built = f.publisher.catch_up("test").expect("builds");
+    let kinds: Vec<CrlKind> = built.iter().map(|p| p.kind()).collect();
+    assert_eq!(kinds, vec![CrlKind::Full, CrlKind::Delta]);
+    assert!(
+        f.publisher
+            .catch_up("test")
+            .expect("nothing due")
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_new_scope_or_retention_needs_a_new_complete_crl_before_any_delta() {
+    let f = Fixture::new("");
+    f.publish(CrlKind::Full);
+    let f = f.reconfigure("crl_keep_expired = \"forever\"\n");
+    assert!(f.publisher.due("test", f.clock.now()).expect("CA").full);
+    let p = f.publish(CrlKind::Delta);
+    let kinds: Vec<CrlKind> = p.iter().map(|c| c.kind()).collect();
+    assert_eq!(
+        kinds,
+        vec![CrlKind::Full, CrlKind::Delta],
+        "no delta on the old base"
+    );
+    assert_eq!(p[1].record.base, Some(p[0].record.number));
+    let f = f
+        .reconfigure("crl_keep_expired = \"forever\"\ncrl_url = \"http://elsewhere.test/a.crl\"\n");
+    assert!(f.publisher.due("test", f.clock.now()).expect("CA").full);
+    let p = f.publish(CrlKind::Delta);
+    assert_eq!(p.len(), 2);
+    let t = CertificateList::from_der(&p[1].der).expect("parses");
+    let idp = t
+        .tbs_cert_list
+        .crl_extensions
+        .expect("extensions")
+        .into_iter()
+        .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_ISSUING_DISTRIBUTION_POINT)
+        .expect("the delta names its base's scope");
+    assert!(String::from_utf8_lossy(idp.extn_value.as_bytes()).contains("elsewhere.test"));
+}
+
+#[test]
+fn readiness_needs_a_valid_complete_crl() {
+    let f = Fixture::new("delta_schedule = \"\"\n");
+    assert!(f.publisher.readiness(f.clock.now())[0].1.is_some());
+    let p = f.publish(CrlKind::Full);
+    assert_eq!(p.len(), 1, "no delta for a CA without delta schedule");
+    assert!(f.publisher.readiness(f.clock.now())[0].1.is_none());
+    f.clock.set(p[0].record.next_update);
+    assert!(f.publisher.readiness(f.clock.now())[0].1.is_some());
+    assert!(matches!(
+        f.publisher.publish("test", CrlKind::Delta),
+        Err(Error::NoDeltas(_))
+    ));
+    let full = CertificateList::from_der(&p[0].der).expect("parses");
+    let exts = full.tbs_cert_list.crl_extensions.expect("extensions");
+    assert!(
+        !exts
+            .iter()
+            .any(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_FRESHEST_CRL),
+        "no FreshestCRL without deltas"
+    );
+}
+
+#[test]
+fn expired_certificates_kept_forever_are_announced() {
+    let f = Fixture::new("crl_keep_expired = \"forever\"\ncrl_url = \"\"\n");
+    let old = s("42");
+    f.issue(&old, T0.minus(5 * 365 * 86400));
+    f.revoke(
+        &old,
+        T0.minus(6 * 365 * 86400),
+        Some(RevocationReason::Superseded),
+        None,
+    );
+    let p = f.publish(CrlKind::Full);
+    let full = CertificateList::from_der(&p[0].der).expect("parses");
+    assert_eq!(
+        full.tbs_cert_list.revoked_certificates.map(|r| r.len()),
+        Some(1)
+    );
+    let exts = full.tbs_cert_list.crl_extensions.expect("extensions");
+    assert!(
+        exts.iter()
+            .any(|e| e.extn_id == build::ID_CE_EXPIRED_CERTS_ON_CRL)
+    );
+    assert!(
+        !exts
+            .iter()
+            .any(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_ISSUING_DISTRIBUTION_POINT),
+        "crl_url = \"\" writes no IssuingDistributionPoint"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_triggers_a_delta_after_the_debounce() {
+    let f = Fixture::new(
+        "crl_schedule = \"0 0 0 1 1 *\"\ndelta_schedule = \"0 0 0 1 1 *\"\n\
+         publish_delta_on_revoke = true\ndelta_debounce = \"1s\"\n",
+    );
+    let schedule = schedule::Schedule::start(Arc::clone(&f.publisher))
+        .await
+        .expect("schedule starts");
+    let wait_for = |what: &str, test: &dyn Fn(&Current) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let current = f.publisher.current("test").expect("CA");
+            if test(&current) {
+                return current;
+            }
+            assert!(Instant::now() < deadline, "waited in vain for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // The watchdog's first round publishes what is missing.
+    let first = wait_for("the first CRLs", &|c| c.delta.is_some());
+    let first_delta = first.delta.as_ref().map(|d| d.record.number).unwrap_or(0);
+    let serial = s("0bad");
+    f.issue(&serial, T0.plus(86400 * 100));
+    f.revoke(
+        &serial,
+        T0.minus(10),
+        Some(RevocationReason::KeyCompromise),
+        None,
+    );
+    let after = wait_for("a delta after the revocation", &|c| {
+        c.delta
+            .as_ref()
+            .is_some_and(|d| d.record.number > first_delta && d.record.entries == 1)
+    });
+    let delta = after.delta.expect("delta");
+    assert_eq!(
+        delta.record.base,
+        first.full.as_ref().map(|f| f.record.number)
+    );
+    assert!(entries_of(&delta.der).contains_key(serial.magnitude()));
+    schedule.stop().await;
+}
+
+// -------------------------------------------------------------------------------------------
+// base ⊕ delta = current
+// -------------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+enum Op {
+    Issue(u8, i64),
+    Revoke(u8, Option<RevocationReason>, bool),
+    Hold(u8),
+    Release(u8),
+    Advance(i64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let serial = 1u8..12;
+    // notAfter relative to the start: long expired, expiring within hours, far ahead.
+    let not_after = prop_oneof![Just(-3 * 3600i64), 600i64..4 * 3600, Just(400 * 86400)];
+    let reason = proptest::option::of(proptest::sample::select(vec![
+        RevocationReason::Unspecified,
+        RevocationReason::KeyCompromise,
+        RevocationReason::Superseded,
+        RevocationReason::CessationOfOperation,
+        RevocationReason::AffiliationChanged,
+        RevocationReason::PrivilegeWithdrawn,
+    ]));
+    prop_oneof![
+        (serial.clone(), not_after).prop_map(|(s, t)| Op::Issue(s, t)),
+        (serial.clone(), reason, any::<bool>()).prop_map(|(s, r, i)| Op::Revoke(s, r, i)),
+        serial.clone().prop_map(Op::Hold),
+        serial.prop_map(Op::Release),
+        (60i64..2 * 3600).prop_map(Op::Advance),
+    ]
+}
+
+fn run(f: &Fixture, ops: &[Op]) {
+    for op in ops {
+        let now = f.clock.now();
+        // Refused events (conflicts, releases of non-held serials) change nothing: that is
+        // part of what the property covers.
+        let _ = match op {
+            Op::Issue(n, rel) => f.apply(
+                &Serial::from_magnitude(&[*n]).expect("serial"),
+                Change::Issue(Issuance {
+                    not_before: T0.minus(86400 * 365),
+                    not_after: T0.plus(*rel),
+                    subject: None,
+                    profile: None,
+                }),
+            ),
+            Op::Revoke(n, reason, invalidity) => f.apply(
+                &Serial::from_magnitude(&[*n]).expect("serial"),
+                Change::Revoke(RevocationRequest {
+                    revoked_at: Some(now.minus(30)),
+                    reason: *reason,
+                    invalidity_date: invalidity.then_some(now.minus(86400)),
+                }),
+            ),
+            Op::Hold(n) => f.apply(
+                &Serial::from_magnitude(&[*n]).expect("serial"),
+                Change::Revoke(RevocationRequest {
+                    revoked_at: Some(now.minus(30)),
+                    reason: Some(RevocationReason::CertificateHold),
+                    invalidity_date: None,
+                }),
+            ),
+            Op::Release(n) => f.apply(
+                &Serial::from_magnitude(&[*n]).expect("serial"),
+                Change::Release,
+            ),
+            Op::Advance(secs) => {
+                f.clock.advance(*secs);
+                Ok(())
+            }
+        };
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn base_plus_delta_is_the_current_complete_crl(
+        before in proptest::collection::vec(op(), 0..30),
+        after in proptest::collection::vec(op(), 0..30),
+    ) {
+        let f = Fixture::new("crl_keep_expired = \"1h\"\n");
+        run(&f, &before);
+        let base = f.publish(CrlKind::Full);
+        let base_entries = entries_of(&base[0].der);
+        run(&f, &after);
+        let delta = f.publish(CrlKind::Delta);
+        prop_assert_eq!(delta.len(), 1);
+        prop_assert_eq!(delta[0].record.base, Some(base[0].record.number));
+        let delta_entries = entries_of(&delta[0].der);
+        let now_full = f.publish(CrlKind::Full);
+        let expected = entries_of(&now_full[0].der);
+
+        let mut merged = base_entries.clone();
+        for (serial, entry) in &delta_entries {
+            // Exactly what changed: nothing the base already says.
+            prop_assert_ne!(base_entries.get(serial), Some(entry));
+            if entry.1 == Some(build::REMOVE_FROM_CRL) {
+                prop_assert!(base_entries.contains_key(serial), "removeFromCRL of a serial not on the base");
+                merged.remove(serial);
+            } else {
+                merged.insert(serial.clone(), *entry);
+            }
+        }
+        prop_assert_eq!(merged, expected);
+    }
+}
