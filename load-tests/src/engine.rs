@@ -68,6 +68,9 @@ pub struct Context {
     pub registered: AtomicU64,
     /// Sampled signature verification, with its cache of verified signers.
     pub verifier: check::SignatureVerifier,
+    /// Certificates registered by `ingest-issue` in this run and not revoked yet: what
+    /// `ingest-revoke` revokes when the population has no good certificate left.
+    pub fresh: Mutex<Vec<(u16, SerialBytes)>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -177,6 +180,14 @@ struct Client {
     rec: Recorder,
 }
 
+/// What a revocation is about.
+enum Target {
+    /// A population entry.
+    Entry(usize),
+    /// A certificate issued during this run (CA index, serial).
+    Fresh(u16, SerialBytes),
+}
+
 /// The end of one exchange.
 struct Done {
     outcome: Outcome,
@@ -259,12 +270,21 @@ async fn exchange(
     timeout: Duration,
 ) -> (Instant, Result<http::Response, Option<http::Error>>) {
     let attempt = async {
+        let reused = slot.is_some();
         if slot.is_none() {
             *slot = Some(Conn::connect(endpoint).await?);
         }
         let sent = Instant::now();
         let conn = slot.as_mut().ok_or(http::Error::Closed)?;
-        let r = conn.send(request).await;
+        let mut r = conn.send(request).await;
+        // A kept-alive connection the server closed while it was idle (its keep-alive timeout):
+        // reconnect and send again, once, as HTTP clients do. Every request sent here is
+        // idempotent (OCSP, CRL; the ingest API answers a replayed event as a no-op).
+        if reused && matches!(r, Err(http::Error::Closed) | Err(http::Error::Io(_))) {
+            let mut fresh = Conn::connect(endpoint).await?;
+            r = fresh.send(request).await;
+            *slot = Some(fresh);
+        }
         Ok::<_, http::Error>((sent, r))
     };
     let started = Instant::now();
@@ -328,6 +348,22 @@ impl Engine {
             .map_or(Kind::OcspPost, |(k, _)| *k)
     }
 
+    /// Whether a revocation would find a good certificate (a few tries, then the fresh pool).
+    fn can_revoke(&self, rng: &mut SmallRng) -> bool {
+        let pop = &self.ctx.population;
+        (0..20).any(|_| {
+            self.ctx
+                .picker
+                .pick_good(rng)
+                .is_some_and(|i| pop.entries[i].expected() == Expected::Good)
+        }) || !self
+            .ctx
+            .fresh
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
     async fn run_client(self: Arc<Self>, id: usize) -> Recorder {
         let warmup_end = self.shared.start + self.plan.warmup;
         let mut c = Client {
@@ -357,7 +393,12 @@ impl Engine {
                     t
                 }
             };
-            let kind = self.pick_kind(&mut c.rng);
+            let mut kind = self.pick_kind(&mut c.rng);
+            if kind == Kind::IngestRevoke && !self.can_revoke(&mut c.rng) {
+                // Nothing good left to revoke yet: issue instead (the next revocations will
+                // take what this issues).
+                kind = Kind::IngestIssue;
+            }
             let d = match kind {
                 Kind::OcspPost | Kind::OcspGet | Kind::OcspPostNonce | Kind::OcspGetNonce => {
                     self.ocsp(&mut c, kind).await
@@ -681,6 +722,12 @@ impl Engine {
                     let _ = a.push(&Line::new(id, &cert.serial, Expected::Good));
                 }
             }
+            {
+                let mut fresh = self.ctx.fresh.lock().unwrap_or_else(|p| p.into_inner());
+                if fresh.len() < 100_000 {
+                    fresh.extend(certs.iter().map(|c| (c.ca, c.serial)));
+                }
+            }
             (Outcome::Ok, None)
         } else {
             (
@@ -711,21 +758,38 @@ impl Engine {
             Err(d) => return d,
         };
         let reasons = &self.plan.scenario.ingest.reasons;
-        let mut chosen: Vec<(usize, Option<u8>, String)> = Vec::new();
-        for _ in 0..self.plan.scenario.ingest.batch * 20 {
-            if chosen.len() == self.plan.scenario.ingest.batch {
+        let batch = self.plan.scenario.ingest.batch;
+        let reason = |rng: &mut SmallRng| {
+            let reason = reasons[rng.random_range(0..reasons.len())].clone();
+            let code = vigie::model::RevocationReason::from_name(&reason)
+                .ok()
+                .map(|r| r.code())
+                .filter(|&c| c != 0);
+            (code, reason)
+        };
+        // Population entries first (OCSP traffic asks about them), then certificates issued
+        // during this run.
+        let mut chosen: Vec<(Target, Option<u8>, String)> = Vec::new();
+        for _ in 0..batch * 20 {
+            if chosen.len() == batch {
                 break;
             }
             let Some(i) = self.ctx.picker.pick_good(&mut c.rng) else {
                 break;
             };
             if self.ctx.population.entries[i].begin_revocation() {
-                let reason = reasons[c.rng.random_range(0..reasons.len())].clone();
-                let code = vigie::model::RevocationReason::from_name(&reason)
-                    .ok()
-                    .map(|r| r.code())
-                    .filter(|&c| c != 0);
-                chosen.push((i, code, reason));
+                let (code, name) = reason(&mut c.rng);
+                chosen.push((Target::Entry(i), code, name));
+            }
+        }
+        if chosen.len() < batch {
+            let mut fresh = self.ctx.fresh.lock().unwrap_or_else(|p| p.into_inner());
+            while chosen.len() < batch {
+                let Some((ca, serial)) = fresh.pop() else {
+                    break;
+                };
+                let (code, name) = reason(&mut c.rng);
+                chosen.push((Target::Fresh(ca, serial), code, name));
             }
         }
         if chosen.is_empty() {
@@ -738,13 +802,19 @@ impl Engine {
             };
         }
         let pop = &self.ctx.population;
+        let target = |t: &Target| -> (u16, SerialBytes) {
+            match t {
+                Target::Entry(i) => (pop.entries[*i].ca, pop.entries[*i].serial),
+                Target::Fresh(ca, serial) => (*ca, *serial),
+            }
+        };
         let revs: Vec<Revocation> = chosen
             .iter()
-            .map(|(i, _, reason)| {
-                let e = &pop.entries[*i];
+            .map(|(t, _, reason)| {
+                let (ca, serial) = target(t);
                 Revocation {
-                    ca: pop.cas[e.ca as usize].clone(),
-                    serial: e.serial.to_hex(),
+                    ca: pop.cas[ca as usize].clone(),
+                    serial: serial.to_hex(),
                     reason: reason.clone(),
                 }
             })
@@ -776,14 +846,16 @@ impl Engine {
         };
         if (200..300).contains(&resp.status) {
             let acked = Instant::now();
-            for (i, code, _) in &chosen {
-                let e = &pop.entries[*i];
-                e.set_expected(Expected::Revoked(*code));
+            for (t, code, _) in &chosen {
+                if let Target::Entry(i) = t {
+                    pop.entries[*i].set_expected(Expected::Revoked(*code));
+                }
+                let (ca, serial) = target(t);
                 if let Some(a) = &self.ctx.appender {
                     let mut a = a.lock().unwrap_or_else(|p| p.into_inner());
                     let _ = a.push(&Line::new(
-                        &pop.cas[e.ca as usize],
-                        &e.serial,
+                        &pop.cas[ca as usize],
+                        &serial,
                         Expected::Revoked(*code),
                     ));
                 }
@@ -791,7 +863,7 @@ impl Engine {
                 if self.plan.scenario.ingest.visibility
                     && acked >= self.shared.start + self.plan.warmup
                 {
-                    self.spawn_probe(e.ca, e.serial, *code, acked);
+                    self.spawn_probe(ca, serial, *code, acked);
                 }
             }
             Done {
@@ -809,8 +881,10 @@ impl Engine {
                 Outcome::Error
             } else {
                 // Refused whole (the API writes nothing of a rejected batch): still good.
-                for (i, _, _) in &chosen {
-                    pop.entries[*i].set_expected(Expected::Good);
+                for (t, _, _) in &chosen {
+                    if let Target::Entry(i) = t {
+                        pop.entries[*i].set_expected(Expected::Good);
+                    }
                 }
                 Outcome::Wrong
             };

@@ -36,7 +36,7 @@ struct Common {
     /// Admin listener URL (ingest API).
     #[arg(long, default_value = "http://127.0.0.1:8081")]
     admin: String,
-    /// Bearer token for the admin listener.
+    /// Bearer token for the admin listener (default: DIR/admin-token, written by `vigie demo`).
     #[arg(long, env = "VIGIE_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Population file (default: DIR/population.jsonl if present, else the demo's samples).
@@ -197,9 +197,9 @@ enum Command {
         /// Admin listener URL.
         #[arg(long, default_value = "http://127.0.0.1:8081")]
         admin: String,
-        /// Bearer token.
+        /// Bearer token (default: DIR/admin-token, written by `vigie demo`).
         #[arg(long, env = "VIGIE_TOKEN", hide_env_values = true)]
-        token: String,
+        token: Option<String>,
         /// Fraction revoked.
         #[arg(long, default_value_t = 0.1)]
         revoke_fraction: f64,
@@ -301,7 +301,10 @@ impl Common {
             demo_dir: self.demo_dir.clone(),
             public_url: self.url.clone(),
             admin_url: Some(self.admin.clone()),
-            token: self.token.clone(),
+            token: self
+                .token
+                .clone()
+                .or_else(|| demo_token(&self.demo_dir)),
             population: match (&self.population, self.samples) {
                 (Some(p), _) => PopulationChoice::File(p.clone()),
                 (None, true) => PopulationChoice::Samples,
@@ -315,6 +318,14 @@ impl Common {
             only_cas: self.cas.clone(),
         }
     }
+}
+
+/// The bearer token `vigie demo` writes to `DIR/admin-token`, when there is one.
+fn demo_token(demo_dir: &std::path::Path) -> Option<String> {
+    std::fs::read_to_string(demo_dir.join("admin-token"))
+        .ok()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
 }
 
 fn default_label(s: &Scenario) -> String {
@@ -548,6 +559,9 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let out = out.unwrap_or_else(|| demo_dir.join("population.jsonl"));
+            let token = token.or_else(|| demo_token(&demo_dir)).ok_or_else(|| {
+                anyhow::anyhow!("no --token, no VIGIE_TOKEN, and no admin-token in the demo directory")
+            })?;
             let opts = SeedOptions {
                 demo_dir,
                 count,

@@ -14,7 +14,7 @@ use crate::engine::{self, Context, Targets};
 use crate::http::Endpoint;
 use crate::issuers::Issuers;
 use crate::machine::{self, Machine, Watch};
-use crate::population::{Appender, Population};
+use crate::population::{Appender, Line, Population};
 use crate::report::{IngestInfo, Message, PopulationInfo, RunResult};
 use crate::scenario::Plan;
 use crate::seed::{CertFactory, KeyType};
@@ -127,6 +127,21 @@ pub fn prepare(opts: &RunOptions, plan: &Plan) -> Result<Prepared, Error> {
     let (population, file) = match &opts.population {
         PopulationChoice::File(p) => (Population::read(p, &ids)?, Some(p.clone())),
         PopulationChoice::Auto if default_file.is_file() => {
+            (Population::read(&default_file, &ids)?, Some(default_file))
+        }
+        PopulationChoice::Auto if plan.uses(Kind::is_ingest) => {
+            // A run that revokes changes what later runs must expect: start the population
+            // file from the demo's samples, so that it records the changes.
+            let p = Population::from_demo(&issuers.pki)?;
+            let mut a = Appender::open(&default_file)?;
+            for e in &p.entries {
+                a.push(&Line::new(&p.cas[e.ca as usize], &e.serial, e.expected()))?;
+            }
+            a.flush()?;
+            eprintln!(
+                "population: the demo's samples, written to {} to record this run's changes",
+                default_file.display()
+            );
             (Population::read(&default_file, &ids)?, Some(default_file))
         }
         PopulationChoice::Auto | PopulationChoice::Samples => {
@@ -278,6 +293,7 @@ pub fn execute(opts: &RunOptions, plan: &Plan, prep: &Prepared) -> Result<RunRes
         issued_on_the_fly: Default::default(),
         registered: Default::default(),
         verifier: crate::check::SignatureVerifier::new(),
+        fresh: Mutex::new(Vec::new()),
     });
     let server_pids = if opts.server_pids.is_empty() {
         if public.addr.ip().is_loopback() {
