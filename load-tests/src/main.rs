@@ -301,10 +301,7 @@ impl Common {
             demo_dir: self.demo_dir.clone(),
             public_url: self.url.clone(),
             admin_url: Some(self.admin.clone()),
-            token: self
-                .token
-                .clone()
-                .or_else(|| demo_token(&self.demo_dir)),
+            token: self.token.clone().or_else(|| demo_token(&self.demo_dir)),
             population: match (&self.population, self.samples) {
                 (Some(p), _) => PopulationChoice::File(p.clone()),
                 (None, true) => PopulationChoice::Samples,
@@ -560,7 +557,9 @@ fn real_main() -> anyhow::Result<ExitCode> {
             }
             let out = out.unwrap_or_else(|| demo_dir.join("population.jsonl"));
             let token = token.or_else(|| demo_token(&demo_dir)).ok_or_else(|| {
-                anyhow::anyhow!("no --token, no VIGIE_TOKEN, and no admin-token in the demo directory")
+                anyhow::anyhow!(
+                    "no --token, no VIGIE_TOKEN, and no admin-token in the demo directory"
+                )
             })?;
             let opts = SeedOptions {
                 demo_dir,

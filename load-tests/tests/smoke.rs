@@ -1,7 +1,7 @@
 //! End to end: the real `vigie` binary (built beside this test by `cargo test --release
 //! --workspace`) serves a fresh demo on ephemeral ports, and `vigie-load` runs short OCSP loads
 //! against it — zero wrong answers expected — then one with a lying population, whose wrong
-//! answers must be caught. Also checks that the seed's certificate factory issues certificates
+//! answers must be caught, then the mixed scenario (CRLs, ingest, visibility). Also checks that the seed's certificate factory issues certificates
 //! the demo CAs really signed.
 
 use std::io::{BufRead, BufReader};
@@ -28,6 +28,7 @@ fn vigie_binary() -> PathBuf {
 struct Server {
     child: Child,
     public: String,
+    admin: String,
 }
 
 impl Drop for Server {
@@ -64,19 +65,26 @@ fn serve(dir: &Path) -> Server {
     let mut lines = BufReader::new(stdout).lines();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut public = String::new();
-    while public.is_empty() {
+    let mut admin = String::new();
+    while public.is_empty() || admin.is_empty() {
         assert!(Instant::now() < deadline, "vigie did not start");
         match lines.next() {
             Some(Ok(line)) => {
                 if let Some(a) = line.strip_prefix("listening public ") {
                     public = a.trim().to_owned();
+                } else if let Some(a) = line.strip_prefix("listening admin ") {
+                    admin = a.trim().to_owned();
                 }
             }
             _ => panic!("vigie exited before listening"),
         }
     }
     std::thread::spawn(move || for _ in lines {});
-    Server { child, public }
+    Server {
+        child,
+        public,
+        admin,
+    }
 }
 
 fn load(args: &[&str]) -> (i32, serde_json::Value, String) {
@@ -213,6 +221,37 @@ fn ocsp_scenarios_against_the_real_server_and_seed_certificates() {
     assert!(
         text.contains("status revoked where good was expected"),
         "the message names the mismatch: {text}"
+    );
+    // The mixed scenario, briefly: OCSP, conditional CRLs, issuance and revocation through the
+    // ingest API (token from the demo directory), revocation-to-visibility measured.
+    let out4 = results.join("mixed");
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/mixed.toml");
+    let (code, r, text) = load(&[
+        "mixed",
+        "--scenario",
+        scenario.to_str().expect("utf-8"),
+        "--demo-dir",
+        d,
+        "--url",
+        &server.public,
+        "--admin",
+        &server.admin,
+        "-c",
+        "8",
+        "-d",
+        "2s",
+        "--warmup",
+        "0s",
+        "-q",
+        "--out",
+        out4.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(r["totals"]["wrong"], 0, "{text}");
+    assert_eq!(r["totals"]["errors"], 0, "{text}");
+    assert!(
+        r["visibility"]["measured"].as_u64().unwrap_or(0) > 0,
+        "revocations were probed: {text}"
     );
     drop(server);
     the_factory_issues_certificates_the_demo_cas_signed(&dir);
