@@ -75,7 +75,12 @@ pub fn public_routes(cfg: &mut web::ServiceConfig) {
 /// JSON 404/405.
 async fn public_fallback(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     if req.method() == actix_web::http::Method::GET {
-        count("public", "ocsp_get");
+        static OCSP_GET: std::sync::OnceLock<metrics::Counter> = std::sync::OnceLock::new();
+        OCSP_GET
+            .get_or_init(|| {
+                metrics::counter!(crate::metrics::HTTP_REQUESTS, "listener" => "public", "endpoint" => "ocsp_get")
+            })
+            .increment(1);
         let prefix = if req.uri().path().starts_with("/ocsp/") {
             "/ocsp/"
         } else {

@@ -73,7 +73,14 @@ pub async fn post(
             }
         }
     }
-    let answer = state.responder.answer(&buf, "POST").await;
+    // The body, tagged so that it never matches a GET path in the responder's seen-requests cache.
+    let mut raw = Vec::with_capacity(buf.len() + 1);
+    raw.push(b'P');
+    raw.extend_from_slice(&buf);
+    let answer = match state.responder.answer_seen(&raw, "POST") {
+        Some(hit) => Answer::Cached(hit),
+        None => state.responder.answer_keyed(&buf, Some(&raw), "POST").await,
+    };
     respond(&state, &req, answer, false)
 }
 
@@ -91,9 +98,15 @@ pub async fn get(
             OcspResponseStatus::MalformedRequest,
         );
     }
+    let mut raw = Vec::with_capacity(encoded.len() + 1);
+    raw.push(b'G');
+    raw.extend_from_slice(encoded.as_bytes());
+    if let Some(hit) = state.responder.answer_seen(&raw, "GET") {
+        return respond(&state, &req, Answer::Cached(hit), true);
+    }
     let answer = match request::decode_get_path(encoded) {
         Ok(der) if der.len() <= state.max_request_bytes => {
-            state.responder.answer(&der, "GET").await
+            state.responder.answer_keyed(&der, Some(&raw), "GET").await
         }
         _ => {
             metrics::counter!(crate::metrics::OCSP_RESPONSES, "status" => "malformedRequest", "method" => "GET").increment(1);

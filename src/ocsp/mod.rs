@@ -105,6 +105,20 @@ pub struct SignedResponse {
 }
 
 impl SignedResponse {
+    /// A response made for one request only (nonce, several CertIDs): never cached, so no
+    /// validators are computed for it.
+    fn unique(der: Vec<u8>, times: Times, status: &'static str) -> SignedResponse {
+        SignedResponse {
+            der: Bytes::from(der),
+            times,
+            status,
+            http_cacheable: false,
+            etag: String::new(),
+            last_modified: String::new(),
+            expires: String::new(),
+        }
+    }
+
     fn new(der: Vec<u8>, times: Times, status: &'static str) -> SignedResponse {
         let digest = openssl::hash::hash(openssl::hash::MessageDigest::sha256(), &der)
             .map(|d| hex::encode(&d[..16]))
@@ -130,6 +144,9 @@ pub struct CachedResponse {
     refresh_at: UnixTime,
     /// Store change generation when its record was read.
     generation: u64,
+    /// The CA (registry index) and serial it answers for, to check the generation again.
+    ca_index: usize,
+    serial: Option<Serial>,
     /// The CertID it answers, DER, for re-signing in the background.
     cert_id_der: Box<[u8]>,
     /// Set while a background re-signing is under way.
@@ -176,6 +193,66 @@ impl Answer {
 }
 
 #[derive(Clone)]
+struct FrontWeighter;
+
+impl quick_cache::Weighter<Box<[u8]>, Arc<CachedResponse>> for FrontWeighter {
+    fn weight(&self, key: &Box<[u8]>, _: &Arc<CachedResponse>) -> u64 {
+        // The entry itself is shared with the main cache.
+        (key.len() + 64) as u64
+    }
+}
+
+/// Metric handles resolved once: the hot path increments them without a registry lookup.
+struct Counters {
+    /// By [`Counters::STATUSES`] × (GET, POST).
+    responses: Vec<metrics::Counter>,
+    hit: metrics::Counter,
+    store: metrics::Counter,
+    miss: metrics::Counter,
+}
+
+impl Counters {
+    const STATUSES: [&'static str; 9] = [
+        "good",
+        "revoked",
+        "unknown",
+        "mixed",
+        "malformedRequest",
+        "internalError",
+        "tryLater",
+        "sigRequired",
+        "unauthorized",
+    ];
+
+    fn new() -> Counters {
+        let mut responses = Vec::with_capacity(Self::STATUSES.len() * 2);
+        for status in Self::STATUSES {
+            for method in ["GET", "POST"] {
+                responses.push(
+                    metrics::counter!(m::OCSP_RESPONSES, "status" => status, "method" => method),
+                );
+            }
+        }
+        Counters {
+            responses,
+            hit: metrics::counter!(m::OCSP_CACHE, "result" => "hit"),
+            store: metrics::counter!(m::OCSP_CACHE, "result" => "store"),
+            miss: metrics::counter!(m::OCSP_CACHE, "result" => "miss"),
+        }
+    }
+
+    fn response(&self, status: &'static str, method: &'static str) {
+        let i = Self::STATUSES.iter().position(|s| *s == status);
+        match (i, method) {
+            (Some(i), "GET") => self.responses[2 * i].increment(1),
+            (Some(i), "POST") => self.responses[2 * i + 1].increment(1),
+            _ => metrics::counter!(m::OCSP_RESPONSES, "status" => status, "method" => method)
+                .increment(1),
+        }
+    }
+}
+
+#[derive(Clone)]
 struct Weighter;
 
 impl quick_cache::Weighter<Box<[u8]>, Arc<CachedResponse>> for Weighter {
@@ -190,6 +267,10 @@ pub struct Responder {
     store: Arc<Store>,
     clock: SharedClock,
     cache: quick_cache::sync::Cache<Box<[u8]>, Arc<CachedResponse>, Weighter>,
+    /// The same entries, keyed by the request exactly as it arrived (a GET path or a POST body):
+    /// a repeated request is answered without decoding base64 or DER.
+    front: quick_cache::sync::Cache<Box<[u8]>, Arc<CachedResponse>, FrontWeighter>,
+    counters: Counters,
     pool: SigningPool,
     backdate: i64,
 }
@@ -239,6 +320,12 @@ impl Responder {
                 config.cache_bytes.max(1 << 20),
                 Weighter,
             ),
+            front: quick_cache::sync::Cache::with_weighter(
+                items,
+                (config.cache_bytes / 8).max(1 << 18),
+                FrontWeighter,
+            ),
+            counters: Counters::new(),
             pool: SigningPool::new(config.signing_threads, config.signing_queue),
             backdate: config.this_update_backdate,
         }
@@ -246,7 +333,36 @@ impl Responder {
 
     /// Answers a DER OCSPRequest. `method` labels metrics.
     pub async fn answer(self: &Arc<Self>, request: &[u8], method: &'static str) -> Answer {
-        let answer = match self.try_answer(request).await {
+        self.answer_keyed(request, None, method).await
+    }
+
+    /// The answer to a request seen before, looked up by its bytes as they arrived (`raw`: a GET
+    /// path or a POST body, prefixed by the caller so the two never mix), without decoding it —
+    /// if it is still fresh: same store generation for its serial, and not yet due for
+    /// re-signing (then the full path takes over and refreshes it).
+    pub fn answer_seen(&self, raw: &[u8], method: &'static str) -> Option<Arc<CachedResponse>> {
+        let hit = self.front.get(raw)?;
+        let generation = hit
+            .serial
+            .as_ref()
+            .map_or(0, |s| self.store.change_generation(hit.ca_index, s));
+        if hit.generation != generation || self.clock.now() >= hit.refresh_at {
+            return None;
+        }
+        self.counters.hit.increment(1);
+        self.counters.response(hit.response.status, method);
+        Some(hit)
+    }
+
+    /// [`Responder::answer`], remembering a cacheable single answer under `raw` (see
+    /// [`Responder::answer_seen`]). Requests with a nonce are never remembered.
+    pub async fn answer_keyed(
+        self: &Arc<Self>,
+        request: &[u8],
+        raw: Option<&[u8]>,
+        method: &'static str,
+    ) -> Answer {
+        let answer = match self.try_answer(request, raw).await {
             Ok(a) => a,
             Err(e) => {
                 match &e {
@@ -259,12 +375,15 @@ impl Responder {
                 Answer::Error(e.status())
             }
         };
-        metrics::counter!(m::OCSP_RESPONSES, "status" => answer.label(), "method" => method)
-            .increment(1);
+        self.counters.response(answer.label(), method);
         answer
     }
 
-    async fn try_answer(self: &Arc<Self>, request: &[u8]) -> Result<Answer, Error> {
+    async fn try_answer(
+        self: &Arc<Self>,
+        request: &[u8],
+        raw: Option<&[u8]>,
+    ) -> Result<Answer, Error> {
         let req = request::parse(request)?;
         let mut ca: Option<&Arc<Ca>> = None;
         for q in &req.queries {
@@ -288,7 +407,13 @@ impl Responder {
             NoncePolicy::Ignore => None,
         };
         if let ([q], None) = (req.queries.as_slice(), nonce) {
-            return self.single(&ca, q).await.map(Answer::Cached);
+            let entry = self.single(&ca, q).await?;
+            // Only a request without a nonce is a key worth keeping: with one, every request
+            // differs (a CA that ignores nonces would otherwise fill this cache with them).
+            if let (Some(raw), None) = (raw, req.nonce) {
+                self.front.insert(raw.into(), Arc::clone(&entry));
+            }
+            return Ok(Answer::Cached(entry));
         }
         self.unique(&ca, &req.queries, nonce)
             .await
@@ -314,7 +439,7 @@ impl Responder {
             if now >= hit.refresh_at && !hit.refreshing.swap(true, Ordering::AcqRel) {
                 self.refresh_in_background(Arc::clone(ca), q.variant, key, Arc::clone(&hit));
             }
-            metrics::counter!(m::OCSP_CACHE, "result" => "hit").increment(1);
+            self.counters.hit.increment(1);
             return Ok(hit);
         }
         let cert_id_der = q
@@ -349,7 +474,7 @@ impl Responder {
             && stored.version == version
             && now < half_way(stored.produced_at, stored.next_update)
         {
-            metrics::counter!(m::OCSP_CACHE, "result" => "store").increment(1);
+            self.counters.store.increment(1);
             let (status, _) = status_of(ca, record.as_ref());
             let times = Times {
                 produced_at: stored.produced_at,
@@ -360,13 +485,15 @@ impl Responder {
                 response: SignedResponse::new(stored.der, times, status.label()),
                 refresh_at: half_way(stored.produced_at, stored.next_update),
                 generation,
+                ca_index: ca.index,
+                serial: serial.cloned(),
                 cert_id_der: cert_id_der.into(),
                 refreshing: AtomicBool::new(false),
             });
             self.cache.insert(key, Arc::clone(&entry));
             return Ok(entry);
         }
-        metrics::counter!(m::OCSP_CACHE, "result" => "miss").increment(1);
+        self.counters.miss.increment(1);
         let (status, extended_revoke) = status_of(ca, record.as_ref());
         let cert_id =
             CertIdDer::from_der(cert_id_der).map_err(|e| Error::Internal(e.to_string()))?;
@@ -392,6 +519,8 @@ impl Responder {
             response: SignedResponse::new(der, times, label),
             refresh_at: half_way(times.produced_at, times.next_update),
             generation,
+            ca_index: ca.index,
+            serial: serial.cloned(),
             cert_id_der: cert_id_der.into(),
             refreshing: AtomicBool::new(false),
         });
@@ -448,7 +577,7 @@ impl Responder {
         let times = self.times(ca, now)?;
         let tbs = response::tbs_response_data(ca, &answers, times, nonce, extended_revoke)?;
         let der = self.sign(ca, tbs).await?;
-        Ok(SignedResponse::new(der, times, label))
+        Ok(SignedResponse::unique(der, times, label))
     }
 
     fn times(&self, ca: &Ca, now: UnixTime) -> Result<Times, Error> {
@@ -549,6 +678,8 @@ impl Responder {
                             response: SignedResponse::new(der, times, label),
                             refresh_at: half_way(times.produced_at, times.next_update),
                             generation,
+                            ca_index: ca.index,
+                            serial: Some(serial.clone()),
                             cert_id_der: cert_id_der.into_boxed_slice(),
                             refreshing: AtomicBool::new(false),
                         }),

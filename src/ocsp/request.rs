@@ -119,26 +119,34 @@ pub fn parse(der: &[u8]) -> Result<ParsedRequest<'_>, Error> {
 /// (`%2F`, `%2B`, `%3D` as encoders send them), then base64 with or without padding, in the
 /// standard or the URL-safe alphabet. Raw `/` and `+` are kept, as many clients do not encode them.
 pub fn decode_get_path(path: &str) -> Result<Vec<u8>, Error> {
-    let decoded: Vec<u8> = percent_encoding::percent_decode_str(path).collect();
-    let text: Vec<u8> = decoded
-        .into_iter()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
+    const LENIENT: base64::engine::GeneralPurposeConfig =
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireNone)
+            .with_decode_allow_trailing_bits(true);
+    const STANDARD: base64::engine::GeneralPurpose =
+        base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT);
+    const URL_SAFE: base64::engine::GeneralPurpose =
+        base64::engine::GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT);
+
+    let raw = path.as_bytes();
+    let decoded: Vec<u8>;
+    // Most clients send plain base64: decode it in place; percent-decode only when needed.
+    let text: &[u8] = if raw.iter().any(|&b| b == b'%' || b.is_ascii_whitespace()) {
+        decoded = percent_encoding::percent_decode(raw)
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
+        &decoded
+    } else {
+        raw
+    };
     if text.is_empty() {
         return Err(Error::Malformed("empty GET path".into()));
     }
-    let trimmed: &[u8] = {
-        let end = text.iter().rposition(|&b| b != b'=').map_or(0, |p| p + 1);
-        &text[..end]
-    };
-    let cfg = base64::engine::GeneralPurposeConfig::new()
-        .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireNone)
-        .with_decode_allow_trailing_bits(true);
-    let standard = base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, cfg);
-    let url_safe = base64::engine::GeneralPurpose::new(&base64::alphabet::URL_SAFE, cfg);
-    standard
+    let end = text.iter().rposition(|&b| b != b'=').map_or(0, |p| p + 1);
+    let trimmed = &text[..end];
+    STANDARD
         .decode(trimmed)
-        .or_else(|_| url_safe.decode(trimmed))
+        .or_else(|_| URL_SAFE.decode(trimmed))
         .map_err(|_| Error::Malformed("GET path is not base64".into()))
 }
 
