@@ -7,6 +7,8 @@
 
 use std::path::Path;
 
+use openssl::ec::EcKey;
+use openssl::ecdsa::EcdsaSig;
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Private};
@@ -81,6 +83,10 @@ impl std::fmt::Display for KeyKind {
 /// A private key that signs.
 pub struct Signer {
     key: PKey<Private>,
+    /// The same key when it is an EC key: signed through `ECDSA_do_sign` over a digest computed
+    /// apart, which skips OpenSSL 3's per-call `EVP_DigestSignInit` (algorithm fetch and context
+    /// set-up, a fifth of a P-256 signature's cost; see `cargo bench --bench ocsp -- sign/`).
+    ec: Option<EcKey<Private>>,
     kind: KeyKind,
     digest: MessageDigest,
     algorithm: &'static [u8],
@@ -139,8 +145,13 @@ impl Signer {
             other => return Err(Error::Unsupported(format!("{other:?}"))),
         };
         let public_key_der = key.public_key_to_der()?;
+        let ec = match kind {
+            KeyKind::EcP256 | KeyKind::EcP384 => Some(key.ec_key()?),
+            KeyKind::Rsa(_) => None,
+        };
         Ok(Signer {
             key,
+            ec,
             kind,
             digest,
             algorithm,
@@ -150,6 +161,15 @@ impl Signer {
 
     /// Signs `tbs`, returning the signature value (PKCS#1 v1.5 bytes, or a DER ECDSA-Sig-Value).
     pub fn sign(&self, tbs: &[u8]) -> Result<Vec<u8>, Error> {
+        match (&self.ec, self.kind) {
+            (Some(ec), KeyKind::EcP256) => {
+                return Ok(EcdsaSig::sign(&openssl::sha::sha256(tbs), ec)?.to_der()?);
+            }
+            (Some(ec), KeyKind::EcP384) => {
+                return Ok(EcdsaSig::sign(&openssl::sha::sha384(tbs), ec)?.to_der()?);
+            }
+            _ => {}
+        }
         let mut signer = openssl::sign::Signer::new(self.digest, &self.key)?;
         signer.update(tbs)?;
         Ok(signer.sign_to_vec()?)
@@ -188,7 +208,8 @@ mod tests {
         let pubkey = PKey::public_key_from_der(signer.public_key_der()).expect("own public key");
         let mut v = openssl::sign::Verifier::new(signer.digest, &pubkey).expect("verifier");
         v.update(tbs).expect("update");
-        v.verify(sig).expect("verify runs")
+        // A DER ECDSA-Sig-Value or PKCS#1 bytes, checked by openssl's EVP verifier.
+        v.verify(sig).unwrap_or(false)
     }
 
     #[test]
@@ -196,7 +217,9 @@ mod tests {
         let rsa = PKey::from_rsa(Rsa::generate(2048).expect("rsa")).expect("pkey");
         let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("group");
         let ec = PKey::from_ec_key(EcKey::generate(&group).expect("ec")).expect("pkey");
-        for key in [rsa, ec] {
+        let group384 = EcGroup::from_curve_name(Nid::SECP384R1).expect("group");
+        let ec384 = PKey::from_ec_key(EcKey::generate(&group384).expect("ec")).expect("pkey");
+        for key in [rsa, ec, ec384] {
             let s = Signer::new(key).expect("supported");
             let sig = s.sign(b"to be signed").expect("signs");
             assert!(verify(&s, b"to be signed", &sig));
