@@ -153,6 +153,29 @@ pub struct CachedResponse {
     refreshing: AtomicBool,
 }
 
+impl CachedResponse {
+    /// An entry for `der`, signed at `times`, made from a record read at store `generation`.
+    fn new(
+        der: Vec<u8>,
+        times: Times,
+        status: &'static str,
+        generation: u64,
+        ca: &Ca,
+        serial: Option<&Serial>,
+        cert_id_der: &[u8],
+    ) -> Arc<CachedResponse> {
+        Arc::new(CachedResponse {
+            response: SignedResponse::new(der, times, status),
+            refresh_at: half_way(times.produced_at, times.next_update),
+            generation,
+            ca_index: ca.index,
+            serial: serial.cloned(),
+            cert_id_der: cert_id_der.into(),
+            refreshing: AtomicBool::new(false),
+        })
+    }
+}
+
 /// What the responder answers.
 #[derive(Debug)]
 pub enum Answer {
@@ -481,15 +504,15 @@ impl Responder {
                 this_update: stored.this_update,
                 next_update: stored.next_update,
             };
-            let entry = Arc::new(CachedResponse {
-                response: SignedResponse::new(stored.der, times, status.label()),
-                refresh_at: half_way(stored.produced_at, stored.next_update),
+            let entry = CachedResponse::new(
+                stored.der,
+                times,
+                status.label(),
                 generation,
-                ca_index: ca.index,
-                serial: serial.cloned(),
-                cert_id_der: cert_id_der.into(),
-                refreshing: AtomicBool::new(false),
-            });
+                ca,
+                serial,
+                cert_id_der,
+            );
             self.cache.insert(key, Arc::clone(&entry));
             return Ok(entry);
         }
@@ -515,15 +538,7 @@ impl Responder {
             };
             self.store.put_ocsp_response(&ca.id, s, variant, &stored)?;
         }
-        let entry = Arc::new(CachedResponse {
-            response: SignedResponse::new(der, times, label),
-            refresh_at: half_way(times.produced_at, times.next_update),
-            generation,
-            ca_index: ca.index,
-            serial: serial.cloned(),
-            cert_id_der: cert_id_der.into(),
-            refreshing: AtomicBool::new(false),
-        });
+        let entry = CachedResponse::new(der, times, label, generation, ca, serial, cert_id_der);
         self.cache.insert(key, Arc::clone(&entry));
         Ok(entry)
     }
@@ -674,15 +689,15 @@ impl Responder {
                 if self.cache.get(&key).is_some() {
                     self.cache.insert(
                         key,
-                        Arc::new(CachedResponse {
-                            response: SignedResponse::new(der, times, label),
-                            refresh_at: half_way(times.produced_at, times.next_update),
+                        CachedResponse::new(
+                            der,
+                            times,
+                            label,
                             generation,
-                            ca_index: ca.index,
-                            serial: Some(serial.clone()),
-                            cert_id_der: cert_id_der.into_boxed_slice(),
-                            refreshing: AtomicBool::new(false),
-                        }),
+                            ca,
+                            Some(&serial),
+                            &cert_id_der,
+                        ),
                     );
                 }
                 stats.resigned += 1;

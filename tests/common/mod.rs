@@ -378,17 +378,37 @@ fn ext_integer(
 }
 
 /// Whether the CRL has an entry for this serial (hex, any case, leading zeros ignored).
+/// The serial numbers a CRL lists, as lower-case hex without leading zeros (see [`serial_key`]):
+/// for checking many serials against one CRL.
+pub fn listed_serials(crl: &openssl::x509::X509Crl) -> std::collections::HashSet<String> {
+    crl.get_revoked()
+        .map(|revoked| {
+            revoked
+                .iter()
+                .filter_map(|r| {
+                    let bn = r.serial_number().to_bn().ok()?;
+                    let hex = bn.to_hex_str().ok()?;
+                    Some(serial_key(&hex))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A serial in hex, normalised for comparison: BN_bn2hex keeps a leading zero nibble ("0FF4…")
+/// and upper case; compare numbers, not text.
+pub fn serial_key(serial_hex: &str) -> String {
+    serial_hex.trim_start_matches('0').to_ascii_lowercase()
+}
+
 pub fn lists(crl: &openssl::x509::X509Crl, serial_hex: &str) -> bool {
+    let wanted = serial_key(serial_hex);
     crl.get_revoked().is_some_and(|revoked| {
         revoked.iter().any(|r| {
             r.serial_number()
                 .to_bn()
-                .and_then(|bn| bn.to_hex_str().map(|h| h.to_string()))
-                .is_ok_and(|h| {
-                    // BN_bn2hex keeps a leading zero nibble ("0FF4…"): compare numbers, not text.
-                    h.trim_start_matches('0')
-                        .eq_ignore_ascii_case(serial_hex.trim_start_matches('0'))
-                })
+                .and_then(|bn| bn.to_hex_str().map(|h| serial_key(&h)))
+                .is_ok_and(|h| h == wanted)
         })
     })
 }
