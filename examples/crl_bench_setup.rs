@@ -67,8 +67,8 @@ fn main() -> anyhow::Result<()> {
         &config.store.path,
         std::slice::from_ref(&ca),
         &StoreOptions {
-            block_cache_bytes: 64 << 20,
             sync: false,
+            ..StoreOptions::default()
         },
     )?;
     let now = UnixTime(

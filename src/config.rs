@@ -126,6 +126,9 @@ pub struct RawStore {
     /// RocksDB block cache, in MiB.
     #[serde(default = "defaults::block_cache_mb")]
     pub block_cache_mb: usize,
+    /// RocksDB memtables of all column families together, in MiB.
+    #[serde(default = "defaults::write_buffer_mb")]
+    pub write_buffer_mb: usize,
 }
 
 /// `[ocsp]`.
@@ -256,7 +259,10 @@ mod defaults {
         "data".into()
     }
     pub fn block_cache_mb() -> usize {
-        128
+        64
+    }
+    pub fn write_buffer_mb() -> usize {
+        32
     }
     pub fn cache_mb() -> usize {
         64
@@ -337,6 +343,7 @@ impl Default for RawStore {
         RawStore {
             path: defaults::store_path(),
             block_cache_mb: defaults::block_cache_mb(),
+            write_buffer_mb: defaults::write_buffer_mb(),
         }
     }
 }
@@ -434,6 +441,8 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// Block cache in bytes.
     pub block_cache_bytes: usize,
+    /// All memtables together, in bytes.
+    pub write_buffer_bytes: usize,
 }
 
 /// `[ocsp]`, validated.
@@ -743,6 +752,7 @@ impl RawConfig {
         let store = StoreConfig {
             path: resolve(&self.store.path),
             block_cache_bytes: self.store.block_cache_mb.max(8) << 20,
+            write_buffer_bytes: self.store.write_buffer_mb.max(4) << 20,
         };
         let o = &self.ocsp;
         let ocsp = OcspConfig {

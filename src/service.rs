@@ -31,6 +31,7 @@ pub fn open_store(config: &Config) -> Result<Store, Error> {
     let ids: Vec<_> = config.cas.iter().map(|c| c.id.clone()).collect();
     let options = StoreOptions {
         block_cache_bytes: config.store.block_cache_bytes,
+        write_buffer_bytes: config.store.write_buffer_bytes,
         sync: true,
     };
     Ok(Store::open(&config.store.path, &ids, &options)?)
