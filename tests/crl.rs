@@ -294,6 +294,15 @@ fn published_crls_verify_and_are_served_with_cache_headers() {
     assert_eq!(org["full"]["number"], full_number);
     assert!(org["full"]["next_update"].is_string());
     assert_eq!(org["delta"]["base"], full_number);
+    for path in ["/crl/aci-el-org.crl", "/crl/", "/crl/aci-el-org/1.crl"] {
+        let post = fetch_method("POST", &s.url(path), &[]);
+        assert_eq!(post.status, 405, "POST {path}");
+        assert_eq!(post.header("allow"), Some("GET, HEAD"), "POST {path}");
+        assert_eq!(
+            post.header("content-type"),
+            Some("application/problem+json")
+        );
+    }
     let unknown = fetch(&s.url("/crl/nope.crl"), &[]);
     assert_eq!(unknown.status, 404);
     assert_eq!(

@@ -64,7 +64,7 @@ pub fn public_routes(cfg: &mut web::ServiceConfig) {
                 .route("/", get_or_head().to(crl::list))
                 .route("/{file}", get_or_head().to(crl::current))
                 .route("/{ca}/{file}", get_or_head().to(crl::by_number))
-                .default_service(web::to(not_found)),
+                .default_service(web::to(crl_fallback)),
         )
         .route("/ocsp", web::post().to(ocsp::post))
         .route("/", web::post().to(ocsp::post))
@@ -136,6 +136,25 @@ pub fn admin_routes(cfg: &mut web::ServiceConfig) {
         cfg.service(resource.default_service(web::to(method_not_allowed)));
     }
     cfg.default_service(web::to(not_found));
+}
+
+/// Under `/crl` everything is read-only: another method gets 405 with `Allow`, an unknown
+/// path 404.
+async fn crl_fallback(req: HttpRequest) -> HttpResponse {
+    use actix_web::http::Method;
+    if req.method() == Method::GET || req.method() == Method::HEAD {
+        return actix_web::ResponseError::error_response(&ApiError::NotFound(format!(
+            "no such resource: {} {}",
+            req.method(),
+            req.path()
+        )));
+    }
+    let mut resp = actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed);
+    resp.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        actix_web::http::header::HeaderValue::from_static("GET, HEAD"),
+    );
+    resp
 }
 
 async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
