@@ -329,11 +329,21 @@ fn failed(sent: Instant, e: Option<http::Error>) -> Done {
     }
 }
 
-fn verdict_outcome(v: Verdict) -> (Outcome, Option<String>) {
-    match v {
-        Verdict::Ok => (Outcome::Ok, None),
-        Verdict::Wrong(m) => (Outcome::Wrong, Some(m)),
-        Verdict::Error(m) => (Outcome::Error, Some(m)),
+impl Done {
+    /// The record of a request whose answer was judged `verdict`.
+    fn judged(verdict: Verdict, bytes: usize, sent: Instant, done: Instant) -> Done {
+        let (outcome, message) = match verdict {
+            Verdict::Ok => (Outcome::Ok, None),
+            Verdict::Wrong(m) => (Outcome::Wrong, Some(m)),
+            Verdict::Error(m) => (Outcome::Error, Some(m)),
+        };
+        Done {
+            outcome,
+            bytes,
+            message,
+            sent,
+            done,
+        }
     }
 }
 
@@ -519,14 +529,7 @@ impl Engine {
             now: now_unix(),
         };
         let verdict = self.check_ocsp_response(&resp, &want, ca as usize, &mut c.rng);
-        let (outcome, message) = verdict_outcome(verdict);
-        Done {
-            outcome,
-            bytes: resp.body.len(),
-            message,
-            sent,
-            done,
-        }
+        Done::judged(verdict, resp.body.len(), sent, done)
     }
 
     fn check_ocsp_response(
@@ -628,14 +631,7 @@ impl Engine {
             s if s >= 500 => Verdict::Error(format!("HTTP {s}")),
             s => Verdict::Error(format!("HTTP {s} for {path}")),
         };
-        let (outcome, message) = verdict_outcome(verdict);
-        Done {
-            outcome,
-            bytes: resp.body.len(),
-            message,
-            sent,
-            done,
-        }
+        Done::judged(verdict, resp.body.len(), sent, done)
     }
 
     fn admin(&self) -> Result<(&Endpoint, &str), Done> {

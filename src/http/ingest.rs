@@ -165,6 +165,18 @@ fn content_type(req: &HttpRequest) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Commits `changes` as one durable transaction, timing it for `vigie_ingest_commit_seconds`.
+fn commit_timed(
+    st: &AppState,
+    changes: &[CertChange],
+    label: Option<&str>,
+) -> Result<Vec<Outcome>, ingest::Error> {
+    let start = std::time::Instant::now();
+    let outcomes = ingest::commit(&st.store, st.clock.now(), changes, label)?;
+    metrics::histogram!(m::INGEST_COMMIT_SECONDS).record(start.elapsed().as_secs_f64());
+    Ok(outcomes)
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ingest::Error> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -217,10 +229,7 @@ pub async fn post_revocations(
         let (changes, batch) = request::revocations(ct.as_deref(), &body, |ca| {
             registry.by_id(ca.as_str()).is_some()
         })?;
-        let label = batch.then_some("revocations");
-        let start = std::time::Instant::now();
-        let outcomes = ingest::commit(&st.store, st.clock.now(), &changes, label)?;
-        metrics::histogram!(m::INGEST_COMMIT_SECONDS).record(start.elapsed().as_secs_f64());
+        let outcomes = commit_timed(&st, &changes, batch.then_some("revocations"))?;
         Ok((changes, outcomes))
     })
     .await?;
@@ -254,9 +263,7 @@ pub async fn post_certificates(
                     .map_err(|e| e.within(&format!("certificates[{i}]")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let start = std::time::Instant::now();
-        let outcomes = ingest::commit(&st.store, st.clock.now(), &changes, Some("certificates"))?;
-        metrics::histogram!(m::INGEST_COMMIT_SECONDS).record(start.elapsed().as_secs_f64());
+        let outcomes = commit_timed(&st, &changes, Some("certificates"))?;
         Ok((changes, outcomes))
     })
     .await?;
@@ -290,7 +297,7 @@ pub async fn delete_revocation(
     };
     let changes = vec![change];
     let (changes, outcomes) = blocking(move || {
-        let outcomes = ingest::commit(&st.store, st.clock.now(), &changes, None)?;
+        let outcomes = commit_timed(&st, &changes, None)?;
         Ok((changes, outcomes))
     })
     .await?;
