@@ -38,6 +38,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let setup = DemoSetup {
+        hsm: false,
         dir: dir.path().join("demo"),
         listen: "127.0.0.1:0".into(),
         admin_listen: "127.0.0.1:0".into(),

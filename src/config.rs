@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::model::CaId;
 use crate::pki::CaRegistry;
+use crate::signer::{KeyRef, Pkcs11Settings};
 
 /// Why the configuration cannot be used. Each message names the table and the key.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +72,25 @@ pub struct RawConfig {
     /// The CAs served.
     #[serde(default, rename = "ca")]
     pub cas: Vec<RawCa>,
+    /// The PKCS#11 module holding keys named by `pkcs11:` URIs.
+    #[serde(default)]
+    pub pkcs11: Option<RawPkcs11>,
+}
+
+/// `[pkcs11]`: the module that `pkcs11:` key URIs (RFC 7512) go through. The user PIN comes from
+/// `pin_file` or the `VIGIE_PKCS11_PIN` environment variable, never from this file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPkcs11 {
+    /// Path of the PKCS#11 module (e.g. `/usr/lib/softhsm/libsofthsm2.so`).
+    pub module: String,
+    /// File holding the user PIN (first line); `VIGIE_PKCS11_PIN` takes precedence.
+    #[serde(default)]
+    pub pin_file: Option<String>,
+    /// Sessions per token; 0 = the signing threads. The OCSP signing pool then has as many
+    /// threads as sessions.
+    #[serde(default)]
+    pub sessions: usize,
 }
 
 /// `[public]`.
@@ -194,12 +214,14 @@ pub struct RawCa {
     pub id: String,
     /// The issuing CA certificate (PEM or DER).
     pub cert: String,
-    /// The CA private key, which signs CRLs.
-    pub key: String,
+    /// The CA private key, which signs CRLs: a file path or a `pkcs11:` URI (RFC 7512). Optional
+    /// when `crl_schedule` is absent or empty: such a node builds no CRL for this CA.
+    #[serde(default)]
+    pub key: Option<String>,
     /// The delegated OCSP signer certificate (id-kp-OCSPSigning, issued by this CA). May be
     /// the CA certificate itself, in which case the CA key signs responses.
     pub ocsp_cert: String,
-    /// The delegated OCSP signer key.
+    /// The delegated OCSP signer key: a file path or a `pkcs11:` URI (RFC 7512).
     pub ocsp_key: String,
     /// thisUpdate → nextUpdate of a response (RFC 9919; CA/B BR §4.9.10: 8 hours to 10 days).
     #[serde(default = "defaults::ocsp_validity")]
@@ -212,9 +234,10 @@ pub struct RawCa {
     /// certificateHold at 1970-01-01, with the extended-revoke extension of §4.4.8).
     #[serde(default = "defaults::unknown_serial")]
     pub unknown_serial: String,
-    /// When full CRLs are built: a cron expression with a seconds field.
-    #[serde(default = "defaults::crl_schedule")]
-    pub crl_schedule: String,
+    /// When full CRLs are built: a cron expression with a seconds field. Absent: the default
+    /// schedule when `key` is given, no CRLs otherwise; "" builds no CRLs.
+    #[serde(default)]
+    pub crl_schedule: Option<String>,
     /// When delta CRLs are built: a cron expression with a seconds field; "" for no delta CRLs.
     #[serde(default = "defaults::delta_schedule")]
     pub delta_schedule: String,
@@ -487,19 +510,19 @@ pub struct CaConfig {
     pub id: CaId,
     /// CA certificate file.
     pub cert: PathBuf,
-    /// CA key file.
-    pub key: PathBuf,
+    /// CA key (file or PKCS#11 URI); `None`: this node builds no CRL for the CA.
+    pub key: Option<KeyRef>,
     /// OCSP signer certificate file.
     pub ocsp_cert: PathBuf,
-    /// OCSP signer key file.
-    pub ocsp_key: PathBuf,
+    /// OCSP signer key (file or PKCS#11 URI).
+    pub ocsp_key: KeyRef,
     /// Response validity in seconds.
     pub ocsp_validity: i64,
     /// Nonce handling.
     pub nonce: NoncePolicy,
     /// Never-registered serials.
     pub unknown_serial: UnknownSerialPolicy,
-    /// CRL publication.
+    /// CRL publication (not used when `key` is `None`).
     pub crl: CaCrlConfig,
 }
 
@@ -522,6 +545,8 @@ pub struct Config {
     pub cas: Vec<CaConfig>,
     /// The CAs with their certificates and keys loaded and checked.
     pub registry: Arc<CaRegistry>,
+    /// `[pkcs11]`, with the PIN read (never shown by `Debug`).
+    pub pkcs11: Option<Pkcs11Settings>,
 }
 
 impl Config {
@@ -769,6 +794,51 @@ impl RawConfig {
                 secs("[ocsp]", "refresh_interval", &o.refresh_interval)?.max(1) as u64,
             ),
         };
+        let pkcs11 = match &self.pkcs11 {
+            None => None,
+            Some(p) => {
+                let pin = match (std::env::var("VIGIE_PKCS11_PIN").ok(), &p.pin_file) {
+                    (Some(pin), _) => pin,
+                    (None, Some(f)) => {
+                        let path = resolve(f);
+                        let text = std::fs::read_to_string(&path).map_err(|e| {
+                            invalid(
+                                "[pkcs11]",
+                                "pin_file",
+                                format!("cannot read {}: {e}", path.display()),
+                            )
+                        })?;
+                        text.lines().next().unwrap_or_default().to_owned()
+                    }
+                    (None, None) => {
+                        return Err(invalid(
+                            "[pkcs11]",
+                            "pin_file",
+                            "no user PIN: set pin_file or the VIGIE_PKCS11_PIN environment variable"
+                                .into(),
+                        ));
+                    }
+                };
+                if p.module.trim().is_empty() {
+                    return Err(invalid("[pkcs11]", "module", "must not be empty".into()));
+                }
+                Some(Pkcs11Settings {
+                    module: resolve(&p.module),
+                    pin: pin.into(),
+                    sessions: if p.sessions == 0 {
+                        ocsp.signing_threads
+                    } else {
+                        p.sessions
+                    },
+                })
+            }
+        };
+        // The signing pool is sized to the sessions, not to the cores: a signing thread
+        // without a session would only wait for one.
+        let mut ocsp = ocsp;
+        if let Some(p) = &pkcs11 {
+            ocsp.signing_threads = p.sessions;
+        }
         if ocsp.this_update_backdate > 3600 {
             return Err(invalid(
                 "[ocsp]",
@@ -874,8 +944,41 @@ impl RawConfig {
                     "must not be empty (use delta_schedule = \"\" for no delta CRLs)".into(),
                 )
             })?;
+            let key = match &c.key {
+                Some(k) => {
+                    Some(KeyRef::parse(k, dir).map_err(|e| invalid(&table, "key", e.to_string()))?)
+                }
+                None => None,
+            };
+            let schedule = match (c.crl_schedule.as_deref().map(str::trim), &key) {
+                (Some(""), _) | (None, None) => None,
+                (None, Some(_)) => Some(defaults::crl_schedule()),
+                (Some(s), Some(_)) => Some(s.to_owned()),
+                (Some(_), None) => {
+                    return Err(invalid(
+                        &table,
+                        "key",
+                        "the CA key is needed to build CRLs (crl_schedule is set); a responder \
+                         that builds no CRL leaves out crl_schedule"
+                            .into(),
+                    ));
+                }
+            };
+            // No CRL schedule: this node builds no CRL, and needs no CA key.
+            let key = schedule.as_ref().and(key);
+            let ocsp_key = KeyRef::parse(&c.ocsp_key, dir)
+                .map_err(|e| invalid(&table, "ocsp_key", e.to_string()))?;
+            if (key.as_ref().is_some_and(KeyRef::is_pkcs11) || ocsp_key.is_pkcs11())
+                && pkcs11.is_none()
+            {
+                return Err(invalid(
+                    &table,
+                    if ocsp_key.is_pkcs11() { "ocsp_key" } else { "key" },
+                    "a pkcs11: URI needs a [pkcs11] table (module, pin_file)".into(),
+                ));
+            }
             let crl_cfg = CaCrlConfig {
-                schedule: c.crl_schedule.trim().to_owned(),
+                schedule: schedule.clone().unwrap_or_default(),
                 delta_schedule: Some(c.delta_schedule.trim().to_owned()).filter(|s| !s.is_empty()),
                 validity,
                 delta_validity,
@@ -887,15 +990,8 @@ impl RawConfig {
                 idp_url,
                 delta_url,
             };
-            if crl_cfg.schedule.is_empty() {
-                return Err(invalid(
-                    &table,
-                    "crl_schedule",
-                    "a full CRL schedule is required".into(),
-                ));
-            }
             for (key, expr) in [
-                ("crl_schedule", Some(&crl_cfg.schedule)),
+                ("crl_schedule", schedule.as_ref()),
                 ("delta_schedule", crl_cfg.delta_schedule.as_ref()),
             ] {
                 if let Some(expr) = expr {
@@ -905,9 +1001,9 @@ impl RawConfig {
             cas.push(CaConfig {
                 id,
                 cert: resolve(&c.cert),
-                key: resolve(&c.key),
+                key,
                 ocsp_cert: resolve(&c.ocsp_cert),
-                ocsp_key: resolve(&c.ocsp_key),
+                ocsp_key,
                 ocsp_validity,
                 nonce,
                 unknown_serial,
@@ -921,7 +1017,7 @@ impl RawConfig {
                 "no CA configured: add at least one [[ca]] table".into(),
             ));
         }
-        let registry = CaRegistry::load(&cas).map_err(|e| {
+        let registry = CaRegistry::load(&cas, pkcs11.as_ref()).map_err(|e| {
             let (index, key, message) = e.parts();
             invalid(
                 &format!("[[ca]] #{} (id {:?})", index + 1, cas[index].id.as_str()),
@@ -938,6 +1034,7 @@ impl RawConfig {
             crl,
             cas,
             registry: Arc::new(registry),
+            pkcs11,
         })
     }
 }

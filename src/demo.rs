@@ -28,6 +28,9 @@ pub struct DemoSetup {
     pub admin_listen: String,
     /// RSA size of the CA keys.
     pub ca_rsa_bits: u32,
+    /// Issuing CA and OCSP signer keys in a SoftHSM2 token of the demo directory
+    /// ([`crate::pki::demo_hsm`]); the process must run with its `SOFTHSM2_CONF`.
+    pub hsm: bool,
 }
 
 /// What [`prepare`] made.
@@ -56,14 +59,32 @@ fn config_text(setup: &DemoSetup, pki: &DemoPki, dir: &Path, token_sha256: &str)
          [store]\npath = \"data\"\n\n",
         setup.listen, setup.listen, setup.admin_listen
     );
+    if setup.hsm {
+        s.push_str(&format!(
+            "# Keys of the issuing CAs and OCSP signers: in the SoftHSM2 token of softhsm/ (run with\n\
+             # SOFTHSM2_CONF=softhsm/softhsm2.conf). The user PIN is in {}.\n\
+             [pkcs11]\nmodule = \"{}\"\npin_file = \"{}\"\n\n",
+            crate::pki::demo_hsm::PIN_FILE,
+            crate::pki::demo_hsm::SOFTHSM_MODULE,
+            crate::pki::demo_hsm::PIN_FILE
+        ));
+    }
     for ca in &pki.cas {
+        let (key, ocsp_key) = if setup.hsm {
+            (
+                crate::pki::demo_hsm::ca_key_uri(&ca.id),
+                crate::pki::demo_hsm::ocsp_key_uri(&ca.id),
+            )
+        } else {
+            (rel(&ca.key), rel(&ca.ocsp_key))
+        };
         s.push_str(&format!(
             "[[ca]]\nid = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nocsp_cert = \"{}\"\nocsp_key = \"{}\"\nocsp_validity = \"1d\"\n\n",
             ca.id,
             rel(&ca.cert),
-            rel(&ca.key),
+            key,
             rel(&ca.ocsp_cert),
-            rel(&ca.ocsp_key)
+            ocsp_key
         ));
     }
     s
@@ -84,6 +105,10 @@ pub fn prepare(setup: &DemoSetup) -> Result<Prepared, Error> {
             ca_rsa_bits: setup.ca_rsa_bits,
         },
     )?;
+    if setup.hsm {
+        let conf = crate::pki::demo_hsm::softhsm_conf(&dir)?;
+        crate::pki::demo_hsm::move_keys_into_token(&dir, &pki, setup.ca_rsa_bits, &conf)?;
+    }
     let config_path = dir.join("vigie.toml");
     if !config_path.exists() {
         let token = new_token()?;
@@ -188,6 +213,21 @@ pub fn instructions(setup: &DemoSetup, prepared: &Prepared, config: &Config) -> 
         shown(&prepared.config_path),
         shown(&prepared.pki.roots)
     ));
+    let org_ca = prepared.pki.cas.iter().find(|c| c.id == "aci-el-org");
+    if let (true, Some(org_ca)) = (setup.hsm, org_ca) {
+        out.push_str(&format!(
+            "# Keys of the issuing CAs and OCSP signers are in the SoftHSM2 token of {}/softhsm\n\
+             # (not extractable). Other vigie commands on this directory need:\n\
+             export SOFTHSM2_CONF={}/softhsm/softhsm2.conf\n\
+             # CRL signatures made in the token, checked by openssl:\n\
+             curl -s {url}/crl/aci-el-org.crl | openssl crl -inform DER -CAfile {} -noout -verify\n\
+             curl -s {url}/crl/aci-el-org-delta.crl | openssl crl -inform DER -CAfile {} -noout -verify\n\n",
+            shown(&setup.dir),
+            shown(&setup.dir),
+            shown(&org_ca.cert),
+            shown(&org_ca.cert),
+        ));
+    }
     for cert in [pick(true), pick(false)].into_iter().flatten() {
         let Some(ca) = prepared.pki.cas.iter().find(|c| c.id == cert.ca_id) else {
             continue;

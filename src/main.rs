@@ -45,6 +45,10 @@ enum Command {
         /// Prepare everything and print the commands, but do not serve.
         #[arg(long)]
         no_serve: bool,
+        /// Keep the issuing CA and OCSP signer keys in a SoftHSM2 token made in the demo
+        /// directory (keys generated inside it, not extractable), used through PKCS#11 URIs.
+        #[arg(long)]
+        hsm: bool,
     },
     /// Check a configuration file (certificates, keys, every key) and exit.
     Check {
@@ -282,6 +286,31 @@ fn init_logging() {
         .init();
 }
 
+/// `vigie demo --hsm`: SoftHSM2 reads `SOFTHSM2_CONF` when the module is initialised, so this
+/// process must start with the demo's. When it did not, it makes the file and starts itself
+/// again with it (exec: same process id, same arguments).
+fn demo_hsm_environment(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let conf = vigie::pki::demo_hsm::softhsm_conf(dir)?;
+    if std::env::var_os("SOFTHSM2_CONF").is_some_and(|c| std::path::Path::new(&c) == conf) {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let exe = std::env::current_exe().context("finding the vigie executable")?;
+        let err = std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .env("SOFTHSM2_CONF", &conf)
+            .exec();
+        Err(anyhow::anyhow!("re-executing with SOFTHSM2_CONF: {err}"))
+    }
+    #[cfg(not(unix))]
+    {
+        anyhow::bail!("set SOFTHSM2_CONF={} and run again", conf.display())
+    }
+}
+
 fn serve(config: Config) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         vigie::service::run(config, Arc::new(SystemClock), |bound| {
@@ -458,12 +487,17 @@ fn main() -> anyhow::Result<()> {
             admin_listen,
             ca_bits,
             no_serve,
+            hsm,
         } => {
+            if hsm {
+                demo_hsm_environment(&dir)?;
+            }
             let setup = DemoSetup {
                 dir,
                 listen,
                 admin_listen,
                 ca_rsa_bits: ca_bits,
+                hsm,
             };
             eprintln!(
                 "preparing the demo PKI in {} (first run: a few seconds of key generation)…",

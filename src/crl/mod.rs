@@ -377,6 +377,13 @@ fn try_lock(m: &Mutex<()>) -> Option<MutexGuard<'_, ()>> {
     }
 }
 
+/// The CA's CRL signer; every CA of the publisher has one (see [`Publisher::new`]).
+fn crl_signer(ca: &Ca) -> Result<&crate::signer::Signer, Error> {
+    ca.crl_signer
+        .as_ref()
+        .ok_or_else(|| Error::UnknownCa(ca.id.to_string()))
+}
+
 fn decode_record(bytes: &[u8]) -> Result<CrlRecord, Error> {
     postcard::from_bytes(bytes).map_err(|e| Error::Corrupt(format!("CRL record: {e}")))
 }
@@ -404,6 +411,10 @@ impl Publisher {
                 .registry
                 .by_id(c.id.as_str())
                 .ok_or_else(|| Error::UnknownCa(c.id.to_string()))?;
+            // A CA without a key here (no crl_schedule) has its CRLs built elsewhere.
+            if ca.crl_signer.is_none() {
+                continue;
+            }
             slots.push(CaSlot {
                 ca: Arc::clone(ca),
                 policy: c.crl.clone(),
@@ -776,7 +787,8 @@ impl Publisher {
             .full
             .as_ref()
             .map_or(0, |f| f.der.len() + f.der.len() / 8);
-        let mut writer = CrlWriter::new(&template, ca.crl_signer.algorithm_der(), hint)?;
+        let signer = crl_signer(ca)?;
+        let mut writer = CrlWriter::new(&template, signer.algorithm_der(), hint)?;
         let mut expiring = Vec::new();
         encode_revoked(&self.pool, &view, now, p.keep_expired, horizon, |part| {
             writer.push(&part.der, part.entries);
@@ -785,7 +797,7 @@ impl Publisher {
         drop(view);
         let entries = writer.entries();
         let encoded = started.elapsed();
-        let der = writer.finish(&ca.crl_signer)?;
+        let der = writer.finish(signer)?;
         let signed = started.elapsed();
         let record = CrlRecord {
             kind: CrlKind::Full,
@@ -829,7 +841,7 @@ impl Publisher {
         drop(view);
         let chunks = self.pool.install(|| build::encode_entries(&entries))?;
         let encoded = started.elapsed();
-        let der = build::assemble(&template, &ca.crl_signer, chunks)?;
+        let der = build::assemble(&template, crl_signer(ca)?, chunks)?;
         let signed = started.elapsed();
         let record = CrlRecord {
             kind: CrlKind::Delta,

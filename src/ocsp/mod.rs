@@ -67,6 +67,18 @@ impl Error {
     }
 }
 
+/// A key whose token cannot sign now → `tryLater` (and cached answers keep being served);
+/// any other signing failure → `internalError`.
+fn signing_error(e: crate::signer::Error) -> Error {
+    match e {
+        crate::signer::Error::Unavailable(reason) => {
+            tracing::warn!(%reason, "OCSP signature unavailable: answering tryLater");
+            Error::TryLater
+        }
+        other => Error::Internal(other.to_string()),
+    }
+}
+
 impl From<crate::store::Error> for Error {
     fn from(e: crate::store::Error) -> Self {
         Error::Internal(e.to_string())
@@ -624,7 +636,7 @@ impl Responder {
         let (tbs, signature) = rx
             .await
             .map_err(|_| Error::Internal("signing thread gone".into()))?
-            .map_err(|e| Error::Internal(e.to_string()))?;
+            .map_err(signing_error)?;
         response::assemble(ca, &tbs, &signature)
     }
 
@@ -670,10 +682,7 @@ impl Responder {
                     extended_revoke,
                 )?;
                 let start = Instant::now();
-                let signature = ca
-                    .ocsp_signer
-                    .sign(&tbs)
-                    .map_err(|e| Error::Internal(e.to_string()))?;
+                let signature = ca.ocsp_signer.sign(&tbs).map_err(signing_error)?;
                 metrics::histogram!(m::OCSP_SIGNING_SECONDS).record(start.elapsed().as_secs_f64());
                 let der = response::assemble(ca, &tbs, &signature)?;
                 let fresh = StoredResponse {

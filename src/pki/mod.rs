@@ -4,6 +4,7 @@
 //! [`demo`] creates a self-contained test PKI shaped like IGC-Santé.
 
 pub mod demo;
+pub mod demo_hsm;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage};
 
 use crate::config::{CaConfig, NoncePolicy, UnknownSerialPolicy};
 use crate::model::{CaId, UnixTime};
-use crate::signer::Signer;
+use crate::signer::{Pkcs11Settings, Signer};
 
 /// Why a CA could not be loaded. Carries the index of its `[[ca]]` table and the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -125,8 +126,8 @@ pub struct Ca {
     /// subjectKeyIdentifier of the CA certificate when present, else `key_sha1`: the
     /// authorityKeyIdentifier of CRLs.
     pub key_identifier: Vec<u8>,
-    /// Signs CRLs.
-    pub crl_signer: Signer,
+    /// Signs CRLs; `None` on a node that builds no CRL for this CA (no `key`).
+    pub crl_signer: Option<Signer>,
     /// Signs OCSP responses.
     pub ocsp_signer: Signer,
     /// The OCSP signer certificate, DER, included in responses.
@@ -204,7 +205,7 @@ pub fn one_line_name(name: &openssl::x509::X509NameRef) -> String {
 }
 
 impl Ca {
-    fn load(index: usize, c: &CaConfig) -> Result<Ca, Error> {
+    fn load(index: usize, c: &CaConfig, pkcs11: Option<&Pkcs11Settings>) -> Result<Ca, Error> {
         let err = |key: &'static str, message: String| Error {
             index,
             key,
@@ -229,17 +230,23 @@ impl Ca {
                 ),
             ));
         }
-        let crl_signer = Signer::from_file(&c.key).map_err(|e| err("key", e.to_string()))?;
-        if !crl_signer.public_key_matches(&cert) {
-            return Err(err(
-                "key",
-                format!(
-                    "{} does not match the public key of {}",
-                    c.key.display(),
-                    c.cert.display()
-                ),
-            ));
-        }
+        let crl_signer = match &c.key {
+            None => None,
+            Some(key) => {
+                let mut signer =
+                    Signer::open(key, pkcs11).map_err(|e| err("key", e.to_string()))?;
+                if !signer.bind_certificate(&cert_der) {
+                    return Err(err(
+                        "key",
+                        format!(
+                            "{key} does not match the public key of {} (SubjectPublicKeyInfo differs)",
+                            c.cert.display()
+                        ),
+                    ));
+                }
+                Some(signer)
+            }
+        };
 
         let ocsp_cert = read_cert(&c.ocsp_cert).map_err(|m| err("ocsp_cert", m))?;
         let ocsp_cert_der = ocsp_cert
@@ -282,14 +289,14 @@ impl Ca {
                 ));
             }
         }
-        let ocsp_signer =
-            Signer::from_file(&c.ocsp_key).map_err(|e| err("ocsp_key", e.to_string()))?;
-        if !ocsp_signer.public_key_matches(&ocsp_cert) {
+        let mut ocsp_signer =
+            Signer::open(&c.ocsp_key, pkcs11).map_err(|e| err("ocsp_key", e.to_string()))?;
+        if !ocsp_signer.bind_certificate(&ocsp_cert_der) {
             return Err(err(
                 "ocsp_key",
                 format!(
-                    "{} does not match the public key of {}",
-                    c.ocsp_key.display(),
+                    "{} does not match the public key of {} (SubjectPublicKeyInfo differs)",
+                    c.ocsp_key,
                     c.ocsp_cert.display()
                 ),
             ));
@@ -355,10 +362,10 @@ impl Ca {
 
 impl CaRegistry {
     /// Loads and checks every CA.
-    pub fn load(cas: &[CaConfig]) -> Result<CaRegistry, Error> {
+    pub fn load(cas: &[CaConfig], pkcs11: Option<&Pkcs11Settings>) -> Result<CaRegistry, Error> {
         let mut loaded: Vec<Arc<Ca>> = Vec::with_capacity(cas.len());
         for (i, c) in cas.iter().enumerate() {
-            let ca = Ca::load(i, c)?;
+            let ca = Ca::load(i, c, pkcs11)?;
             if let Some(twin) = loaded.iter().find(|o| o.cert_der == ca.cert_der) {
                 return Err(Error {
                     index: i,
