@@ -973,7 +973,11 @@ impl RawConfig {
             {
                 return Err(invalid(
                     &table,
-                    if ocsp_key.is_pkcs11() { "ocsp_key" } else { "key" },
+                    if ocsp_key.is_pkcs11() {
+                        "ocsp_key"
+                    } else {
+                        "key"
+                    },
                     "a pkcs11: URI needs a [pkcs11] table (module, pin_file)".into(),
                 ));
             }

@@ -60,13 +60,19 @@ impl Token {
             ),
         )
         .expect("softhsm2.conf");
-        let t = Token {
-            dir: tokens,
-            conf,
-        };
+        let t = Token { dir: tokens, conf };
         t.run(
             "softhsm2-util",
-            &["--init-token", "--free", "--label", "vigie", "--so-pin", SO_PIN, "--pin", PIN],
+            &[
+                "--init-token",
+                "--free",
+                "--label",
+                "vigie",
+                "--so-pin",
+                SO_PIN,
+                "--pin",
+                PIN,
+            ],
         );
         t
     }
@@ -115,6 +121,14 @@ impl Token {
             "--sensitive",
         ]);
         let der = out.join(format!("{label}.pub.der"));
+        let pem = out.join(format!("{label}.pub.pem"));
+        if key_type.starts_with("EC:") {
+            // `pkcs11-tool --read-object --type pubkey` cannot make a P-384 EVP_PKEY (OpenSC
+            // 0.23 with OpenSSL 3): the key is rebuilt from the CKA_EC_PARAMS and CKA_EC_POINT
+            // that `--list-objects` shows.
+            std::fs::write(&pem, self.ec_public_pem(id)).expect("pem");
+            return pem;
+        }
         self.tool(&[
             "--read-object",
             "--type",
@@ -124,7 +138,6 @@ impl Token {
             "-o",
             der.to_str().expect("utf-8 path"),
         ]);
-        let pem = out.join(format!("{label}.pub.pem"));
         ok(
             "openssl pkey",
             common::openssl(&[
@@ -139,6 +152,44 @@ impl Token {
             ]),
         );
         pem
+    }
+
+    /// The public key `id` (an EC key) as PEM, from `pkcs11-tool --list-objects`.
+    fn ec_public_pem(&self, id: &str) -> Vec<u8> {
+        let listing = common::text(&self.tool(&["--list-objects", "--type", "pubkey"]));
+        let mut point = None;
+        let mut params = None;
+        let mut found = None;
+        for line in listing.lines() {
+            let line = line.trim();
+            if line.starts_with("Public Key Object") {
+                point = None;
+                params = None;
+            } else if let Some(v) = line.strip_prefix("EC_POINT:") {
+                point = Some(v.trim().to_owned());
+            } else if let Some(v) = line.strip_prefix("EC_PARAMS:") {
+                params = Some(v.trim().to_owned());
+            } else if line.strip_prefix("ID:").is_some_and(|v| v.trim() == id) {
+                found = point.clone().zip(params.clone());
+            }
+        }
+        let (point, params) = found.unwrap_or_else(|| panic!("no EC public key {id}: {listing}"));
+        let nid = match params.as_str() {
+            "06082a8648ce3d030107" => openssl::nid::Nid::X9_62_PRIME256V1,
+            "06052b81040022" => openssl::nid::Nid::SECP384R1,
+            other => panic!("curve {other}"),
+        };
+        let point = hex::decode(point).expect("hex");
+        // CKA_EC_POINT is a DER OCTET STRING around the point.
+        let raw = &point[2..];
+        let group = openssl::ec::EcGroup::from_curve_name(nid).expect("group");
+        let mut ctx = openssl::bn::BigNumContext::new().expect("ctx");
+        let p = openssl::ec::EcPoint::from_bytes(&group, raw, &mut ctx).expect("point");
+        let key = openssl::ec::EcKey::from_public_key(&group, &p).expect("key");
+        openssl::pkey::PKey::from_ec_key(key)
+            .expect("pkey")
+            .public_key_to_pem()
+            .expect("pem")
     }
 
     /// Signs `tbs` with the key `id`, inside the token: PKCS#1 v1.5 SHA-256 for RSA, or ECDSA over
@@ -230,9 +281,22 @@ fn make_pki(token: &Token, dir: &Path, kinds: Kinds) -> Pki {
     o(
         "root",
         &[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", s(&p("root.key")),
-            "-out", s(&p("root.pem")), "-subj", "/C=FR/O=VIGIE TEST/CN=TEST HSM ROOT", "-days",
-            "30", "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            s(&p("root.key")),
+            "-out",
+            s(&p("root.pem")),
+            "-subj",
+            "/C=FR/O=VIGIE TEST/CN=TEST HSM ROOT",
+            "-days",
+            "30",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
             "keyUsage=critical,keyCertSign,cRLSign",
         ],
     );
@@ -255,16 +319,41 @@ fn make_pki(token: &Token, dir: &Path, kinds: Kinds) -> Pki {
     o(
         "ca csr",
         &[
-            "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", s(&p("throwaway.key")),
-            "-subj", ca_subject, "-out", s(&p("ca.csr")),
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            s(&p("throwaway.key")),
+            "-subj",
+            ca_subject,
+            "-out",
+            s(&p("ca.csr")),
         ],
     );
     o(
         "ca cert",
         &[
-            "x509", "-req", "-in", s(&p("ca.csr")), "-force_pubkey", s(&ca_pub), "-CA",
-            s(&p("root.pem")), "-CAkey", s(&p("root.key")), "-set_serial", "0x0a01", "-days",
-            "30", "-sha256", "-extfile", s(&p("ca.ext")), "-out", s(&p("ca.pem")),
+            "x509",
+            "-req",
+            "-in",
+            s(&p("ca.csr")),
+            "-force_pubkey",
+            s(&ca_pub),
+            "-CA",
+            s(&p("root.pem")),
+            "-CAkey",
+            s(&p("root.key")),
+            "-set_serial",
+            "0x0a01",
+            "-days",
+            "30",
+            "-sha256",
+            "-extfile",
+            s(&p("ca.ext")),
+            "-out",
+            s(&p("ca.pem")),
         ],
     );
     // The OCSP signer: a TBSCertificate made by openssl with a stand-in issuer key of the CA's
@@ -279,40 +368,108 @@ fn make_pki(token: &Token, dir: &Path, kinds: Kinds) -> Pki {
     o(
         "ocsp csr",
         &[
-            "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", s(&p("throwaway2.key")),
-            "-subj", "/C=FR/O=VIGIE TEST/CN=TEST HSM OCSP", "-out", s(&p("ocsp.csr")),
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            s(&p("throwaway2.key")),
+            "-subj",
+            "/C=FR/O=VIGIE TEST/CN=TEST HSM OCSP",
+            "-out",
+            s(&p("ocsp.csr")),
         ],
     );
-    let digest = if kinds.ca == "EC:secp384r1" { "-sha384" } else { "-sha256" };
+    let digest = if kinds.ca == "EC:secp384r1" {
+        "-sha384"
+    } else {
+        "-sha256"
+    };
     o(
         "ocsp template",
         &[
-            "x509", "-req", "-in", s(&p("ocsp.csr")), "-force_pubkey", s(&ocsp_pub), "-CA",
-            s(&standin_cert), "-CAkey", s(&standin_key), "-set_serial", "0x0b01", "-days", "30",
-            digest, "-extfile", s(&p("ocsp.ext")), "-outform", "DER", "-out",
+            "x509",
+            "-req",
+            "-in",
+            s(&p("ocsp.csr")),
+            "-force_pubkey",
+            s(&ocsp_pub),
+            "-CA",
+            s(&standin_cert),
+            "-CAkey",
+            s(&standin_key),
+            "-set_serial",
+            "0x0b01",
+            "-days",
+            "30",
+            digest,
+            "-extfile",
+            s(&p("ocsp.ext")),
+            "-outform",
+            "DER",
+            "-out",
             s(&p("ocsp.tmpl.der")),
         ],
     );
     let template =
         x509_cert::Certificate::from_der(&std::fs::read(p("ocsp.tmpl.der")).expect("template"))
             .expect("template parses");
-    let tbs = template.tbs_certificate.to_der().expect("tbs");
+    // openssl wrote the stand-in's key identifier as authorityKeyIdentifier: the CA's instead
+    // (RFC 5280 §4.2.1.1).
+    let ca_cert = x509_cert::Certificate::from_der(
+        &openssl::x509::X509::from_pem(&std::fs::read(p("ca.pem")).expect("ca"))
+            .expect("ca pem")
+            .to_der()
+            .expect("der"),
+    )
+    .expect("ca parses");
+    let (_, ca_ski) = ca_cert
+        .tbs_certificate
+        .get::<x509_cert::ext::pkix::SubjectKeyIdentifier>()
+        .expect("extensions")
+        .expect("the CA has a subjectKeyIdentifier");
+    let mut tbs_certificate = template.tbs_certificate.clone();
+    for ext in tbs_certificate.extensions.iter_mut().flatten() {
+        if ext.extn_id == const_oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER {
+            let aki = x509_cert::ext::pkix::AuthorityKeyIdentifier {
+                key_identifier: Some(ca_ski.0.clone()),
+                authority_cert_issuer: None,
+                authority_cert_serial_number: None,
+            };
+            ext.extn_value =
+                der::asn1::OctetString::new(aki.to_der().expect("aki")).expect("octets");
+        }
+    }
+    let tbs = tbs_certificate.to_der().expect("tbs");
     let signature = token.sign("01", ec_digest(kinds.ca), &tbs, dir);
     let cert = x509_cert::Certificate {
-        tbs_certificate: template.tbs_certificate.clone(),
+        tbs_certificate,
         signature_algorithm: template.signature_algorithm.clone(),
         signature: der::asn1::BitString::from_bytes(&signature).expect("bits"),
     };
     std::fs::write(p("ocsp.der"), cert.to_der().expect("cert")).expect("ocsp.der");
     o(
         "ocsp pem",
-        &["x509", "-inform", "DER", "-in", s(&p("ocsp.der")), "-out", s(&p("ocsp.pem"))],
+        &[
+            "x509",
+            "-inform",
+            "DER",
+            "-in",
+            s(&p("ocsp.der")),
+            "-out",
+            s(&p("ocsp.pem")),
+        ],
     );
     // The token signed it: the CA certificate verifies it (an implementation we did not write).
     let v = o(
         "verify ocsp cert",
         &[
-            "verify", "-CAfile", s(&p("root.pem")), "-untrusted", s(&p("ca.pem")),
+            "verify",
+            "-CAfile",
+            s(&p("root.pem")),
+            "-untrusted",
+            s(&p("ca.pem")),
             s(&p("ocsp.pem")),
         ],
     );
@@ -443,7 +600,14 @@ fn openssl_ocsp(server: &Server, pki: &Pki, serial: &str, va: bool) -> String {
     let serial = format!("0x{serial}");
     let url = server.url("/ocsp");
     let mut args = vec![
-        "ocsp", "-issuer", s(&pki.ca), "-serial", &serial, "-url", &url, "-no_nonce",
+        "ocsp",
+        "-issuer",
+        s(&pki.ca),
+        "-serial",
+        &serial,
+        "-url",
+        &url,
+        "-no_nonce",
     ];
     if va {
         args.extend(["-VAfile", s(&pki.ocsp)]);
@@ -465,7 +629,15 @@ fn verify_crl(pki: &Pki, der: &[u8], name: &str) -> String {
     let path = pki.dir.join(name);
     std::fs::write(&path, der).expect("crl");
     let o = common::openssl(&[
-        "crl", "-inform", "DER", "-in", s(&path), "-CAfile", s(&pki.ca), "-noout", "-text",
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        s(&path),
+        "-CAfile",
+        s(&pki.ca),
+        "-noout",
+        "-text",
     ]);
     let t = common::text(&o);
     assert!(o.status.success() && t.contains("verify OK"), "{name}: {t}");
@@ -486,7 +658,11 @@ fn answers_and_crls_from_the_token(kinds: Kinds, pin_file: bool) {
     import(&token, &config);
     // No private key file anywhere in the server's directory.
     for entry in std::fs::read_dir(tmp.path()).expect("dir") {
-        let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
         assert!(
             name == "root.key" || !name.ends_with(".key"),
             "a key file is left: {name}"
@@ -500,11 +676,17 @@ fn answers_and_crls_from_the_token(kinds: Kinds, pin_file: bool) {
         assert!(good.contains(&format!("0x{GOOD}: good")), "{good}");
         let revoked = openssl_ocsp(&server, &pki, REVOKED, va);
         assert!(revoked.contains("Response verify OK"), "{revoked}");
-        assert!(revoked.contains(&format!("0x{REVOKED}: revoked")), "{revoked}");
-        assert!(revoked.contains("Key Compromise"), "{revoked}");
+        assert!(
+            revoked.contains(&format!("0x{REVOKED}: revoked")),
+            "{revoked}"
+        );
+        assert!(revoked.contains("Reason: keyCompromise"), "{revoked}");
         let unknown = openssl_ocsp(&server, &pki, UNKNOWN, va);
         assert!(unknown.contains("Response verify OK"), "{unknown}");
-        assert!(unknown.contains(&format!("0x{UNKNOWN}: unknown")), "{unknown}");
+        assert!(
+            unknown.contains(&format!("0x{UNKNOWN}: unknown")),
+            "{unknown}"
+        );
     }
     // The full CRL, signed in the token.
     let full = fetch(&server.url(&format!("/crl/{CA}.crl")));
@@ -560,13 +742,21 @@ fn nonce_request(pki: &Pki, serial: &str) -> (Vec<u8>, usize) {
     ok(
         "openssl ocsp -reqout",
         common::openssl(&[
-            "ocsp", "-issuer", s(&pki.ca), "-serial", &format!("0x{serial}"), "-nonce",
-            "-reqout", s(&out),
+            "ocsp",
+            "-issuer",
+            s(&pki.ca),
+            "-serial",
+            &format!("0x{serial}"),
+            "-nonce",
+            "-reqout",
+            s(&out),
         ]),
     );
     let der = std::fs::read(&out).expect("request");
     // RFC 9654 / RFC 6960 §4.4.1: id-pkix-ocsp-nonce, extnValue OCTET STRING { OCTET STRING (16) }.
-    let oid = [0x06, 0x09, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x02];
+    let oid = [
+        0x06, 0x09, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x02,
+    ];
     let at = der
         .windows(oid.len())
         .position(|w| w == oid)
@@ -670,8 +860,14 @@ fn eight_threads_of_nonce_answers_and_a_token_that_goes_away() {
         ok(
             "reqout",
             common::openssl(&[
-                "ocsp", "-issuer", s(&pki.ca), "-serial", &format!("0x{REVOKED}"), "-no_nonce",
-                "-reqout", s(&out),
+                "ocsp",
+                "-issuer",
+                s(&pki.ca),
+                "-serial",
+                &format!("0x{REVOKED}"),
+                "-no_nonce",
+                "-reqout",
+                s(&out),
             ]),
         );
         std::fs::read(out).expect("req")
@@ -705,7 +901,10 @@ fn eight_threads_of_nonce_answers_and_a_token_that_goes_away() {
         if status == openssl::ocsp::OcspResponseStatus::TRY_LATER {
             break;
         }
-        assert!(Instant::now() < deadline, "never tryLater without the token");
+        assert!(
+            Instant::now() < deadline,
+            "never tryLater without the token"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // Again, and cached answers are still served, byte for byte.
@@ -745,8 +944,7 @@ fn eight_threads_of_nonce_answers_and_a_token_that_goes_away() {
 fn check_signature(der: &[u8], key: &openssl::pkey::PKey<openssl::pkey::Public>) {
     let resp = x509_ocsp::OcspResponse::from_der(der).expect("parses");
     let bytes = resp.response_bytes.expect("response bytes");
-    let basic =
-        x509_ocsp::BasicOcspResponse::from_der(bytes.response.as_bytes()).expect("basic");
+    let basic = x509_ocsp::BasicOcspResponse::from_der(bytes.response.as_bytes()).expect("basic");
     let tbs = basic.tbs_response_data.to_der().expect("tbs");
     let digest = match key.ec_key().ok().and_then(|k| k.group().curve_name()) {
         Some(openssl::nid::Nid::SECP384R1) => openssl::hash::MessageDigest::sha384(),
@@ -793,7 +991,11 @@ fn a_wrong_pin_is_refused_at_start_without_showing_it() {
         .output()
         .expect("vigie runs");
     assert!(!out.status.success());
-    assert!(common::text(&out).contains("pin_file"), "{}", common::text(&out));
+    assert!(
+        common::text(&out).contains("pin_file"),
+        "{}",
+        common::text(&out)
+    );
 }
 
 #[test]
@@ -827,17 +1029,19 @@ fn a_responder_needs_no_ca_key_without_crl_schedule() {
         "a CRL without a CA key"
     );
     // With crl_schedule but no key, the configuration is refused, naming the key.
-    std::fs::write(&config, text.replace("delta_schedule", "crl_schedule = \"0 0 * * * *\"\ndelta_schedule"))
-        .expect("config");
+    std::fs::write(
+        &config,
+        text.replace(
+            "delta_schedule",
+            "crl_schedule = \"0 0 * * * *\"\ndelta_schedule",
+        ),
+    )
+    .expect("config");
     let out = token
         .cmd(env!("CARGO_BIN_EXE_vigie"))
         .args(["check", "--config", s(&config)])
         .output()
         .expect("vigie runs");
     assert!(!out.status.success());
-    assert!(
-        common::text(&out).contains("key"),
-        "{}",
-        common::text(&out)
-    );
+    assert!(common::text(&out).contains("key"), "{}", common::text(&out));
 }

@@ -63,7 +63,10 @@ pub fn softhsm_conf(dir: &Path) -> Result<PathBuf, DemoError> {
     let tokens = base.join("tokens");
     std::fs::create_dir_all(&tokens).map_err(io(&tokens))?;
     let tokens = tokens.canonicalize().map_err(io(&tokens))?;
-    let conf = base.canonicalize().map_err(io(&base))?.join("softhsm2.conf");
+    let conf = base
+        .canonicalize()
+        .map_err(io(&base))?
+        .join("softhsm2.conf");
     let text = format!(
         "# SoftHSM2 configuration of the vigie demo (written by `vigie demo --hsm`).\n\
          directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n\
@@ -156,7 +159,13 @@ pub fn move_keys_into_token(
     run(
         "softhsm2-util",
         &[
-            "--init-token", "--free", "--label", TOKEN_LABEL, "--so-pin", &so_pin, "--pin",
+            "--init-token",
+            "--free",
+            "--label",
+            TOKEN_LABEL,
+            "--so-pin",
+            &so_pin,
+            "--pin",
             &pin,
         ],
         conf,
@@ -168,9 +177,22 @@ pub fn move_keys_into_token(
         run(
             "pkcs11-tool",
             &[
-                "--module", SOFTHSM_MODULE, "--token-label", TOKEN_LABEL, "--login", "--pin",
-                &pin, "--keypairgen", "--key-type", key_type, "--id", &id, "--label", label,
-                "--usage-sign", "--sensitive",
+                "--module",
+                SOFTHSM_MODULE,
+                "--token-label",
+                TOKEN_LABEL,
+                "--login",
+                "--pin",
+                &pin,
+                "--keypairgen",
+                "--key-type",
+                key_type,
+                "--id",
+                &id,
+                "--label",
+                label,
+                "--usage-sign",
+                "--sensitive",
             ],
             conf,
         )
@@ -199,7 +221,11 @@ pub fn move_keys_into_token(
         let old = read_x509(&ca.cert)?;
         let root = roots
             .iter()
-            .find(|(cert, _)| old.issuer_name().try_cmp(cert.subject_name()).is_ok_and(|o| o.is_eq()))
+            .find(|(cert, _)| {
+                old.issuer_name()
+                    .try_cmp(cert.subject_name())
+                    .is_ok_and(|o| o.is_eq())
+            })
             .ok_or_else(|| other(&ca.cert, "no root key file for this CA's issuer"))?;
         let root_ski = ski_of(&root.0.to_der()?)?;
         // The CA certificate, with the token's key, signed by its root.
@@ -323,18 +349,21 @@ fn reissue(
     if let Some(exts) = tbs.extensions.as_mut() {
         for ext in exts.iter_mut() {
             if ext.extn_id == ID_CE_SUBJECT_KEY_IDENTIFIER && new_spki.is_some() {
-                let v = OctetString::new(ski.clone()).map_err(bad)?.to_der().map_err(bad)?;
+                let v = OctetString::new(ski.clone())
+                    .map_err(bad)?
+                    .to_der()
+                    .map_err(bad)?;
                 ext.extn_value = OctetString::new(v).map_err(bad)?;
             }
-            if ext.extn_id == ID_CE_AUTHORITY_KEY_IDENTIFIER {
-                if let Some(kid) = issuer_key_id {
-                    let aki = x509_cert::ext::pkix::AuthorityKeyIdentifier {
-                        key_identifier: Some(OctetString::new(kid.to_vec()).map_err(bad)?),
-                        authority_cert_issuer: None,
-                        authority_cert_serial_number: None,
-                    };
-                    ext.extn_value = OctetString::new(aki.to_der().map_err(bad)?).map_err(bad)?;
-                }
+            if let (true, Some(kid)) =
+                (ext.extn_id == ID_CE_AUTHORITY_KEY_IDENTIFIER, issuer_key_id)
+            {
+                let aki = x509_cert::ext::pkix::AuthorityKeyIdentifier {
+                    key_identifier: Some(OctetString::new(kid.to_vec()).map_err(bad)?),
+                    authority_cert_issuer: None,
+                    authority_cert_serial_number: None,
+                };
+                ext.extn_value = OctetString::new(aki.to_der().map_err(bad)?).map_err(bad)?;
             }
         }
     }

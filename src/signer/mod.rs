@@ -72,7 +72,9 @@ pub enum Error {
         reason: String,
     },
     /// The token refused the user PIN (the PIN itself is never shown).
-    #[error("PKCS#11 login to token {token:?} refused: {reason} (check [pkcs11] pin_file or VIGIE_PKCS11_PIN)")]
+    #[error(
+        "PKCS#11 login to token {token:?} refused: {reason} (check [pkcs11] pin_file or VIGIE_PKCS11_PIN)"
+    )]
     Login {
         /// The token label (or URI).
         token: String,
@@ -270,8 +272,7 @@ impl Signer {
         }
         // RFC 4055 §1.2: the same RSAPublicKey under id-RSASSA-PSS.
         if spki.algorithm.oid == ID_RSASSA_PSS {
-            let Ok(ours) = spki::SubjectPublicKeyInfoOwned::from_der(self.public_key_der())
-            else {
+            let Ok(ours) = spki::SubjectPublicKeyInfoOwned::from_der(self.public_key_der()) else {
                 return false;
             };
             if ours.algorithm.oid == RSA_ENCRYPTION
@@ -336,7 +337,8 @@ impl Signer {
         use der::{Decode, Encode};
         let bad = |e: der::Error| Error::Unsupported(format!("TBSCertificate: {e}"));
         let mut tbs = x509_cert::TbsCertificate::from_der(tbs_der).map_err(bad)?;
-        let algorithm = spki::AlgorithmIdentifierOwned::from_der(self.algorithm_der()).map_err(bad)?;
+        let algorithm =
+            spki::AlgorithmIdentifierOwned::from_der(self.algorithm_der()).map_err(bad)?;
         tbs.signature = algorithm.clone();
         let tbs_der = tbs.to_der().map_err(bad)?;
         let signature = self.sign(&tbs_der)?;
@@ -402,8 +404,10 @@ mod tests {
         let sig = signer.sign(b"tbs").expect("signs");
         let public = PKey::public_key_from_der(&key.public_key_to_der().expect("der")).expect("pk");
         let mut v = openssl::sign::Verifier::new(MessageDigest::sha256(), &public).expect("v");
-        v.set_rsa_padding(openssl::rsa::Padding::PKCS1_PSS).expect("pss");
-        v.set_rsa_pss_saltlen(openssl::sign::RsaPssSaltlen::custom(32)).expect("salt");
+        v.set_rsa_padding(openssl::rsa::Padding::PKCS1_PSS)
+            .expect("pss");
+        v.set_rsa_pss_saltlen(openssl::sign::RsaPssSaltlen::custom(32))
+            .expect("salt");
         v.set_rsa_mgf1_md(MessageDigest::sha256()).expect("mgf1");
         v.update(b"tbs").expect("update");
         assert!(v.verify(&sig).expect("verifies"));

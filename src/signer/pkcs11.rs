@@ -208,7 +208,8 @@ impl Module {
                 }
             };
             let fits = |want: &Option<String>, have: &str| {
-                want.as_deref().is_none_or(|w| w.trim_end() == have.trim_end())
+                want.as_deref()
+                    .is_none_or(|w| w.trim_end() == have.trim_end())
             };
             if fits(&uri.token, info.label())
                 && fits(&uri.manufacturer, info.manufacturer_id())
@@ -242,9 +243,7 @@ impl Module {
             }),
             freed: Condvar::new(),
         });
-        Ok(Arc::clone(
-            lock(&state.pools).entry(key).or_insert(pool),
-        ))
+        Ok(Arc::clone(lock(&state.pools).entry(key).or_insert(pool)))
     }
 
     fn login(&self, session: &Session, uri: &Pkcs11Uri) -> Result<(), Error> {

@@ -138,8 +138,11 @@ impl Pkcs11Uri {
                     }
                 },
                 // Library attributes say which module; `[pkcs11] module` says it here.
-                "library-manufacturer" | "library-description" | "library-version"
-                | "slot-description" | "slot-manufacturer" => {}
+                "library-manufacturer"
+                | "library-description"
+                | "library-version"
+                | "slot-description"
+                | "slot-manufacturer" => {}
                 other => {
                     return Err(Error::Unsupported(format!(
                         "unknown attribute {other:?} (RFC 7512 §2.3)"
