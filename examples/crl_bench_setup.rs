@@ -57,7 +57,7 @@ fn main() -> anyhow::Result<()> {
         format!(
             "# written by crl_bench_setup\n[public]\nlisten = \"127.0.0.1:0\"\npublic_url = \"{url}\"\n\
              [admin]\nlisten = \"127.0.0.1:0\"\n[store]\npath = \"data\"\n\
-             [[ca]]\nid = \"bench\"\ncert = \"ca.pem\"\nkey = \"ca.key\"\nocsp_cert = \"ca.pem\"\nocsp_key = \"ca.key\"\n\
+             [[ca]]\nid = \"bench\"\ncert = \"ca.pem\"\nkey = \"ca.key\"\nocsp_cert = \"ca.pem\"\nocsp_key = \"ca.key\"\nocsp_signer = \"ca\"\n\
              crl_validity = \"7d\"\ndelta_schedule = \"\"\n"
         ),
     )?;

@@ -75,6 +75,9 @@ pub struct RawConfig {
     /// The PKCS#11 module holding keys named by `pkcs11:` URIs.
     #[serde(default)]
     pub pkcs11: Option<RawPkcs11>,
+    /// Start-up checks on secrets.
+    #[serde(default)]
+    pub security: RawSecurity,
 }
 
 /// `[pkcs11]`: the module that `pkcs11:` key URIs (RFC 7512) go through. The user PIN comes from
@@ -91,6 +94,25 @@ pub struct RawPkcs11 {
     /// threads as sessions.
     #[serde(default)]
     pub sessions: usize,
+}
+
+/// `[security]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecurity {
+    /// Accept key and token files that the group or others can read.
+    #[serde(default)]
+    pub allow_loose_key_permissions: bool,
+}
+
+/// One `[admin] tokens` entry: a labelled bearer token hash.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawToken {
+    /// Who holds the token, as the audit trail names it.
+    pub label: String,
+    /// SHA-256 (hex) of the token.
+    pub sha256: String,
 }
 
 /// `[public]`.
@@ -134,6 +156,19 @@ pub struct RawAdmin {
     /// CA certificates (PEM) whose client certificates are let in (mutual TLS).
     #[serde(default)]
     pub client_ca: Option<String>,
+    /// Which client certificates may use the ingest API: `subject:<RFC 4514 DN>` or
+    /// `spki-sha256:<hex>`. Required with `client_ca`.
+    #[serde(default)]
+    pub client_allow: Vec<String>,
+    /// Allow plain HTTP on a `listen` address that is not loopback.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// SHA-256 (hex) of a bearer token `/metrics` then requires.
+    #[serde(default)]
+    pub metrics_token_sha256: Option<String>,
+    /// Labelled token hashes (`{label = "ca-prod", sha256 = "…"}`).
+    #[serde(default)]
+    pub tokens: Vec<RawToken>,
 }
 
 /// `[store]`.
@@ -193,6 +228,9 @@ pub struct RawCrl {
     /// CRL (or delta) within this delay; max-age is also never beyond nextUpdate.
     #[serde(default = "defaults::crl_max_age_cap")]
     pub max_age_cap: String,
+    /// CRLs whose thisUpdate is older than this are deleted from the history at build time.
+    #[serde(default = "defaults::keep_history")]
+    pub keep_history: String,
 }
 
 impl Default for RawCrl {
@@ -202,6 +240,7 @@ impl Default for RawCrl {
             safety_margin: defaults::crl_safety_margin(),
             threads: 0,
             max_age_cap: defaults::crl_max_age_cap(),
+            keep_history: defaults::keep_history(),
         }
     }
 }
@@ -266,6 +305,10 @@ pub struct RawCa {
     /// `delta_schedule` is set. Default `{public_url}/crl/{id}-delta.crl`.
     #[serde(default)]
     pub delta_crl_url: Option<String>,
+    /// Who signs OCSP responses: `delegated` (the default: `ocsp_cert` is a delegated OCSP
+    /// signer issued by the CA) or `ca` (`ocsp_cert` is the CA certificate itself).
+    #[serde(default)]
+    pub ocsp_signer: Option<String>,
 }
 
 mod defaults {
@@ -335,6 +378,9 @@ mod defaults {
     pub fn crl_max_age_cap() -> String {
         "1h".into()
     }
+    pub fn keep_history() -> String {
+        "400d".into()
+    }
 }
 
 impl Default for RawPublic {
@@ -357,6 +403,10 @@ impl Default for RawAdmin {
             tls_cert: None,
             tls_key: None,
             client_ca: None,
+            client_allow: Vec::new(),
+            allow_plaintext: false,
+            metrics_token_sha256: None,
+            tokens: Vec::new(),
         }
     }
 }
@@ -410,6 +460,22 @@ pub struct AdminConfig {
     pub tls_key: Option<PathBuf>,
     /// Client CA file (mutual TLS).
     pub client_ca: Option<PathBuf>,
+    /// Who holds each of `token_sha256`, for logs and the audit trail: the `tokens` label, or
+    /// `token_sha256[i]` / `token_file line N` for unlabelled hashes.
+    pub token_labels: Vec<String>,
+    /// Client certificates allowed (with `client_ca`).
+    pub client_allow: crate::security::client::ClientAllow,
+    /// Plain HTTP accepted on a non-loopback address.
+    pub allow_plaintext: bool,
+    /// Bearer token hash `/metrics` requires, if any.
+    pub metrics_token_sha256: Option<[u8; 32]>,
+}
+
+/// `[security]`, validated.
+#[derive(Debug, Clone, Default)]
+pub struct SecurityConfig {
+    /// Key and token files readable by group or others are accepted.
+    pub allow_loose_key_permissions: bool,
 }
 
 /// `[crl]`, validated.
@@ -423,6 +489,8 @@ pub struct CrlConfig {
     pub threads: usize,
     /// `Cache-Control: max-age` cap on CRL answers, seconds.
     pub max_age_cap: i64,
+    /// History retention: CRLs with a thisUpdate older than this many seconds are pruned.
+    pub keep_history: i64,
 }
 
 /// How long revoked certificates stay on CRLs after they expire.
@@ -524,6 +592,8 @@ pub struct CaConfig {
     pub unknown_serial: UnknownSerialPolicy,
     /// CRL publication (not used when `key` is `None`).
     pub crl: CaCrlConfig,
+    /// `ocsp_signer = "ca"`: the CA certificate itself signs responses.
+    pub ocsp_signer_is_ca: bool,
 }
 
 /// The configuration the service runs with.
@@ -543,6 +613,8 @@ pub struct Config {
     pub crl: CrlConfig,
     /// The `[[ca]]` tables.
     pub cas: Vec<CaConfig>,
+    /// `[security]`.
+    pub security: SecurityConfig,
     /// The CAs with their certificates and keys loaded and checked.
     pub registry: Arc<CaRegistry>,
     /// `[pkcs11]`, with the PIN read (never shown by `Debug`).
@@ -590,7 +662,8 @@ impl RawConfig {
                 continue;
             };
             let section = section.to_ascii_lowercase();
-            if !["public", "admin", "store", "ocsp", "crl"].contains(&section.as_str()) {
+            if !["public", "admin", "store", "ocsp", "crl", "security"].contains(&section.as_str())
+            {
                 continue;
             }
             let parsed = format!("v = {value}")
@@ -681,8 +754,21 @@ impl RawConfig {
             },
             max_request_bytes: self.public.max_request_bytes,
         };
+        let security = SecurityConfig {
+            allow_loose_key_permissions: self.security.allow_loose_key_permissions,
+        };
+        // A secret file must be readable by its owner only (see `security::key_files`).
+        let secret_file = |table: &str, key: &str, path: &Path| -> Result<(), Error> {
+            if security.allow_loose_key_permissions {
+                return Ok(());
+            }
+            crate::security::key_files::check(path).map_err(|e| invalid(table, key, e.to_string()))
+        };
         let mut token_sha256 = Vec::new();
-        let parse_hash = |h: &str, key: &str| -> Result<[u8; 32], Error> {
+        let mut token_labels = Vec::new();
+        // A malformed hash is reported by its position, never by its value: a token pasted
+        // where its hash belongs must not end up in logs.
+        let parse_hash = |h: &str, key: &str, position: &str| -> Result<[u8; 32], Error> {
             let bytes = hex::decode(h.trim())
                 .ok()
                 .filter(|b| b.len() == 32)
@@ -690,18 +776,46 @@ impl RawConfig {
                     invalid(
                         "[admin]",
                         key,
-                        format!("{h:?} is not a hex SHA-256 (64 hex digits)"),
+                        format!("{position} is not a hex SHA-256 (64 hex digits); its value is not shown"),
                     )
                 })?;
             let mut a = [0u8; 32];
             a.copy_from_slice(&bytes);
             Ok(a)
         };
-        for h in &self.admin.token_sha256 {
-            token_sha256.push(parse_hash(h, "token_sha256")?);
+        for (i, h) in self.admin.token_sha256.iter().enumerate() {
+            token_sha256.push(parse_hash(h, "token_sha256", &format!("entry #{}", i + 1))?);
+            token_labels.push(format!("token_sha256[{i}]"));
+        }
+        for (i, t) in self.admin.tokens.iter().enumerate() {
+            let label = t.label.trim();
+            if label.is_empty() || label.chars().any(char::is_control) {
+                return Err(invalid(
+                    "[admin]",
+                    "tokens",
+                    format!(
+                        "entry #{}: label must be non-empty, without control characters",
+                        i + 1
+                    ),
+                ));
+            }
+            if token_labels.iter().any(|l| l == label) {
+                return Err(invalid(
+                    "[admin]",
+                    "tokens",
+                    format!("entry #{}: label {label:?} is used twice", i + 1),
+                ));
+            }
+            token_sha256.push(parse_hash(
+                &t.sha256,
+                "tokens",
+                &format!("entry #{} ({label:?})", i + 1),
+            )?);
+            token_labels.push(label.to_owned());
         }
         if let Some(f) = &self.admin.token_file {
             let path = resolve(f);
+            secret_file("[admin]", "token_file", &path)?;
             let text = std::fs::read_to_string(&path).map_err(|e| {
                 invalid(
                     "[admin]",
@@ -709,14 +823,36 @@ impl RawConfig {
                     format!("cannot read {}: {e}", path.display()),
                 )
             })?;
-            for line in text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            {
-                token_sha256.push(parse_hash(line, "token_file")?);
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                token_sha256.push(parse_hash(line, "token_file", &format!("line {}", n + 1))?);
+                token_labels.push(format!("token_file line {}", n + 1));
             }
         }
+        if token_sha256
+            .iter()
+            .enumerate()
+            .any(|(i, h)| token_sha256[..i].contains(h))
+        {
+            return Err(invalid(
+                "[admin]",
+                "tokens",
+                "the same token hash is configured twice (the audit trail could not tell its holders apart)".into(),
+            ));
+        }
+        let metrics_token_sha256 = self
+            .admin
+            .metrics_token_sha256
+            .as_deref()
+            .map(|h| parse_hash(h, "metrics_token_sha256", "the value"))
+            .transpose()?;
+        let client_allow = crate::security::client::ClientAllow::parse(&self.admin.client_allow)
+            .map_err(|(i, e)| {
+                invalid("[admin]", "client_allow", format!("entry #{}: {e}", i + 1))
+            })?;
         let existing = |key: &str, v: &Option<String>| -> Result<Option<PathBuf>, Error> {
             match v {
                 Some(p) => {
@@ -739,6 +875,10 @@ impl RawConfig {
             tls_cert: existing("tls_cert", &self.admin.tls_cert)?,
             tls_key: existing("tls_key", &self.admin.tls_key)?,
             client_ca: existing("client_ca", &self.admin.client_ca)?,
+            token_labels,
+            client_allow,
+            allow_plaintext: self.admin.allow_plaintext,
+            metrics_token_sha256,
         };
         if admin.tls_cert.is_some() != admin.tls_key.is_some() {
             return Err(invalid(
@@ -747,11 +887,45 @@ impl RawConfig {
                 "tls_cert and tls_key go together".into(),
             ));
         }
+        if let Some(key) = &admin.tls_key {
+            secret_file("[admin]", "tls_key", key)?;
+        }
         if admin.client_ca.is_some() && admin.tls_cert.is_none() {
             return Err(invalid(
                 "[admin]",
                 "client_ca",
                 "mutual TLS needs tls_cert and tls_key".into(),
+            ));
+        }
+        if admin.client_ca.is_some() && admin.client_allow.is_empty() {
+            return Err(invalid(
+                "[admin]",
+                "client_allow",
+                "client_ca is set but client_allow is empty: every certificate the client CA \
+                 issued would get in. List the operators' certificates \
+                 (\"subject:CN=…,O=…\" or \"spki-sha256:<hex>\")"
+                    .into(),
+            ));
+        }
+        if !admin.client_allow.is_empty() && admin.client_ca.is_none() {
+            return Err(invalid(
+                "[admin]",
+                "client_allow",
+                "needs client_ca (mutual TLS): without it no client certificate is asked for"
+                    .into(),
+            ));
+        }
+        if admin.tls_cert.is_none() && !admin.listen.ip().is_loopback() && !admin.allow_plaintext {
+            return Err(invalid(
+                "[admin]",
+                "listen",
+                format!(
+                    "{} is not a loopback address and the admin listener has no tls_cert: \
+                     tokens and revocations would cross the network in clear. Set tls_cert and \
+                     tls_key (and client_ca), listen on 127.0.0.1, or set allow_plaintext = true \
+                     behind a TLS-terminating proxy",
+                    admin.listen
+                ),
             ));
         }
         let crl = CrlConfig {
@@ -763,7 +937,11 @@ impl RawConfig {
                 self.crl.threads
             },
             max_age_cap: secs("[crl]", "max_age_cap", &self.crl.max_age_cap)?,
+            keep_history: secs("[crl]", "keep_history", &self.crl.keep_history)?,
         };
+        if crl.keep_history < 86400 {
+            return Err(invalid("[crl]", "keep_history", "at least 1d".into()));
+        }
         if crl.backdate > 3600 {
             return Err(invalid("[crl]", "backdate", "at most 1h".into()));
         }
@@ -1002,6 +1180,23 @@ impl RawConfig {
                     check_cron(expr).map_err(|m| invalid(&table, key, m))?;
                 }
             }
+            let ocsp_signer_is_ca = match c.ocsp_signer.as_deref() {
+                None | Some("delegated") => false,
+                Some("ca") => true,
+                Some(other) => {
+                    return Err(invalid(
+                        &table,
+                        "ocsp_signer",
+                        format!("{other:?}: expected \"delegated\" or \"ca\""),
+                    ));
+                }
+            };
+            for (key, path) in [("key", &c.key), ("ocsp_key", &c.ocsp_key)] {
+                let path = resolve(path);
+                if path.exists() {
+                    secret_file(&table, key, &path)?;
+                }
+            }
             cas.push(CaConfig {
                 id,
                 cert: resolve(&c.cert),
@@ -1012,6 +1207,7 @@ impl RawConfig {
                 nonce,
                 unknown_serial,
                 crl: crl_cfg,
+                ocsp_signer_is_ca,
             });
         }
         if cas.is_empty() {
@@ -1037,6 +1233,7 @@ impl RawConfig {
             ocsp,
             crl,
             cas,
+            security,
             registry: Arc::new(registry),
             pkcs11,
         })

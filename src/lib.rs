@@ -7,6 +7,7 @@
 //! - [`clock`]: the injected clock.
 //! - [`pki`]: the served CAs (certificates, keys, CertID hashes) and the demo PKI generator.
 //! - [`signer`]: the only place that signs.
+//! - [`security`]: client-certificate allowlist, names compared as names, key-file modes.
 //! - [`store`]: the RocksDB status store, atomic and durable transactions.
 //! - [`ingest`]: the rules for issuance, revocation and release events; parsing what the CA
 //!   sends (JSON, PEM, DER), finding which CA signed a certificate, `index.txt` import.
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod model;
 pub mod ocsp;
 pub mod pki;
+pub mod security;
 pub mod service;
 pub mod signer;
 pub mod store;

@@ -1,6 +1,6 @@
 //! The `vigie` command: `serve`, `demo`, `check`; `import` (offline, an OpenSSL `index.txt`);
-//! `crl build` (offline); `revoke`, `release`, `status` (clients of the admin API, token from
-//! `VIGIE_TOKEN`).
+//! `crl build` (offline); `revoke`, `release`, `status`, `audit` (clients of the admin API, token
+//! from `VIGIE_TOKEN`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -113,6 +113,27 @@ enum Command {
         #[arg(long, requires = "ca")]
         serial: Option<String>,
     },
+    /// Print the audit trail of the ingest API (who changed what, from where, with what
+    /// outcome), oldest first, through the admin API.
+    Audit {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Only entries at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only entries of this CA id.
+        #[arg(long)]
+        ca: Option<String>,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        /// Only entries after this entry id (to read the next page).
+        #[arg(long)]
+        after: Option<String>,
+        /// Print the JSON array instead of one line per entry.
+        #[arg(long)]
+        json: bool,
+    },
     /// CRL operations.
     Crl {
         #[command(subcommand)]
@@ -187,6 +208,60 @@ fn call_api(
         Err(e) => anyhow::bail!("{method} {url}: {e}"),
     };
     Ok(response.into_json()?)
+}
+
+/// `vigie audit`: one line per entry, tab-separated (time, actor, address, action, CA, serial,
+/// reason, outcome), the problem of a refusal after it.
+fn audit(
+    api: &ApiArgs,
+    params: &[(&str, Option<String>)],
+    limit: usize,
+    json: bool,
+) -> anyhow::Result<()> {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    let mut query = format!("limit={limit}");
+    for (k, v) in params {
+        if let Some(v) = v {
+            query.push_str(&format!(
+                "&{k}={}",
+                utf8_percent_encode(v, NON_ALPHANUMERIC)
+            ));
+        }
+    }
+    let entries = call_api(api, "GET", &format!("/v1/audit?{query}"), None)?;
+    if json {
+        return print_json(&entries);
+    }
+    let list = entries.as_array().cloned().unwrap_or_default();
+    let field = |e: &serde_json::Value, k: &str| match &e[k] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    };
+    for e in &list {
+        let mut line = [
+            "at", "actor", "address", "action", "ca", "serial", "reason", "outcome",
+        ]
+        .iter()
+        .map(|k| field(e, k))
+        .collect::<Vec<_>>()
+        .join("\t");
+        if let Some(p) = e["problem"].as_object() {
+            line.push_str(&format!(
+                "\t{} {}: {}",
+                p.get("status").map_or_else(String::new, |s| s.to_string()),
+                p.get("kind").and_then(|k| k.as_str()).unwrap_or(""),
+                p.get("detail").and_then(|k| k.as_str()).unwrap_or("")
+            ));
+        }
+        println!("{line}");
+    }
+    if list.len() == limit
+        && let Some(last) = list.last()
+    {
+        eprintln!("(limit reached: --after {} for more)", field(last, "id"));
+    }
+    Ok(())
 }
 
 fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
@@ -469,6 +544,19 @@ fn main() -> anyhow::Result<()> {
                 }))
             }
         },
+        Command::Audit {
+            api,
+            since,
+            ca,
+            limit,
+            after,
+            json,
+        } => audit(
+            &api,
+            &[("since", since), ("ca", ca), ("after", after)],
+            limit,
+            json,
+        ),
         Command::Crl {
             command:
                 CrlCommand::Build {

@@ -127,7 +127,7 @@ pub async fn run(
         max_request_bytes: config.public.max_request_bytes,
         max_age_cap: config.ocsp.max_age_cap,
         metrics,
-        admin_auth: AdminAuth::from_config(&config.admin),
+        admin_auth: AdminAuth::from_config(&config.admin, &config.registry),
     });
     if state.admin_auth.refuses_everyone() {
         tracing::warn!(

@@ -707,9 +707,15 @@ mod mtls {
     }
 
     impl Files {
+        /// Writes a file; keys (`*.key`) mode 0600, as vigie requires of its own.
         fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
             let p = self.dir.path().join(name);
             std::fs::write(&p, bytes).expect("write");
+            if name.ends_with(".key") {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+                    .expect("chmod");
+            }
             p
         }
     }
@@ -795,7 +801,7 @@ mod mtls {
             &stranger_key.private_key_to_pem_pkcs8().expect("pem"),
         );
         let tls_lines = format!(
-            "tls_cert = \"{}\"\ntls_key = \"{}\"\nclient_ca = \"{}\"\n",
+            "tls_cert = \"{}\"\ntls_key = \"{}\"\nclient_ca = \"{}\"\nclient_allow = [\"subject:CN=CA operator\"]\n",
             server_cert.display(),
             server_key_file.display(),
             ca_file.display()
@@ -858,7 +864,8 @@ mod mtls {
 
         // An intermediate CA as client_ca (here the demo's issuing CA, as an IGC-Santé CA
         // operator would use its ORG_AUTH_CLI certificate): the client sends only its leaf.
-        let (leaf, leaf_key) = issue_with_key(CA, &random_serial(), None);
+        let leaf_serial = random_serial();
+        let (leaf, leaf_key) = issue_with_key(CA, &leaf_serial, None);
         let leaf_cert = files.write("leaf.pem", &leaf.to_pem().expect("pem"));
         let leaf_key_file = files.write(
             "leaf.key",
@@ -866,7 +873,8 @@ mod mtls {
         );
         let s = Server::start_with(&Options {
             admin_extra: format!(
-                "tls_cert = \"{}\"\ntls_key = \"{}\"\nclient_ca = \"{}\"\n",
+                "tls_cert = \"{}\"\ntls_key = \"{}\"\nclient_ca = \"{}\"\n\
+                 client_allow = [\"subject:CN=ingest test {leaf_serial},O=TEST ORG,C=FR\"]\n",
                 server_cert.display(),
                 server_key_file.display(),
                 ca_cert(CA).display()

@@ -56,8 +56,10 @@ struct Fixture {
 fn fixture(unknown_serial: &str) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = data();
+    // The committed golden keys are checked out 0644 (git keeps no modes): allowed here.
     let text = format!(
-        "[store]\npath = \"{}\"\n[ocsp]\nthis_update_backdate = \"5m\"\nsigning_threads = 1\n\
+        "[store]\npath = \"{}\"\n\
+         [security]\nallow_loose_key_permissions = true\n[ocsp]\nthis_update_backdate = \"5m\"\nsigning_threads = 1\n\
          [[ca]]\nid = \"golden\"\ncert = \"{}\"\nkey = \"{}\"\nocsp_cert = \"{}\"\nocsp_key = \"{}\"\n\
          ocsp_validity = \"1d\"\nunknown_serial = \"{unknown_serial}\"\n",
         dir.path().join("data").display(),

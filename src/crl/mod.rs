@@ -41,6 +41,7 @@
 
 pub mod build;
 pub mod delta;
+pub mod history;
 pub mod number;
 pub mod schedule;
 
@@ -142,6 +143,9 @@ pub enum Error {
     /// The cron scheduler refused a job or could not start.
     #[error("CRL schedule: {0}")]
     Schedule(String),
+    /// Too many history CRLs are being read already ([`history::MAX_LOADS`]).
+    #[error("too many CRL history reads at once; retry shortly")]
+    Busy,
 }
 
 /// Complete or delta.
@@ -346,6 +350,7 @@ pub struct Publisher {
     settings: CrlConfig,
     slots: Vec<CaSlot>,
     pool: rayon::ThreadPool,
+    history: history::History,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -429,6 +434,7 @@ impl Publisher {
             settings: config.crl.clone(),
             slots,
             pool,
+            history: history::History::default(),
         };
         for slot in &publisher.slots {
             let loaded = publisher.load_current(slot);
@@ -917,6 +923,11 @@ impl Publisher {
                 }
             }
             CrlKind::Delta => current.delta = Some(Arc::clone(&published)),
+        }
+        drop(current);
+        // Retention of the history ([`history`]); a failure leaves old CRLs for the next build.
+        if let Err(e) = self.prune_history(slot, self.clock.now()) {
+            tracing::warn!(ca = %ca, error = %e, "CRL history pruning failed");
         }
         Ok(published)
     }

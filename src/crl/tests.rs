@@ -31,6 +31,7 @@ struct Fixture {
     ca: CaId,
 }
 
+/// The committed golden keys are checked out 0644 (git keeps no modes): `[security]` allows it.
 fn config_text(dir: &Path, extra: &str) -> String {
     let data = data_dir();
     format!(
@@ -38,6 +39,7 @@ fn config_text(dir: &Path, extra: &str) -> String {
          [admin]\nlisten = \"127.0.0.1:0\"\n\
          [store]\npath = \"{}\"\nblock_cache_mb = 8\n\
          [crl]\nthreads = 2\n\
+         [security]\nallow_loose_key_permissions = true\n\
          [[ca]]\nid = \"test\"\ncert = \"{c}\"\nkey = \"{k}\"\nocsp_cert = \"{oc}\"\nocsp_key = \"{ok}\"\n{extra}\n",
         dir.join("data").display(),
         c = data.join("ca.pem").display(),

@@ -56,8 +56,16 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     b.insert_header(("Cache-Control", "no-store")).json(body)
 }
 
-/// `GET /metrics`.
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+/// `GET /metrics`. Open, as Prometheus expects, unless `[admin] metrics_token_sha256` is set:
+/// then the scraper sends that bearer token (`authorization` in its scrape configuration).
+pub async fn metrics(state: web::Data<AppState>, req: actix_web::HttpRequest) -> HttpResponse {
+    let authorization = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    if !state.admin_auth.metrics_allowed(authorization) {
+        return actix_web::ResponseError::error_response(&super::ApiError::Unauthorized);
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())

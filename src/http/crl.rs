@@ -6,7 +6,7 @@
 //! | `GET /crl/` | JSON list of the CAs, their current CRL numbers and nextUpdate |
 //! | `GET /crl/{ca}.crl`, `/crl/{ca}.pem` | the current complete CRL, DER or PEM |
 //! | `GET /crl/{ca}-delta.crl`, `/crl/{ca}-delta.pem` | the current delta CRL |
-//! | `GET /crl/{ca}/{number}.crl`, `.pem` | any CRL of the CA by number, for audit |
+//! | `GET /crl/{ca}/{number}.crl`, `.pem` | any CRL of the CA by number, for audit (within `[crl] keep_history`) |
 //!
 //! HEAD is answered as GET without the body. Current CRLs carry `ETag`, `Last-Modified`
 //! (thisUpdate), `Expires` (nextUpdate) and `Cache-Control` with max-age ≤ nextUpdate − now
@@ -135,9 +135,11 @@ pub async fn current(
     Ok(b.content_type(content_type).body(bytes))
 }
 
-/// `GET|HEAD /crl/{ca}/{number}.crl` (or `.pem`): a CRL by number, current or past. Its bytes
-/// never change, so it is cacheable for a day whatever its nextUpdate; it may be expired —
-/// this is the audit trail, not what relying parties check certificates against.
+/// `GET|HEAD /crl/{ca}/{number}.crl` (or `.pem`): a CRL by number, current or past, read
+/// through the history cache and its limit of concurrent reads (503 with `Retry-After` beyond
+/// it, see [`crate::crl::history`]). Its bytes never change: while it is valid it is cacheable
+/// until its nextUpdate (at most a day); once expired it is evidence, not a current list, and
+/// is served with `Cache-Control: no-cache` so that no cache hands it out as fresh.
 pub async fn by_number(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -157,21 +159,42 @@ pub async fn by_number(
     let lookup = {
         let publisher = Arc::clone(publisher);
         let ca = ca.clone();
-        web::block(move || publisher.by_number(&ca, number))
+        web::block(move || publisher.history_crl(&ca, number))
     };
-    let crl = lookup
+    let crl = match lookup
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(internal)?
-        .ok_or_else(|| ApiError::NotFound(format!("CA {ca} has no CRL number {number}")))?;
+    {
+        Ok(crl) => crl,
+        Err(crate::crl::Error::Busy) => {
+            let mut resp = actix_web::ResponseError::error_response(&ApiError::Unavailable(
+                crate::crl::Error::Busy.to_string(),
+            ));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            return Ok(resp);
+        }
+        Err(e) => return Err(internal(e)),
+    }
+    .ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "CA {ca} has no CRL number {number} (never built, or older than [crl] keep_history)"
+        ))
+    })?;
     let (bytes, etag, content_type) = body(&crl, form).await?;
+    let now = state.clock.now();
+    let cache_control = if crl.is_valid_at(now) {
+        format!(
+            "max-age={}, public, no-transform",
+            (crl.record.next_update.0 - now.0).clamp(0, 86400)
+        )
+    } else {
+        "no-cache".to_owned()
+    };
     let mut b = HttpResponse::Ok();
-    b.insert_header((
-        header::CACHE_CONTROL,
-        "max-age=86400, public, no-transform, immutable",
-    ))
-    .insert_header((header::ETAG, etag.as_str()))
-    .insert_header((header::LAST_MODIFIED, crl.last_modified.as_str()));
+    b.insert_header((header::CACHE_CONTROL, cache_control))
+        .insert_header((header::ETAG, etag.as_str()))
+        .insert_header((header::LAST_MODIFIED, crl.last_modified.as_str()));
     let validity = cache::Validity {
         etag: &etag,
         this_update: crl.record.this_update,

@@ -4,13 +4,15 @@
 //! - `POST /v1/revocations`: revoke (one object, an array, or NDJSON);
 //! - `DELETE /v1/revocations/{ca}/{serial}`: release a certificateHold;
 //! - `GET /v1/certificates/{ca}/{serial}`: the record;
-//! - `GET /v1/cas`: the CAs served.
+//! - `GET /v1/cas`: the CAs served;
+//! - `GET /v1/audit`: the audit trail of the writes ([`crate::ingest::audit`]).
 //!
 //! Each request is authenticated ([`Caller`]), parsed by [`crate::ingest::request`], and applied
 //! as **one** store transaction ([`crate::ingest::commit`]) on the blocking pool: the answer is
 //! sent once the transaction is durable, so an acknowledged event survives a crash, and the OCSP
 //! responder's next answer already reflects it. A batch is all or nothing. Replays answer 200
-//! with `"result": "unchanged"`.
+//! with `"result": "unchanged"`. Each write request — applied, replayed or refused — is recorded
+//! in the audit trail with who made it and from where.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -19,10 +21,11 @@ use serde::Serialize;
 
 use super::auth::Caller;
 use super::{ApiError, AppState, count};
+use crate::ingest::audit::{self, Endpoint, Requester};
 use crate::ingest::request::{self, CertChange};
 use crate::ingest::{self, Change, Outcome, certificate};
 use crate::metrics as m;
-use crate::model::{CaId, CertRecord, CertStatus, Serial};
+use crate::model::{CaId, CertRecord, CertStatus, Serial, UnixTime};
 
 /// Largest request body accepted (a batch), in bytes.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
@@ -165,14 +168,16 @@ fn content_type(req: &HttpRequest) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Commits `changes` as one durable transaction, timing it for `vigie_ingest_commit_seconds`.
+/// Commits `changes` as one durable transaction with its audit record, timing it for
+/// `vigie_ingest_commit_seconds`.
 fn commit_timed(
     st: &AppState,
     changes: &[CertChange],
     label: Option<&str>,
+    who: &Requester,
 ) -> Result<Vec<Outcome>, ingest::Error> {
     let start = std::time::Instant::now();
-    let outcomes = ingest::commit(&st.store, st.clock.now(), changes, label)?;
+    let outcomes = audit::commit_audited(&st.store, st.clock.now(), changes, label, who)?;
     metrics::histogram!(m::INGEST_COMMIT_SECONDS).record(start.elapsed().as_secs_f64());
     Ok(outcomes)
 }
@@ -184,6 +189,85 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| ApiError::Internal(format!("blocking pool: {e}")))?
         .map_err(ApiError::from)
+}
+
+/// Who is calling, for the audit trail.
+fn requester(caller: &Caller, req: &HttpRequest, endpoint: Endpoint) -> Requester {
+    Requester {
+        actor: caller.actor(),
+        address: req
+            .peer_addr()
+            .map_or_else(|| "?".to_owned(), |a| a.to_string()),
+        endpoint,
+    }
+}
+
+/// Records a refused request in the audit trail (a synced write of its own), then hands the
+/// refusal back. Server failures (5xx) are not refusals: they are logged, not audited.
+fn refused(
+    st: &AppState,
+    who: &Requester,
+    changes: &[CertChange],
+    target: Option<(&str, &str)>,
+    e: ApiError,
+) -> ApiError {
+    let status = actix_web::ResponseError::status_code(&e);
+    if status.is_client_error() {
+        let problem = audit::Problem {
+            kind: e.kind().to_owned(),
+            status: status.as_u16(),
+            detail: e.to_string(),
+        };
+        if let Err(err) =
+            audit::record_refusal(&st.store, st.clock.now(), who, changes, target, problem)
+        {
+            return ApiError::Internal(format!(
+                "recording a refused request in the audit trail: {err}"
+            ));
+        }
+    }
+    e
+}
+
+/// Runs a write on the blocking pool: `f` returns the changes it parsed (possibly none) with
+/// the result of committing them; a refusal is recorded before it is returned.
+async fn write(
+    state: &web::Data<AppState>,
+    who: Requester,
+    f: impl FnOnce(&AppState, &Requester) -> (Vec<CertChange>, Result<Vec<Outcome>, ingest::Error>)
+    + Send
+    + 'static,
+) -> Result<(Vec<CertChange>, Vec<Outcome>), ApiError> {
+    let st = state.clone();
+    web::block(move || {
+        let app: &AppState = &st;
+        let (changes, result) = f(app, &who);
+        match result {
+            Ok(outcomes) => Ok((changes, outcomes)),
+            Err(e) => Err(refused(&st, &who, &changes, None, ApiError::from(e))),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("blocking pool: {e}")))?
+}
+
+/// Reads the body; a refusal (too large, broken) is audited.
+async fn read_body_audited(
+    state: &web::Data<AppState>,
+    who: &Requester,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<web::Bytes, ApiError> {
+    match read_body(req, payload).await {
+        Ok(b) => Ok(b),
+        Err(e) => {
+            let (st, who) = (state.clone(), who.clone());
+            web::block(move || refused(&st, &who, &[], None, e))
+                .await
+                .map_err(|e| ApiError::Internal(format!("blocking pool: {e}")))
+                .and_then(Err)
+        }
+    }
 }
 
 fn answer(
@@ -221,16 +305,20 @@ pub async fn post_revocations(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     count("admin", "revocations");
-    let body = read_body(&req, payload).await?;
+    let who = requester(&caller, &req, Endpoint::Revocations);
+    let body = read_body_audited(&state, &who, &req, payload).await?;
     let ct = content_type(&req);
-    let st = state.clone();
-    let (changes, outcomes) = blocking(move || {
+    let (changes, outcomes) = write(&state, who, move |st, who| {
         let registry = st.responder.registry();
-        let (changes, batch) = request::revocations(ct.as_deref(), &body, |ca| {
+        match request::revocations(ct.as_deref(), &body, |ca| {
             registry.by_id(ca.as_str()).is_some()
-        })?;
-        let outcomes = commit_timed(&st, &changes, batch.then_some("revocations"))?;
-        Ok((changes, outcomes))
+        }) {
+            Ok((changes, batch)) => {
+                let result = commit_timed(st, &changes, batch.then_some("revocations"), who);
+                (changes, result)
+            }
+            Err(e) => (Vec::new(), Err(e)),
+        }
     })
     .await?;
     Ok(answer(&caller, "revocations", &changes, &outcomes))
@@ -244,27 +332,32 @@ pub async fn post_certificates(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     count("admin", "certificates");
-    let body = read_body(&req, payload).await?;
+    let who = requester(&caller, &req, Endpoint::Certificates);
+    let body = read_body_audited(&state, &who, &req, payload).await?;
     let ct = content_type(&req);
-    let st = state.clone();
-    let (changes, outcomes) = blocking(move || {
+    let (changes, outcomes) = write(&state, who, move |st, who| {
         let registry = st.responder.registry();
-        let ders = request::certificates(ct.as_deref(), &body)?;
-        let changes = ders
-            .iter()
-            .enumerate()
-            .map(|(i, der)| {
-                certificate::identify(registry, der)
-                    .map(|c| CertChange {
-                        ca: c.ca,
-                        serial: c.serial,
-                        change: Change::Issue(c.issuance),
-                    })
-                    .map_err(|e| e.within(&format!("certificates[{i}]")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let outcomes = commit_timed(&st, &changes, Some("certificates"))?;
-        Ok((changes, outcomes))
+        let parsed = request::certificates(ct.as_deref(), &body).and_then(|ders| {
+            ders.iter()
+                .enumerate()
+                .map(|(i, der)| {
+                    certificate::identify(registry, der)
+                        .map(|c| CertChange {
+                            ca: c.ca,
+                            serial: c.serial,
+                            change: Change::Issue(c.issuance),
+                        })
+                        .map_err(|e| e.within(&format!("certificates[{i}]")))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        });
+        match parsed {
+            Ok(changes) => {
+                let result = commit_timed(st, &changes, Some("certificates"), who);
+                (changes, result)
+            }
+            Err(e) => (Vec::new(), Err(e)),
+        }
     })
     .await?;
     Ok(answer(&caller, "certificates", &changes, &outcomes))
@@ -285,20 +378,29 @@ fn address(state: &AppState, ca: &str, serial: &str) -> Result<(CaId, Serial), A
 pub async fn delete_revocation(
     caller: Caller,
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     count("admin", "release");
-    let (ca, serial) = address(&state, &path.0, &path.1)?;
-    let st = state.clone();
-    let change = CertChange {
+    let who = requester(&caller, &req, Endpoint::Release);
+    let (ca, serial) = match address(&state, &path.0, &path.1) {
+        Ok(a) => a,
+        Err(e) => {
+            let (st, who, path) = (state.clone(), who.clone(), path.into_inner());
+            return web::block(move || refused(&st, &who, &[], Some((&path.0, &path.1)), e))
+                .await
+                .map_err(|e| ApiError::Internal(format!("blocking pool: {e}")))
+                .and_then(Err);
+        }
+    };
+    let changes = vec![CertChange {
         ca,
         serial,
         change: Change::Release,
-    };
-    let changes = vec![change];
-    let (changes, outcomes) = blocking(move || {
-        let outcomes = commit_timed(&st, &changes, None)?;
-        Ok((changes, outcomes))
+    }];
+    let (changes, outcomes) = write(&state, who, move |st, who| {
+        let result = commit_timed(st, &changes, None, who);
+        (changes, result)
     })
     .await?;
     let view = item(&changes[0], &outcomes[0]);
@@ -308,6 +410,65 @@ pub async fn delete_revocation(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(view))
+}
+
+/// `GET /v1/audit?since=RFC3339&ca=ID&limit=N&after=ID`: the audit trail, oldest first, at
+/// most `limit` entries (default 1000, at most 10000). When more remain, the
+/// `Vigie-Audit-Next` header holds the `after` value of the next page.
+pub async fn get_audit(
+    _caller: Caller,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    count("admin", "audit");
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Params {
+        since: Option<String>,
+        ca: Option<String>,
+        limit: Option<usize>,
+        after: Option<String>,
+    }
+    let p = web::Query::<Params>::from_query(req.query_string())
+        .map_err(|e| ApiError::BadRequest(format!("query: {e}")))?
+        .into_inner();
+    let since = match p.since.as_deref() {
+        Some(s) => Some(
+            UnixTime::parse_rfc3339(s).ok_or_else(|| ApiError::Unprocessable {
+                field: "since".into(),
+                message: format!("{s:?} is not an RFC 3339 time (2026-01-31T12:00:00Z)"),
+            })?,
+        ),
+        None => None,
+    };
+    let ca = match p.ca.as_deref() {
+        Some(id) => Some(
+            state
+                .responder
+                .registry()
+                .by_id(id)
+                .map(|c| c.id.clone())
+                .ok_or_else(|| ApiError::Unprocessable {
+                    field: "ca".into(),
+                    message: format!("no CA with id {id:?} is configured"),
+                })?,
+        ),
+        None => None,
+    };
+    let query = audit::Query {
+        since,
+        ca,
+        limit: p.limit.unwrap_or(1000),
+        after: p.after,
+    };
+    let st = state.clone();
+    let (entries, next) = blocking(move || audit::read(&st.store, &query)).await?;
+    let mut b = HttpResponse::Ok();
+    b.insert_header((header::CACHE_CONTROL, "no-store"));
+    if let Some(next) = next {
+        b.insert_header(("Vigie-Audit-Next", next));
+    }
+    Ok(b.json(entries))
 }
 
 /// `GET /v1/certificates/{ca}/{serial}`.

@@ -107,6 +107,7 @@ pub const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/certificates/{ca}/{serial}"),
     ("POST", "/v1/revocations"),
     ("DELETE", "/v1/revocations/{ca}/{serial}"),
+    ("GET", "/v1/audit"),
 ];
 
 fn admin_route(method: &str, path: &str) -> actix_web::Route {
@@ -119,6 +120,7 @@ fn admin_route(method: &str, path: &str) -> actix_web::Route {
         ("GET", "/v1/certificates/{ca}/{serial}") => web::get().to(ingest::get_certificate),
         ("POST", "/v1/revocations") => web::post().to(ingest::post_revocations),
         ("DELETE", "/v1/revocations/{ca}/{serial}") => web::delete().to(ingest::delete_revocation),
+        ("GET", "/v1/audit") => web::get().to(ingest::get_audit),
         // ADMIN_ROUTES is a constant of this file; the test below registers every entry.
         _ => unreachable!("no handler for {method} {path} in ADMIN_ROUTES"),
     }

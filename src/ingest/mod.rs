@@ -28,6 +28,7 @@
 //! - **Release**: lifts a certificateHold (the next delta CRL says removeFromCRL). Releasing a
 //!   certificate that is not revoked is unchanged; releasing a final revocation is a conflict.
 
+pub mod audit;
 pub mod certificate;
 pub mod import;
 pub mod request;
@@ -194,21 +195,33 @@ pub fn commit(
     changes: &[request::CertChange],
     label: Option<&str>,
 ) -> Result<Vec<Outcome>, Error> {
+    store.transact(&cas_of(changes), now, |tx| apply_all(tx, changes, label))
+}
+
+/// The CAs `changes` name, sorted, once each.
+fn cas_of(changes: &[request::CertChange]) -> Vec<CaId> {
     let mut cas: Vec<CaId> = changes.iter().map(|c| c.ca.clone()).collect();
     cas.sort();
     cas.dedup();
-    store.transact(&cas, now, |tx| {
-        changes
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                apply(tx, &c.ca, &c.serial, &c.change).map_err(|e| match label {
-                    Some(label) => e.within(&format!("{label}[{i}]")),
-                    None => e,
-                })
+    cas
+}
+
+/// Applies `changes` in order within `tx`; the first refusal is located at `{label}[i]`.
+fn apply_all(
+    tx: &mut Tx<'_>,
+    changes: &[request::CertChange],
+    label: Option<&str>,
+) -> Result<Vec<Outcome>, Error> {
+    changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            apply(tx, &c.ca, &c.serial, &c.change).map_err(|e| match label {
+                Some(label) => e.within(&format!("{label}[{i}]")),
+                None => e,
             })
-            .collect()
-    })
+        })
+        .collect()
 }
 
 enum Decision {

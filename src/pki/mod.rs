@@ -253,6 +253,26 @@ impl Ca {
             .to_der()
             .map_err(|e| err("ocsp_cert", e.to_string()))?;
         let self_signing = ocsp_cert_der == cert_der;
+        // The CA key answering OCSP itself is allowed (RFC 6960 §4.2.2.2), but it puts the CA
+        // key on the responders: only when the configuration says so.
+        if self_signing != c.ocsp_signer_is_ca {
+            return Err(err(
+                "ocsp_cert",
+                if self_signing {
+                    format!(
+                        "{} is the CA certificate itself: the CA key would sign OCSP responses. \
+                         Configure a delegated OCSP signer, or say ocsp_signer = \"ca\" in this [[ca]]",
+                        c.ocsp_cert.display()
+                    )
+                } else {
+                    format!(
+                        "ocsp_signer = \"ca\" but {} is not the CA certificate {}",
+                        c.ocsp_cert.display(),
+                        c.cert.display()
+                    )
+                },
+            ));
+        }
         if !self_signing {
             if cert.issued(&ocsp_cert) != X509VerifyResult::OK
                 || !cert

@@ -97,6 +97,22 @@ pub fn crl_kind_prefix(ca: &CaId, kind: u8) -> Vec<u8> {
     k
 }
 
+/// `audit` CF key: `at (u64 BE, seconds; times before 1970 as 0) ‖ id (u64 BE)`. Time first, so
+/// that "since" is one seek; the id, unique in the store, orders records of the same second.
+pub fn audit(at: crate::model::UnixTime, id: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(16);
+    k.extend_from_slice(&u64::try_from(at.0).unwrap_or(0).to_be_bytes());
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// The time (seconds) and id of an `audit` key.
+pub fn parse_audit(key: &[u8]) -> Option<(u64, u64)> {
+    let at = u64::from_be_bytes(key.get(..8)?.try_into().ok()?);
+    let id = u64::from_be_bytes(key.get(8..16)?.try_into().ok()?);
+    (key.len() == 16).then_some((at, id))
+}
+
 /// The smallest key strictly greater than every key starting with `prefix`.
 pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();

@@ -8,6 +8,7 @@
 //! | `ocsp` | ca ‖ serial ‖ variant | [`StoredResponse`]: signed response bytes |
 //! | `crl` | ca ‖ kind ‖ number [‖ piece] | published CRLs: DER pieces (kind 0 full, 1 delta, ingested as SST files) and records (2, 3) |
 //! | `meta` | ca ‖ name | counters |
+//! | `audit` | at (u64 BE seconds) ‖ id (u64 BE) | who changed what through the ingest API ([`crate::ingest::audit`]) |
 //!
 //! Changes go through [`Store::transact`]: under the CA's lock, the caller reads records and
 //! stages new ones; the store appends their events, keeps the `revoked` index in step, writes it
@@ -49,8 +50,10 @@ pub mod cf {
     pub const CRL: &str = "crl";
     /// Counters.
     pub const META: &str = "meta";
+    /// The ingest API's audit trail.
+    pub const AUDIT: &str = "audit";
     /// All of them.
-    pub const ALL: [&str; 6] = [CERTS, REVOKED, EVENTS, OCSP, CRL, META];
+    pub const ALL: [&str; 7] = [CERTS, REVOKED, EVENTS, OCSP, CRL, META, AUDIT];
 }
 
 /// A raw key and value read from RocksDB.
@@ -221,6 +224,8 @@ pub struct Store {
     sync: bool,
     generations: Box<[AtomicU64]>,
     committed: tokio::sync::broadcast::Sender<Committed>,
+    /// The next audit record id (unique within the store, see [`keys::audit`]).
+    audit_id: AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -309,6 +314,7 @@ impl Store {
         }
         let generations = (0..STRIPES).map(|_| AtomicU64::new(0)).collect();
         let (committed, _) = tokio::sync::broadcast::channel(1024);
+        let audit_id = AtomicU64::new(Self::first_audit_id(&db)?);
         Ok(Store {
             db,
             ledgers,
@@ -316,6 +322,7 @@ impl Store {
             sync: options.sync,
             generations,
             committed,
+            audit_id,
         })
     }
 
@@ -345,6 +352,49 @@ impl Store {
             }
             None => Ok(0),
         }
+    }
+
+    /// Audit ids go on from the last record's, and from the clock in microseconds: ids stay
+    /// unique even if the last record is not the one with the greatest id (a clock set back).
+    fn first_audit_id(db: &DB) -> Result<u64, Error> {
+        let audit = db
+            .cf_handle(cf::AUDIT)
+            .expect("AUDIT is created with the database");
+        let last = match db.iterator_cf(audit, IteratorMode::End).next() {
+            Some(item) => {
+                let (k, _) = item?;
+                keys::parse_audit(&k).map_or(0, |(_, id)| id)
+            }
+            None => 0,
+        };
+        let micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        Ok(last.saturating_add(1).max(micros))
+    }
+
+    fn next_audit_key(&self, at: UnixTime) -> Vec<u8> {
+        keys::audit(at, self.audit_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Writes one audit record on its own, synced (a refused request: nothing else to write).
+    pub fn put_audit(&self, at: UnixTime, record: &[u8]) -> Result<(), Error> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(self.sync);
+        self.db
+            .put_cf_opt(self.cf(cf::AUDIT), self.next_audit_key(at), record, &wo)?;
+        Ok(())
+    }
+
+    /// Audit records whose key is at or after `start` ([`keys::audit`]), in key order: by time,
+    /// then id.
+    pub fn audit_from(&self, start: Vec<u8>) -> impl Iterator<Item = Result<KeyValue, Error>> + '_ {
+        self.db
+            .iterator_cf(
+                self.cf(cf::AUDIT),
+                IteratorMode::From(&start, Direction::Forward),
+            )
+            .map(|item| item.map_err(Error::from))
     }
 
     fn ledger(&self, ca: &CaId) -> Result<&Ledger, Error> {
@@ -409,9 +459,10 @@ impl Store {
             batch: WriteBatch::default(),
             changed: Vec::new(),
             revocation_changed: HashMap::new(),
+            audited: false,
         };
         let out = f(&mut tx)?;
-        if tx.changed.is_empty() {
+        if tx.changed.is_empty() && !tx.audited {
             return Ok(out);
         }
         let mut wo = WriteOptions::default();
@@ -654,6 +705,35 @@ impl Store {
         Ok(result?)
     }
 
+    /// Every `crl` CF entry whose key starts with `prefix`, in key order.
+    pub fn crl_entries(
+        &self,
+        prefix: Vec<u8>,
+    ) -> impl Iterator<Item = Result<KeyValue, Error>> + '_ {
+        self.prefix_iter(cf::CRL, prefix)
+    }
+
+    /// Deletes CRLs in one synced batch: their records (exact keys) and every piece under each
+    /// of `piece_prefixes` (CRL history pruning).
+    pub fn delete_crls(
+        &self,
+        records: &[Vec<u8>],
+        piece_prefixes: &[Vec<u8>],
+    ) -> Result<(), Error> {
+        let mut batch = WriteBatch::default();
+        let crl = self.cf(cf::CRL);
+        for k in records {
+            batch.delete_cf(crl, k);
+        }
+        for p in piece_prefixes {
+            batch.delete_range_cf(crl, p.as_slice(), keys::prefix_end(p).as_slice());
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(self.sync);
+        self.db.write_opt(batch, &wo)?;
+        Ok(())
+    }
+
     /// A raw `crl` CF value.
     pub fn crl_bytes(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         Ok(self.db.get_cf(self.cf(cf::CRL), key)?)
@@ -875,6 +955,7 @@ pub struct Tx<'a> {
     batch: WriteBatch,
     changed: Vec<(CaId, Serial)>,
     revocation_changed: HashMap<CaId, bool>,
+    audited: bool,
 }
 
 impl Tx<'_> {
@@ -937,6 +1018,15 @@ impl Tx<'_> {
     /// The time the transaction runs at.
     pub fn now(&self) -> UnixTime {
         self.now
+    }
+
+    /// Stages an audit record (at the transaction's time) in the same batch as the changes:
+    /// the record exists if and only if they do. A transaction with only an audit record (a
+    /// replay) is written and synced too.
+    pub fn audit(&mut self, record: &[u8]) {
+        let key = self.store.next_audit_key(self.now);
+        self.batch.put_cf(self.store.cf(cf::AUDIT), key, record);
+        self.audited = true;
     }
 }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code, missing_docs)]
 
 pub mod api;
+pub mod tls;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -201,6 +202,21 @@ impl Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = write_config(dir.path(), opts);
         seed(&config);
+        let mut s = Server {
+            stderr_log: dir.path().join("stderr.log"),
+            dir,
+            config,
+            public: String::new(),
+            admin: String::new(),
+            child: None,
+        };
+        s.spawn();
+        s
+    }
+
+    /// Starts `vigie serve` on a configuration already written (and a store already seeded, or
+    /// not) in `dir`.
+    pub fn start_on(dir: tempfile::TempDir, config: PathBuf) -> Server {
         let mut s = Server {
             stderr_log: dir.path().join("stderr.log"),
             dir,
