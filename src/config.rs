@@ -132,6 +132,20 @@ pub struct RawPublic {
     /// Largest OCSP request accepted, in bytes.
     #[serde(default = "defaults::max_request_bytes")]
     pub max_request_bytes: usize,
+    /// Open connections accepted at once (all workers together); more wait in the backlog.
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: usize,
+    /// How long an idle keep-alive connection is kept open.
+    #[serde(default = "defaults::keep_alive")]
+    pub keep_alive: String,
+    /// How long a client has to send a request's headers once connected (or between requests'
+    /// first bytes and their end of headers); beyond, the connection is closed.
+    #[serde(default = "defaults::header_timeout")]
+    pub header_timeout: String,
+    /// How long a client has to send a request's body; beyond, `malformedRequest` and the
+    /// connection is closed.
+    #[serde(default = "defaults::body_timeout")]
+    pub body_timeout: String,
 }
 
 /// `[admin]`.
@@ -209,6 +223,17 @@ pub struct RawOcsp {
     /// How often the refresher looks for stored responses to re-sign.
     #[serde(default = "defaults::refresh_interval")]
     pub refresh_interval: String,
+    /// Signatures per second that only an anonymous request asks for (nonce echo, unregistered
+    /// serial, several CertIDs), per client network (/24 IPv4, /56 IPv6).
+    #[serde(default = "defaults::sign_rate_per_client")]
+    pub sign_rate_per_client: f64,
+    /// How many such signatures a client network may ask for at once after a quiet time.
+    #[serde(default = "defaults::sign_burst_per_client")]
+    pub sign_burst_per_client: f64,
+    /// Share of the signing pool (threads + queue) such signatures may hold at once, all
+    /// clients together (0 < share ≤ 1).
+    #[serde(default = "defaults::anonymous_sign_share")]
+    pub anonymous_sign_share: f64,
 }
 
 /// `[crl]`.
@@ -321,6 +346,27 @@ mod defaults {
     pub fn max_request_bytes() -> usize {
         4096
     }
+    pub fn max_connections() -> usize {
+        25_000
+    }
+    pub fn keep_alive() -> String {
+        "5s".into()
+    }
+    pub fn header_timeout() -> String {
+        "5s".into()
+    }
+    pub fn body_timeout() -> String {
+        "5s".into()
+    }
+    pub fn sign_rate_per_client() -> f64 {
+        50.0
+    }
+    pub fn sign_burst_per_client() -> f64 {
+        200.0
+    }
+    pub fn anonymous_sign_share() -> f64 {
+        0.5
+    }
     pub fn store_path() -> String {
         "data".into()
     }
@@ -390,6 +436,10 @@ impl Default for RawPublic {
             public_url: None,
             workers: 0,
             max_request_bytes: defaults::max_request_bytes(),
+            max_connections: defaults::max_connections(),
+            keep_alive: defaults::keep_alive(),
+            header_timeout: defaults::header_timeout(),
+            body_timeout: defaults::body_timeout(),
         }
     }
 }
@@ -430,6 +480,9 @@ impl Default for RawOcsp {
             max_age_cap: defaults::max_age_cap(),
             this_update_backdate: defaults::this_update_backdate(),
             refresh_interval: defaults::refresh_interval(),
+            sign_rate_per_client: defaults::sign_rate_per_client(),
+            sign_burst_per_client: defaults::sign_burst_per_client(),
+            anonymous_sign_share: defaults::anonymous_sign_share(),
         }
     }
 }
@@ -445,6 +498,14 @@ pub struct PublicConfig {
     pub workers: usize,
     /// Largest OCSP request body.
     pub max_request_bytes: usize,
+    /// Open connections at once, all workers together (≥ 1).
+    pub max_connections: usize,
+    /// Idle keep-alive connections are closed after this.
+    pub keep_alive: std::time::Duration,
+    /// Deadline for a request's headers.
+    pub header_timeout: std::time::Duration,
+    /// Deadline for a request's body.
+    pub body_timeout: std::time::Duration,
 }
 
 /// `[admin]`, validated.
@@ -551,6 +612,12 @@ pub struct OcspConfig {
     pub this_update_backdate: i64,
     /// Refresher period.
     pub refresh_interval: std::time::Duration,
+    /// Rationed signatures per second per client network.
+    pub sign_rate_per_client: f64,
+    /// Rationed signatures a client network may burst.
+    pub sign_burst_per_client: f64,
+    /// Share of the signing pool rationed signatures may hold at once.
+    pub anonymous_sign_share: f64,
 }
 
 /// What a CA answers for a serial it never registered.
@@ -711,6 +778,15 @@ impl RawConfig {
             i64::try_from(d.as_secs())
                 .map_err(|_| invalid(table, key, format!("{v:?} is too long")))
         };
+        let millis = |table: &str, key: &str, v: &str| -> Result<std::time::Duration, Error> {
+            humantime::parse_duration(v).map_err(|e| {
+                invalid(
+                    table,
+                    key,
+                    format!("{v:?} is not a duration like \"5s\", \"500ms\" ({e})"),
+                )
+            })
+        };
         let resolve = |p: &str| -> PathBuf {
             let p = Path::new(p);
             if p.is_absolute() {
@@ -753,6 +829,10 @@ impl RawConfig {
                 self.public.workers
             },
             max_request_bytes: self.public.max_request_bytes,
+            max_connections: self.public.max_connections.max(1),
+            keep_alive: millis("[public]", "keep_alive", &self.public.keep_alive)?,
+            header_timeout: millis("[public]", "header_timeout", &self.public.header_timeout)?,
+            body_timeout: millis("[public]", "body_timeout", &self.public.body_timeout)?,
         };
         let security = SecurityConfig {
             allow_loose_key_permissions: self.security.allow_loose_key_permissions,
@@ -764,6 +844,13 @@ impl RawConfig {
             }
             crate::security::key_files::check(path).map_err(|e| invalid(table, key, e.to_string()))
         };
+        if public.body_timeout.is_zero() || public.header_timeout.is_zero() {
+            return Err(invalid(
+                "[public]",
+                "body_timeout",
+                "header_timeout and body_timeout must be above zero: a client would hold its connection for ever".into(),
+            ));
+        }
         let mut token_sha256 = Vec::new();
         let mut token_labels = Vec::new();
         // A malformed hash is reported by its position, never by its value: a token pasted
@@ -971,6 +1058,9 @@ impl RawConfig {
             refresh_interval: std::time::Duration::from_secs(
                 secs("[ocsp]", "refresh_interval", &o.refresh_interval)?.max(1) as u64,
             ),
+            sign_rate_per_client: o.sign_rate_per_client,
+            sign_burst_per_client: o.sign_burst_per_client,
+            anonymous_sign_share: o.anonymous_sign_share,
         };
         let pkcs11 = match &self.pkcs11 {
             None => None,
@@ -1016,6 +1106,27 @@ impl RawConfig {
         let mut ocsp = ocsp;
         if let Some(p) = &pkcs11 {
             ocsp.signing_threads = p.sessions;
+        }
+        if !(ocsp.sign_rate_per_client.is_finite() && ocsp.sign_rate_per_client >= 0.0) {
+            return Err(invalid(
+                "[ocsp]",
+                "sign_rate_per_client",
+                "must be a number of signatures per second, 0 or more".into(),
+            ));
+        }
+        if !(ocsp.sign_burst_per_client.is_finite() && ocsp.sign_burst_per_client >= 1.0) {
+            return Err(invalid(
+                "[ocsp]",
+                "sign_burst_per_client",
+                "must be 1 or more".into(),
+            ));
+        }
+        if !(ocsp.anonymous_sign_share > 0.0 && ocsp.anonymous_sign_share <= 1.0) {
+            return Err(invalid(
+                "[ocsp]",
+                "anonymous_sign_share",
+                "must be above 0 and at most 1".into(),
+            ));
         }
         if ocsp.this_update_backdate > 3600 {
             return Err(invalid(

@@ -15,8 +15,9 @@
 //! - [`crl`]: full and delta CRLs: numbering, parallel encoding, schedule, publication.
 //! - [`http`]: actix-web handlers for the public and admin listeners (OCSP, CRLs; health,
 //!   metrics, and the authenticated ingest API described by `openapi.yaml`).
+//! - [`fuzzing`]: one entry point per parser of untrusted bytes, for `fuzz/` and its corpus test.
 //! - [`service`]: starting and stopping the whole; [`demo`]: `vigie demo`.
-//! - [`metrics`]: metric names and the Prometheus recorder.
+//! - [`metrics`]: metric names and the Prometheus recorder; [`limits`]: the open-files limit.
 
 #![forbid(unsafe_code)]
 
@@ -25,8 +26,10 @@ pub mod config;
 pub mod crl;
 pub mod demo;
 pub mod error;
+pub mod fuzzing;
 pub mod http;
 pub mod ingest;
+pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod ocsp;

@@ -11,6 +11,10 @@ pub const OCSP_CACHE: &str = "vigie_ocsp_cache_total";
 pub const OCSP_SIGNING_SECONDS: &str = "vigie_ocsp_signing_seconds";
 /// Responses re-signed by the refresher.
 pub const OCSP_REFRESHED: &str = "vigie_ocsp_refreshed_total";
+/// Signatures only an anonymous request asked for (nonce, unregistered serial, several
+/// CertIDs) that were refused, by `limit` (client, share) and `outcome` (without_nonce,
+/// try_later).
+pub const OCSP_RATIONED: &str = "vigie_ocsp_rationed_total";
 /// HTTP requests by `listener` and `endpoint`.
 pub const HTTP_REQUESTS: &str = "vigie_http_requests_total";
 /// Time to build, sign and store one CRL, seconds, by `ca` and `kind` (full, delta).
@@ -76,6 +80,10 @@ fn describe() {
     metrics::describe_counter!(
         OCSP_REFRESHED,
         "Stored OCSP responses re-signed by the refresher"
+    );
+    metrics::describe_counter!(
+        OCSP_RATIONED,
+        "Rationed OCSP signatures refused, by limit (client, share) and outcome (without_nonce, try_later)"
     );
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by listener and endpoint");
     metrics::describe_histogram!(

@@ -102,6 +102,7 @@ pub async fn run(
     on_bound: impl FnOnce(Bound),
 ) -> Result<(), Error> {
     let signals = ShutdownSignals::install();
+    crate::limits::raise_open_files(config.public.max_connections);
     let metrics = crate::metrics::install();
     let store = Arc::new(open_store(&config)?);
     let responder = Arc::new(Responder::new(
@@ -125,6 +126,7 @@ pub async fn run(
         store: Arc::clone(&store),
         clock: Arc::clone(&clock),
         max_request_bytes: config.public.max_request_bytes,
+        body_timeout: config.public.body_timeout,
         max_age_cap: config.ocsp.max_age_cap,
         metrics,
         admin_auth: AdminAuth::from_config(&config.admin, &config.registry),
@@ -147,6 +149,14 @@ pub async fn run(
             .configure(http::public_routes)
     })
     .workers(config.public.workers)
+    .max_connections(
+        config
+            .public
+            .max_connections
+            .div_ceil(config.public.workers.max(1)),
+    )
+    .keep_alive(config.public.keep_alive)
+    .client_request_timeout(config.public.header_timeout)
     .disable_signals()
     .shutdown_timeout(10)
     .bind(config.public.listen)

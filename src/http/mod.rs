@@ -33,6 +33,8 @@ pub struct AppState {
     pub clock: SharedClock,
     /// Largest OCSP request accepted.
     pub max_request_bytes: usize,
+    /// Deadline for reading an OCSP POST body.
+    pub body_timeout: std::time::Duration,
     /// Cap of `max-age` on OCSP GET answers, seconds.
     pub max_age_cap: i64,
     /// Renders `/metrics`.

@@ -56,7 +56,21 @@ pub async fn post(
         );
     }
     let mut buf = web::BytesMut::with_capacity(declared.unwrap_or(256).min(limit));
-    while let Some(chunk) = body.next().await {
+    // A body drip-fed past the deadline holds a connection for nothing: cut it.
+    let deadline = tokio::time::Instant::now() + state.body_timeout;
+    loop {
+        let Ok(chunk) = tokio::time::timeout_at(deadline, body.next()).await else {
+            metrics::counter!(crate::metrics::OCSP_RESPONSES, "status" => "malformedRequest", "method" => "POST")
+                .increment(1);
+            return HttpResponse::build(StatusCode::REQUEST_TIMEOUT)
+                .content_type(OCSP_RESPONSE)
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .force_close()
+                .body(response::error_response(
+                    OcspResponseStatus::MalformedRequest,
+                ));
+        };
+        let Some(chunk) = chunk else { break };
         match chunk {
             Ok(c) if buf.len() + c.len() <= limit => buf.extend_from_slice(&c),
             Ok(_) => {
@@ -79,7 +93,12 @@ pub async fn post(
     raw.extend_from_slice(&buf);
     let answer = match state.responder.answer_seen(&raw, "POST") {
         Some(hit) => Answer::Cached(hit),
-        None => state.responder.answer_keyed(&buf, Some(&raw), "POST").await,
+        None => {
+            state
+                .responder
+                .answer_for(&buf, Some(&raw), "POST", client(&req))
+                .await
+        }
     };
     respond(&state, &req, answer, false)
 }
@@ -106,7 +125,10 @@ pub async fn get(
     }
     let answer = match request::decode_get_path(encoded) {
         Ok(der) if der.len() <= state.max_request_bytes => {
-            state.responder.answer_keyed(&der, Some(&raw), "GET").await
+            state
+                .responder
+                .answer_for(&der, Some(&raw), "GET", client(&req))
+                .await
         }
         _ => {
             metrics::counter!(crate::metrics::OCSP_RESPONSES, "status" => "malformedRequest", "method" => "GET").increment(1);
@@ -114,6 +136,11 @@ pub async fn get(
         }
     };
     respond(&state, &req, answer, true)
+}
+
+/// The client's address, as its connection's peer: never a header a client could forge.
+fn client(req: &HttpRequest) -> Option<std::net::IpAddr> {
+    req.peer_addr().map(|a| a.ip())
 }
 
 fn respond(state: &AppState, req: &HttpRequest, answer: Answer, is_get: bool) -> HttpResponse {

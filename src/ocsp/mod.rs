@@ -13,12 +13,22 @@
 //!
 //! Requests with a nonce (when the CA echoes nonces) or several CertIDs are signed afresh.
 //! Signing runs on a bounded [`pool::SigningPool`]; when it is saturated the answer is `tryLater`.
+//!
+//! A serial nobody registered is a stranger: its answer lives in the memory cache only, never in
+//! the store, and is never re-signed in the background (a flood of made-up serials must cost
+//! neither disk nor background work). Signatures that only an anonymous request asks for (a
+//! nonce, a stranger, several CertIDs) are rationed per client network and against a share of
+//! the pool ([`ration`]); beyond the ration, a request with a nonce gets the shared answer
+//! without it (RFC 9654 §2.1 lets a responder ignore a nonce) when there is one, else
+//! `tryLater`.
 
 pub mod der_types;
 pub mod pool;
+pub mod ration;
 pub mod request;
 pub mod response;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -29,6 +39,7 @@ use x509_ocsp::OcspResponseStatus;
 
 use self::der_types::CertIdDer;
 use self::pool::SigningPool;
+use self::ration::Ration;
 use self::response::{SingleStatus, Times};
 use crate::clock::SharedClock;
 use crate::config::{NoncePolicy, OcspConfig, UnknownSerialPolicy};
@@ -163,6 +174,9 @@ pub struct CachedResponse {
     cert_id_der: Box<[u8]>,
     /// Set while a background re-signing is under way.
     refreshing: AtomicBool,
+    /// Whether its serial is registered: a stranger's answer is never re-signed in the
+    /// background, nor stored.
+    registered: bool,
 }
 
 impl CachedResponse {
@@ -175,6 +189,7 @@ impl CachedResponse {
         ca: &Ca,
         serial: Option<&Serial>,
         cert_id_der: &[u8],
+        registered: bool,
     ) -> Arc<CachedResponse> {
         Arc::new(CachedResponse {
             response: SignedResponse::new(der, times, status),
@@ -184,6 +199,7 @@ impl CachedResponse {
             serial: serial.cloned(),
             cert_id_der: cert_id_der.into(),
             refreshing: AtomicBool::new(false),
+            registered,
         })
     }
 }
@@ -307,6 +323,7 @@ pub struct Responder {
     front: quick_cache::sync::Cache<Box<[u8]>, Arc<CachedResponse>, FrontWeighter>,
     counters: Counters,
     pool: SigningPool,
+    ration: Ration,
     backdate: i64,
 }
 
@@ -362,6 +379,12 @@ impl Responder {
             ),
             counters: Counters::new(),
             pool: SigningPool::new(config.signing_threads, config.signing_queue),
+            ration: Ration::new(
+                config.sign_rate_per_client,
+                config.sign_burst_per_client,
+                config.anonymous_sign_share,
+                config.signing_threads.max(1) + config.signing_queue.max(1),
+            ),
             backdate: config.this_update_backdate,
         }
     }
@@ -397,7 +420,20 @@ impl Responder {
         raw: Option<&[u8]>,
         method: &'static str,
     ) -> Answer {
-        let answer = match self.try_answer(request, raw).await {
+        self.answer_for(request, raw, method, None).await
+    }
+
+    /// [`Responder::answer_keyed`] for a client at `client` (the peer address of its
+    /// connection, never a header): the signatures only its request asks for are rationed per
+    /// client network ([`ration`]). `None` is limited by the global share only.
+    pub async fn answer_for(
+        self: &Arc<Self>,
+        request: &[u8],
+        raw: Option<&[u8]>,
+        method: &'static str,
+        client: Option<IpAddr>,
+    ) -> Answer {
+        let answer = match self.try_answer(request, raw, client).await {
             Ok(a) => a,
             Err(e) => {
                 match &e {
@@ -418,6 +454,7 @@ impl Responder {
         self: &Arc<Self>,
         request: &[u8],
         raw: Option<&[u8]>,
+        client: Option<IpAddr>,
     ) -> Result<Answer, Error> {
         let req = request::parse(request)?;
         let mut ca: Option<&Arc<Ca>> = None;
@@ -442,7 +479,7 @@ impl Responder {
             NoncePolicy::Ignore => None,
         };
         if let ([q], None) = (req.queries.as_slice(), nonce) {
-            let entry = self.single(&ca, q).await?;
+            let entry = self.single(&ca, q, client).await?;
             // Only a request without a nonce is a key worth keeping: with one, every request
             // differs (a CA that ignores nonces would otherwise fill this cache with them).
             if let (Some(raw), None) = (raw, req.nonce) {
@@ -450,9 +487,31 @@ impl Responder {
             }
             return Ok(Answer::Cached(entry));
         }
-        self.unique(&ca, &req.queries, nonce)
-            .await
-            .map(Answer::Unique)
+        // A signature for this request alone (nonce, several CertIDs): rationed.
+        let refused = match self.ration.try_acquire(client, Instant::now()) {
+            Ok(_permit) => {
+                return self
+                    .unique(&ca, &req.queries, nonce)
+                    .await
+                    .map(Answer::Unique);
+            }
+            Err(refused) => refused,
+        };
+        // RFC 9654 §2.1: the responder may ignore the nonce. The shared answer for the one
+        // CertID serves, if it exists or needs no rationed signature (a registered serial).
+        if let ([q], Some(_)) = (req.queries.as_slice(), nonce) {
+            match self.single(&ca, q, client).await {
+                Ok(entry) if entry.response.http_cacheable => {
+                    rationed(refused, "without_nonce");
+                    return Ok(Answer::Cached(entry));
+                }
+                Ok(_) => {}
+                // Counted where it was refused (a stranger's ration, or the pool).
+                Err(e) => return Err(e),
+            }
+        }
+        rationed(refused, "try_later");
+        Err(Error::TryLater)
     }
 
     fn generation(&self, ca: &Ca, serial: Option<&Serial>) -> u64 {
@@ -463,6 +522,7 @@ impl Responder {
         self: &Arc<Self>,
         ca: &Arc<Ca>,
         q: &request::Query<'_>,
+        client: Option<IpAddr>,
     ) -> Result<Arc<CachedResponse>, Error> {
         let key = cache_key(ca.index, q.variant, q.serial_content());
         let serial = Serial::from_der_content(q.serial_content());
@@ -470,6 +530,9 @@ impl Responder {
         if let Some(hit) = self.cache.get(&key)
             && hit.generation == self.generation(ca, serial.as_ref())
             && now < hit.response.times.next_update
+            // A stranger's answer past half its validity is signed again on demand (rationed),
+            // not in the background.
+            && (hit.registered || now < hit.refresh_at)
         {
             if now >= hit.refresh_at && !hit.refreshing.swap(true, Ordering::AcqRel) {
                 self.refresh_in_background(Arc::clone(ca), q.variant, key, Arc::clone(&hit));
@@ -481,11 +544,20 @@ impl Responder {
             .cert_id
             .to_der()
             .map_err(|e| Error::Internal(e.to_string()))?;
-        self.fill(ca, &cert_id_der, q.variant, serial.as_ref(), key, true)
-            .await
+        self.fill(
+            ca,
+            &cert_id_der,
+            q.variant,
+            serial.as_ref(),
+            key,
+            Some(client),
+        )
+        .await
     }
 
     /// Reads the record, then serves the stored response if it is current, or signs one.
+    /// `asked_by` is `Some(client address)` for a request (the stored response may serve; a
+    /// stranger's signature is rationed for that client), `None` for a background re-signing.
     async fn fill(
         self: &Arc<Self>,
         ca: &Arc<Ca>,
@@ -493,8 +565,9 @@ impl Responder {
         variant: u8,
         serial: Option<&Serial>,
         key: Box<[u8]>,
-        use_stored: bool,
+        asked_by: Option<Option<IpAddr>>,
     ) -> Result<Arc<CachedResponse>, Error> {
+        let use_stored = asked_by.is_some();
         let now = self.clock.now();
         // Generation first, record second: a change committed in between moves the generation,
         // and the entry made here is then never served.
@@ -504,7 +577,8 @@ impl Responder {
             None => None,
         };
         let version = record.as_ref().map_or(0, |r| r.version);
-        if let (Some(s), true) = (serial, use_stored)
+        let registered = record.is_some();
+        if let (Some(s), true, true) = (serial, use_stored, registered)
             && let Some(stored) = self.store.ocsp_response(&ca.id, s, variant)?
             && stored.version == version
             && now < half_way(stored.produced_at, stored.next_update)
@@ -524,11 +598,23 @@ impl Responder {
                 ca,
                 serial,
                 cert_id_der,
+                true,
             );
             self.cache.insert(key, Arc::clone(&entry));
             return Ok(entry);
         }
         self.counters.miss.increment(1);
+        // A stranger's signature serves whoever made the serial up: rationed.
+        let _permit = match registered {
+            true => None,
+            false => match self.ration.try_acquire(asked_by.flatten(), Instant::now()) {
+                Ok(p) => Some(p),
+                Err(refused) => {
+                    rationed(refused, "try_later");
+                    return Err(Error::TryLater);
+                }
+            },
+        };
         let (status, extended_revoke) = status_of(ca, record.as_ref());
         let cert_id =
             CertIdDer::from_der(cert_id_der).map_err(|e| Error::Internal(e.to_string()))?;
@@ -537,8 +623,10 @@ impl Responder {
         let tbs =
             response::tbs_response_data(ca, &[(cert_id, status)], times, None, extended_revoke)?;
         let der = self.sign(ca, tbs).await?;
-        // "unknown" answers stay in memory only: a flood of made-up serials must not fill the disk.
+        // Strangers' and "unknown" answers stay in memory only: a flood of made-up serials must
+        // not fill the disk (nor the refresher's work).
         if let Some(s) = serial
+            && registered
             && label != "unknown"
         {
             let stored = StoredResponse {
@@ -550,7 +638,16 @@ impl Responder {
             };
             self.store.put_ocsp_response(&ca.id, s, variant, &stored)?;
         }
-        let entry = CachedResponse::new(der, times, label, generation, ca, serial, cert_id_der);
+        let entry = CachedResponse::new(
+            der,
+            times,
+            label,
+            generation,
+            ca,
+            serial,
+            cert_id_der,
+            registered,
+        );
         self.cache.insert(key, Arc::clone(&entry));
         Ok(entry)
     }
@@ -568,7 +665,7 @@ impl Responder {
                 .ok()
                 .and_then(|c| Serial::from_der_content(c.serial_number.as_bytes()));
             if let Err(e) = this
-                .fill(&ca, &old.cert_id_der, variant, serial.as_ref(), key, false)
+                .fill(&ca, &old.cert_id_der, variant, serial.as_ref(), key, None)
                 .await
             {
                 tracing::debug!(error = %e, "background re-signing postponed");
@@ -658,7 +755,8 @@ impl Responder {
             for (serial, variant, stored) in todo {
                 let generation = self.store.change_generation(ca.index, &serial);
                 let record = self.store.cert(&ca.id, &serial)?;
-                if record.as_ref().map_or(0, |r| r.version) != stored.version {
+                // A stranger's answer (stored by an older version) is dropped, not re-signed.
+                if record.is_none() || record.as_ref().map_or(0, |r| r.version) != stored.version {
                     self.store.delete_ocsp_response(&ca.id, &serial, variant)?;
                     stats.dropped += 1;
                     continue;
@@ -706,6 +804,7 @@ impl Responder {
                             ca,
                             Some(&serial),
                             &cert_id_der,
+                            true,
                         ),
                     );
                 }
@@ -720,6 +819,12 @@ impl Responder {
     pub fn registry(&self) -> &Arc<CaRegistry> {
         &self.registry
     }
+}
+
+/// Counts a refused rationed signature.
+fn rationed(refused: ration::Refused, outcome: &'static str) {
+    metrics::counter!(m::OCSP_RATIONED, "limit" => refused.label(), "outcome" => outcome)
+        .increment(1);
 }
 
 fn half_way(from: UnixTime, to: UnixTime) -> UnixTime {

@@ -76,6 +76,8 @@ pub struct Options {
     pub only: Option<Vec<&'static str>>,
     /// Extra lines of the `[admin]` table (tokens, TLS).
     pub admin_extra: String,
+    /// Extra lines of the `[public]` table (connection limits).
+    pub public_extra: String,
 }
 
 /// The bearer token of [`Options::ingest`].
@@ -110,7 +112,8 @@ pub struct Server {
 
 pub fn write_config(dir: &Path, opts: &Options) -> PathBuf {
     let mut text = format!(
-        "[public]\nlisten = \"127.0.0.1:0\"\npublic_url = \"{PKI_PUBLIC_URL}\"\nworkers = 2\n[admin]\nlisten = \"127.0.0.1:0\"\n{}[store]\npath = \"{}\"\nblock_cache_mb = 16\n[ocsp]\nsigning_threads = 2\n{}\n",
+        "[public]\nlisten = \"127.0.0.1:0\"\npublic_url = \"{PKI_PUBLIC_URL}\"\nworkers = 2\n{}\n[admin]\nlisten = \"127.0.0.1:0\"\n{}[store]\npath = \"{}\"\nblock_cache_mb = 16\n[ocsp]\nsigning_threads = 2\n{}\n",
+        opts.public_extra,
         opts.admin_extra,
         dir.join("data").display(),
         opts.global_extra
@@ -268,6 +271,11 @@ impl Server {
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         self.child = Some(child);
+    }
+
+    /// The server process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn stderr(&self) -> String {
