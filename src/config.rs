@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::model::CaId;
-use crate::pki::CaRegistry;
+use crate::pki::{CaRegistry, HashAlg};
 
 /// Why the configuration cannot be used. Each message names the table and the key.
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +154,13 @@ pub struct RawOcsp {
     /// How often the refresher looks for stored responses to re-sign.
     #[serde(default = "defaults::refresh_interval")]
     pub refresh_interval: String,
+    /// Share of the signing threads that pre-signing may use at once (0 < share ≤ 1).
+    #[serde(default = "defaults::presign_share")]
+    pub presign_share: f64,
+    /// CertID hash algorithms pre-signed for every registered certificate (the others are
+    /// signed on their first request, then kept fresh like pre-signed ones).
+    #[serde(default = "defaults::presign_hashes")]
+    pub presign_hashes: Vec<String>,
 }
 
 /// `[crl]`.
@@ -243,6 +250,10 @@ pub struct RawCa {
     /// `delta_schedule` is set. Default `{public_url}/crl/{id}-delta.crl`.
     #[serde(default)]
     pub delta_crl_url: Option<String>,
+    /// Pre-sign an answer for every registered certificate in the background (on registration,
+    /// on status change, and before half validity), so no request waits for a signature.
+    #[serde(default = "defaults::presign")]
+    pub presign: bool,
 }
 
 mod defaults {
@@ -278,6 +289,15 @@ mod defaults {
     }
     pub fn refresh_interval() -> String {
         "1m".into()
+    }
+    pub fn presign_share() -> f64 {
+        0.5
+    }
+    pub fn presign_hashes() -> Vec<String> {
+        vec!["sha1".into(), "sha256".into()]
+    }
+    pub fn presign() -> bool {
+        true
     }
     pub fn ocsp_validity() -> String {
         "1d".into()
@@ -357,6 +377,8 @@ impl Default for RawOcsp {
             max_age_cap: defaults::max_age_cap(),
             this_update_backdate: defaults::this_update_backdate(),
             refresh_interval: defaults::refresh_interval(),
+            presign_share: defaults::presign_share(),
+            presign_hashes: defaults::presign_hashes(),
         }
     }
 }
@@ -460,6 +482,11 @@ pub struct OcspConfig {
     pub this_update_backdate: i64,
     /// Refresher period.
     pub refresh_interval: std::time::Duration,
+    /// Share of the signing threads pre-signing may use at once, in (0, 1].
+    pub presign_share: f64,
+    /// CertID hash algorithms pre-signed (with NULL parameters, as OpenSSL, Go and Java send
+    /// them), in order of priority.
+    pub presign_hashes: Vec<HashAlg>,
 }
 
 /// What a CA answers for a serial it never registered.
@@ -501,6 +528,8 @@ pub struct CaConfig {
     pub unknown_serial: UnknownSerialPolicy,
     /// CRL publication.
     pub crl: CaCrlConfig,
+    /// Pre-sign answers for every registered certificate.
+    pub presign: bool,
 }
 
 /// The configuration the service runs with.
@@ -768,7 +797,37 @@ impl RawConfig {
             refresh_interval: std::time::Duration::from_secs(
                 secs("[ocsp]", "refresh_interval", &o.refresh_interval)?.max(1) as u64,
             ),
+            presign_share: o.presign_share,
+            presign_hashes: {
+                let mut algs = Vec::new();
+                for name in &o.presign_hashes {
+                    let alg = match name.to_ascii_lowercase().as_str() {
+                        "sha1" => HashAlg::Sha1,
+                        "sha256" => HashAlg::Sha256,
+                        "sha384" => HashAlg::Sha384,
+                        "sha512" => HashAlg::Sha512,
+                        _ => {
+                            return Err(invalid(
+                                "[ocsp]",
+                                "presign_hashes",
+                                format!("{name:?}: expected \"sha1\", \"sha256\", \"sha384\" or \"sha512\""),
+                            ));
+                        }
+                    };
+                    if !algs.contains(&alg) {
+                        algs.push(alg);
+                    }
+                }
+                algs
+            },
         };
+        if !(o.presign_share > 0.0 && o.presign_share <= 1.0) {
+            return Err(invalid(
+                "[ocsp]",
+                "presign_share",
+                format!("{} must be above 0 and at most 1", o.presign_share),
+            ));
+        }
         if ocsp.this_update_backdate > 3600 {
             return Err(invalid(
                 "[ocsp]",
@@ -912,6 +971,7 @@ impl RawConfig {
                 nonce,
                 unknown_serial,
                 crl: crl_cfg,
+                presign: c.presign,
             });
         }
         if cas.is_empty() {

@@ -13,9 +13,14 @@
 //!
 //! Requests with a nonce (when the CA echoes nonces) or several CertIDs are signed afresh.
 //! Signing runs on a bounded [`pool::SigningPool`]; when it is saturated the answer is `tryLater`.
+//!
+//! With [`presign`] (the default), every registered certificate's answer is signed into the
+//! store in the background before it is asked for, so that a first request is a store read too;
+//! the pool's lanes put status changes first, requests second and pre-signing last.
 
 pub mod der_types;
 pub mod pool;
+pub mod presign;
 pub mod request;
 pub mod response;
 
@@ -296,6 +301,9 @@ pub struct Responder {
     counters: Counters,
     pool: SigningPool,
     backdate: i64,
+    /// By CA index: pre-signing keeps this CA's stored responses fresh, so the refresher
+    /// leaves them alone ([`presign`]).
+    presigned: Box<[AtomicBool]>,
 }
 
 impl std::fmt::Debug for Responder {
@@ -335,7 +343,6 @@ impl Responder {
     ) -> Responder {
         let items = (config.cache_bytes / 2048).max(64) as usize;
         Responder {
-            registry,
             store,
             clock,
             cache: quick_cache::sync::Cache::with_weighter(
@@ -349,8 +356,14 @@ impl Responder {
                 FrontWeighter,
             ),
             counters: Counters::new(),
-            pool: SigningPool::new(config.signing_threads, config.signing_queue),
+            pool: SigningPool::with_share(
+                config.signing_threads,
+                config.signing_queue,
+                config.presign_share,
+            ),
             backdate: config.this_update_backdate,
+            presigned: (0..registry.len()).map(|_| AtomicBool::new(false)).collect(),
+            registry,
         }
     }
 
@@ -630,10 +643,14 @@ impl Responder {
 
     /// One pass over every stored response: re-signs those past half their validity (or whose
     /// nextUpdate is near), drops those whose status changed since. Runs on the caller's thread
-    /// (the refresher's); signs directly, outside the request pool.
+    /// (the refresher's); signs directly, outside the request pool. CAs handed to [`presign`]
+    /// are skipped: pre-signing keeps their stored responses fresh.
     pub fn refresh_stored(&self) -> Result<RefreshStats, Error> {
         let mut stats = RefreshStats::default();
         for ca in self.registry.iter() {
+            if self.presigned[ca.index].load(Ordering::Acquire) {
+                continue;
+            }
             let mut todo = Vec::new();
             let now = self.clock.now();
             for item in self.store.ocsp_responses(&ca.id) {

@@ -21,6 +21,7 @@
 //! a cheap way to notice changes without reading the store.
 
 pub mod keys;
+pub mod presign;
 
 use std::collections::HashMap;
 use std::path::Path;
