@@ -810,7 +810,9 @@ impl RawConfig {
                             return Err(invalid(
                                 "[ocsp]",
                                 "presign_hashes",
-                                format!("{name:?}: expected \"sha1\", \"sha256\", \"sha384\" or \"sha512\""),
+                                format!(
+                                    "{name:?}: expected \"sha1\", \"sha256\", \"sha384\" or \"sha512\""
+                                ),
                             ));
                         }
                     };

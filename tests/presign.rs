@@ -24,12 +24,10 @@ fn metric(server: &Server, series: &str) -> Option<f64> {
         .expect("metrics")
         .into_string()
         .expect("text");
-    body.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (name, value) = l.rsplit_once(' ')?;
-            (name == series).then(|| value.parse().ok()).flatten()
-        })
+    body.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (name, value) = l.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok()).flatten()
+    })
 }
 
 /// `openssl ocsp` about `serial` of `ca`, without a nonce unless `extra` asks for one.
@@ -117,7 +115,11 @@ fn a_registered_certificate_never_asked_is_answered_without_signing() {
         signed_before,
         "no signature on the request path for pre-signed answers"
     );
-    assert_eq!(from_store() - store_before, asked, "every answer came from the store");
+    assert_eq!(
+        from_store() - store_before,
+        asked,
+        "every answer came from the store"
+    );
 
     // A nonce is still honoured (nonce = "echo"): that answer is signed for the request.
     let out = ask(&s, ca, &samples[0].serial_hex, &["-nonce"]);
@@ -145,9 +147,8 @@ fn register_many(config: &std::path::Path, ca: &str, count: u64) {
                 now,
                 |tx| -> Result<(), vigie::Error> {
                     for i in chunk {
-                        let serial =
-                            Serial::from_magnitude(&(0x7100_0000_0000 + i).to_be_bytes())
-                                .expect("valid");
+                        let serial = Serial::from_magnitude(&(0x7100_0000_0000 + i).to_be_bytes())
+                            .expect("valid");
                         ingest::apply(tx, &ca, &serial, &issue)?;
                     }
                     Ok(())
@@ -170,9 +171,12 @@ fn a_revocation_is_answered_at_once_behind_a_backlog_of_100000() {
     register_many(&s.config, ca, 100_000);
     s.spawn();
     let pending = format!("vigie_ocsp_presign_pending{{ca=\"{ca}\"}}");
-    wait_for("the backlog to be counted", &s, Duration::from_secs(60), || {
-        metric(&s, &pending).is_some_and(|p| p >= 100_000.0)
-    });
+    wait_for(
+        "the backlog to be counted",
+        &s,
+        Duration::from_secs(60),
+        || metric(&s, &pending).is_some_and(|p| p >= 100_000.0),
+    );
 
     let cert = good(ca);
     let before = ask(&s, ca, &cert.serial_hex, &["-no_nonce"]);

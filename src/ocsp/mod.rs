@@ -362,7 +362,9 @@ impl Responder {
                 config.presign_share,
             ),
             backdate: config.this_update_backdate,
-            presigned: (0..registry.len()).map(|_| AtomicBool::new(false)).collect(),
+            presigned: (0..registry.len())
+                .map(|_| AtomicBool::new(false))
+                .collect(),
             registry,
         }
     }

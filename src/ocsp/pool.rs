@@ -326,7 +326,11 @@ mod tests {
         let pool = SigningPool::new(1, 1);
         let holds = hold_all(&pool, 1);
         let queued = pool.try_run(|| true).expect("one may wait");
-        assert_eq!(pool.try_run(|| true).err(), Some(Busy), "a full queue refuses");
+        assert_eq!(
+            pool.try_run(|| true).err(),
+            Some(Busy),
+            "a full queue refuses"
+        );
         drop(holds);
         assert!(queued.blocking_recv().expect("ran"));
         assert!(pool.try_run(|| true).is_ok());
@@ -377,11 +381,13 @@ mod tests {
             .expect("room");
         started.recv().expect("started");
         // A second background job waits although a thread is free…
-        let second = pool
-            .run_background(|| (), || false)
-            .expect("room");
+        let second = pool.run_background(|| (), || false).expect("room");
         std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(pool.depths().background, 1, "the free thread is kept for live work");
+        assert_eq!(
+            pool.depths().background,
+            1,
+            "the free thread is kept for live work"
+        );
         assert_eq!(pool.depths().running_background, 1);
         // …which a live job gets at once.
         let live = pool.try_run(|| 7).expect("room");
@@ -397,9 +403,7 @@ mod tests {
         let holds = hold_all(&pool, 1);
         let mut queued = Vec::new();
         for _ in 0..2 {
-            queued.push(
-                pool.run_background(|| (), || false).expect("room"),
-            );
+            queued.push(pool.run_background(|| (), || false).expect("room"));
         }
         assert_eq!(
             pool.run(Lane::Background, || ()).err(),

@@ -344,7 +344,14 @@ impl Shared {
 
     /// Hands one answer to the pool's background lane (waiting for room). `counted`: it is
     /// part of the pass's pending count.
-    fn submit(self: &Arc<Self>, i: usize, serial: Serial, variant: u8, wanted: bool, counted: bool) {
+    fn submit(
+        self: &Arc<Self>,
+        i: usize,
+        serial: Serial,
+        variant: u8,
+        wanted: bool,
+        counted: bool,
+    ) {
         let this = Arc::clone(self);
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         let job = move || {
@@ -410,10 +417,17 @@ impl Shared {
     }
 
     /// The answers of `entry` to sign now: (variant, pre-signed form).
-    fn due(&self, entry: &PresignEntry, now: UnixTime, earliest: &mut Option<UnixTime>) -> Vec<(u8, bool)> {
+    fn due(
+        &self,
+        entry: &PresignEntry,
+        now: UnixTime,
+        earliest: &mut Option<UnixTime>,
+    ) -> Vec<(u8, bool)> {
         let version = entry.record_version.unwrap_or(0);
         let mut out = Vec::new();
-        let mut check = |variant: u8, wanted: bool, head: Option<&crate::store::presign::StoredHead>| {
+        let mut check = |variant: u8,
+                         wanted: bool,
+                         head: Option<&crate::store::presign::StoredHead>| {
             match head {
                 Some(h) if h.version == version => {
                     let due = due_at(h.produced_at, h.next_update);

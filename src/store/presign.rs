@@ -95,9 +95,7 @@ impl Store {
             }
             None => (prefix.clone(), prefix.clone()),
         };
-        let mut certs = self
-            .db
-            .raw_iterator_cf_opt(self.cf(cf::CERTS), options());
+        let mut certs = self.db.raw_iterator_cf_opt(self.cf(cf::CERTS), options());
         certs.seek(&cert_start);
         let mut ocsp = self.db.raw_iterator_cf_opt(self.cf(cf::OCSP), options());
         ocsp.seek(&ocsp_start);
@@ -215,19 +213,24 @@ mod tests {
         let mut all = Vec::new();
         let mut after: Option<Serial> = None;
         loop {
-            let (chunk, more) = store
-                .presign_chunk(&ca, after.as_ref(), 64)
-                .expect("walks");
+            let (chunk, more) = store.presign_chunk(&ca, after.as_ref(), 64).expect("walks");
             after = chunk.last().map(|e| e.serial.clone());
             all.extend(chunk);
             if !more {
                 break;
             }
         }
-        assert_eq!(all.len(), 301, "300 records and one lone response, once each");
+        assert_eq!(
+            all.len(),
+            301,
+            "300 records and one lone response, once each"
+        );
         assert!(all.windows(2).all(|w| w[0].serial < w[1].serial));
         let seven = all.iter().find(|e| e.serial == serials[6]).expect("there");
-        assert_eq!(seven.stored.iter().map(|(v, _)| *v).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(
+            seven.stored.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+            [0, 1]
+        );
         assert_eq!(seven.stored[0].1.version, 7);
         assert_eq!(seven.stored[0].1.next_update, UnixTime(20));
         assert!(seven.registered);
