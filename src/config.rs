@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::model::CaId;
-use crate::pki::CaRegistry;
+use crate::pki::{CaRegistry, HashAlg};
 use crate::signer::{KeyRef, Pkcs11Settings};
 
 /// Why the configuration cannot be used. Each message names the table and the key.
@@ -234,6 +234,13 @@ pub struct RawOcsp {
     /// clients together (0 < share ≤ 1).
     #[serde(default = "defaults::anonymous_sign_share")]
     pub anonymous_sign_share: f64,
+    /// Share of the signing threads that pre-signing may use at once (0 < share ≤ 1).
+    #[serde(default = "defaults::presign_share")]
+    pub presign_share: f64,
+    /// CertID hash algorithms pre-signed for every registered certificate (the others are
+    /// signed on their first request, then kept fresh like pre-signed ones).
+    #[serde(default = "defaults::presign_hashes")]
+    pub presign_hashes: Vec<String>,
 }
 
 /// `[crl]`.
@@ -334,6 +341,10 @@ pub struct RawCa {
     /// signer issued by the CA) or `ca` (`ocsp_cert` is the CA certificate itself).
     #[serde(default)]
     pub ocsp_signer: Option<String>,
+    /// Pre-sign an answer for every registered certificate in the background (on registration,
+    /// on status change, and before half validity), so no request waits for a signature.
+    #[serde(default = "defaults::presign")]
+    pub presign: bool,
 }
 
 mod defaults {
@@ -390,6 +401,15 @@ mod defaults {
     }
     pub fn refresh_interval() -> String {
         "1m".into()
+    }
+    pub fn presign_share() -> f64 {
+        0.5
+    }
+    pub fn presign_hashes() -> Vec<String> {
+        vec!["sha1".into(), "sha256".into()]
+    }
+    pub fn presign() -> bool {
+        true
     }
     pub fn ocsp_validity() -> String {
         "1d".into()
@@ -483,6 +503,8 @@ impl Default for RawOcsp {
             sign_rate_per_client: defaults::sign_rate_per_client(),
             sign_burst_per_client: defaults::sign_burst_per_client(),
             anonymous_sign_share: defaults::anonymous_sign_share(),
+            presign_share: defaults::presign_share(),
+            presign_hashes: defaults::presign_hashes(),
         }
     }
 }
@@ -618,6 +640,11 @@ pub struct OcspConfig {
     pub sign_burst_per_client: f64,
     /// Share of the signing pool rationed signatures may hold at once.
     pub anonymous_sign_share: f64,
+    /// Share of the signing threads pre-signing may use at once, in (0, 1].
+    pub presign_share: f64,
+    /// CertID hash algorithms pre-signed (with NULL parameters, as OpenSSL, Go and Java send
+    /// them), in order of priority.
+    pub presign_hashes: Vec<HashAlg>,
 }
 
 /// What a CA answers for a serial it never registered.
@@ -661,6 +688,8 @@ pub struct CaConfig {
     pub crl: CaCrlConfig,
     /// `ocsp_signer = "ca"`: the CA certificate itself signs responses.
     pub ocsp_signer_is_ca: bool,
+    /// Pre-sign answers for every registered certificate.
+    pub presign: bool,
 }
 
 /// The configuration the service runs with.
@@ -1061,7 +1090,39 @@ impl RawConfig {
             sign_rate_per_client: o.sign_rate_per_client,
             sign_burst_per_client: o.sign_burst_per_client,
             anonymous_sign_share: o.anonymous_sign_share,
+            presign_share: o.presign_share,
+            presign_hashes: {
+                let mut algs = Vec::new();
+                for name in &o.presign_hashes {
+                    let alg = match name.to_ascii_lowercase().as_str() {
+                        "sha1" => HashAlg::Sha1,
+                        "sha256" => HashAlg::Sha256,
+                        "sha384" => HashAlg::Sha384,
+                        "sha512" => HashAlg::Sha512,
+                        _ => {
+                            return Err(invalid(
+                                "[ocsp]",
+                                "presign_hashes",
+                                format!(
+                                    "{name:?}: expected \"sha1\", \"sha256\", \"sha384\" or \"sha512\""
+                                ),
+                            ));
+                        }
+                    };
+                    if !algs.contains(&alg) {
+                        algs.push(alg);
+                    }
+                }
+                algs
+            },
         };
+        if !(o.presign_share > 0.0 && o.presign_share <= 1.0) {
+            return Err(invalid(
+                "[ocsp]",
+                "presign_share",
+                format!("{} must be above 0 and at most 1", o.presign_share),
+            ));
+        }
         let pkcs11 = match &self.pkcs11 {
             None => None,
             Some(p) => {
@@ -1319,6 +1380,7 @@ impl RawConfig {
                 unknown_serial,
                 crl: crl_cfg,
                 ocsp_signer_is_ca,
+                presign: c.presign,
             });
         }
         if cas.is_empty() {

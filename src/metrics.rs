@@ -15,6 +15,12 @@ pub const OCSP_REFRESHED: &str = "vigie_ocsp_refreshed_total";
 /// CertIDs) that were refused, by `limit` (client, share) and `outcome` (without_nonce,
 /// try_later).
 pub const OCSP_RATIONED: &str = "vigie_ocsp_rationed_total";
+/// Answers (certificate × pre-signed hash algorithm) that pre-signing has still to sign in its
+/// current pass, by `ca`.
+pub const OCSP_PRESIGN_PENDING: &str = "vigie_ocsp_presign_pending";
+/// Answers signed by pre-signing, by `ca` and `lane` (urgent: after a status change;
+/// background: registration, first pass, before half validity).
+pub const OCSP_PRESIGNED: &str = "vigie_ocsp_presigned_total";
 /// HTTP requests by `listener` and `endpoint`.
 pub const HTTP_REQUESTS: &str = "vigie_http_requests_total";
 /// Time to build, sign and store one CRL, seconds, by `ca` and `kind` (full, delta).
@@ -84,6 +90,14 @@ fn describe() {
     metrics::describe_counter!(
         OCSP_RATIONED,
         "Rationed OCSP signatures refused, by limit (client, share) and outcome (without_nonce, try_later)"
+    );
+    metrics::describe_gauge!(
+        OCSP_PRESIGN_PENDING,
+        "Answers (certificate x pre-signed hash algorithm) pre-signing has still to sign in its current pass, by CA"
+    );
+    metrics::describe_counter!(
+        OCSP_PRESIGNED,
+        "Answers signed by pre-signing, by CA and lane (urgent after a status change, background otherwise)"
     );
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by listener and endpoint");
     metrics::describe_histogram!(

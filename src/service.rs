@@ -200,6 +200,18 @@ pub async fn run(
 
     let (stop_refresher, refresher) =
         spawn_refresher(Arc::clone(&responder), config.ocsp.refresh_interval);
+    let presign_cas: Vec<_> = config
+        .cas
+        .iter()
+        .filter(|c| c.presign)
+        .map(|c| c.id.clone())
+        .collect();
+    let presigning = crate::ocsp::presign::Presigning::start(
+        Arc::clone(&responder),
+        &presign_cas,
+        &config.ocsp.presign_hashes,
+        config.ocsp.refresh_interval,
+    );
     let schedule = Schedule::start(Arc::clone(&publisher)).await?;
     tracing::info!(public = %bound.public, admin = %bound.admin, cas = config.cas.len(), "vigie serving");
     on_bound(bound);
@@ -212,6 +224,9 @@ pub async fn run(
     let _ = admin_task.await;
     drop(stop_refresher);
     let _ = refresher.join();
+    if let Some(p) = presigning {
+        p.stop();
+    }
     schedule.stop().await;
     drop(publisher);
     drop(responder);

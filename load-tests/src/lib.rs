@@ -15,6 +15,7 @@
 //! - [`seed`]: issuing and registering a population through the ingest API.
 //! - [`compare`]: vigie against nginx serving the same bytes.
 //! - [`machine`]: machine description and process CPU / memory.
+//! - [`server_metrics`]: the server's own metrics (pre-signing backlog, signatures) during a run.
 
 #![forbid(unsafe_code)]
 
@@ -30,4 +31,5 @@ pub mod runner;
 pub mod scenario;
 pub mod seed;
 pub mod select;
+pub mod server_metrics;
 pub mod stats;

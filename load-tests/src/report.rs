@@ -95,6 +95,10 @@ pub struct RunResult {
     pub messages: Vec<Message>,
     /// Per second.
     pub timeline: Vec<SecondSummary>,
+    /// The server's own metrics once a second (pre-signing backlog, signatures for requests),
+    /// when its admin listener answered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_metrics: Vec<crate::server_metrics::ServerSample>,
 }
 
 fn ms(v: f64) -> String {
@@ -466,6 +470,63 @@ fn throughput_chart(r: &RunResult) -> String {
     )
 }
 
+/// The server's pre-signing backlog and the signatures it made for requests, per second, when
+/// the run sampled its metrics.
+fn server_charts(r: &RunResult) -> String {
+    let samples = &r.server_metrics;
+    let mut out = String::new();
+    let tmax = complete_seconds(r).count().max(1) as f64;
+    let x = Axis::linear(0.0, tmax, "seconds since start", |v| format!("{v:.0}"));
+    let pending: Vec<(f64, f64)> = samples
+        .iter()
+        .filter_map(|s| Some((s.t.min(tmax), s.presign_pending?)))
+        .collect();
+    if !pending.is_empty() {
+        let ymax = pending.iter().map(|p| p.1).fold(1.0, f64::max);
+        let y = Axis::linear(0.0, ymax * 1.05, "answers", |v| format!("{v:.0}"));
+        out.push_str("<h2>Server: pre-signing</h2>");
+        out.push_str(&chart(
+            "Answers still to pre-sign (vigie_ocsp_presign_pending, all CAs)",
+            &x,
+            &y,
+            &[Series {
+                name: "pending".into(),
+                color: COLORS[0],
+                dash: false,
+                points: pending,
+            }],
+            Some((0.0, r.warmup_seconds)),
+        ));
+    }
+    let signed: Vec<(f64, f64)> = samples
+        .windows(2)
+        .filter_map(|w| {
+            let (a, b) = (w[0].signatures?, w[1].signatures?);
+            let dt = (w[1].t - w[0].t).max(1e-3);
+            Some(((w[0].t + w[1].t) / 2.0, ((b - a) / dt).max(0.0)))
+        })
+        .filter(|p| p.0 <= tmax)
+        .collect();
+    if !signed.is_empty() {
+        let ymax = signed.iter().map(|p| p.1).fold(1.0, f64::max);
+        let y = Axis::linear(0.0, ymax * 1.05, "signatures / s", |v| format!("{v:.0}"));
+        out.push_str(&chart(
+            "Signatures made for requests (vigie_ocsp_signing_seconds_count, per second)",
+            &x,
+            &y,
+            &[Series {
+                name: "on request".into(),
+                color: COLORS[1],
+                dash: false,
+                points: signed,
+            }],
+            Some((0.0, r.warmup_seconds)),
+        ));
+        out.push_str("<p>A request for an answer not yet pre-signed is signed on the spot; once pre-signing has reached every certificate, none is.</p>");
+    }
+    out
+}
+
 fn latency_time_chart(r: &RunResult, kind: &str) -> String {
     let mut p50 = Vec::new();
     let mut p90 = Vec::new();
@@ -689,6 +750,7 @@ th{{background:#f4f4f4}}td:first-child,th:first-child{{text-align:left}}
     }
     s.push_str("<h2>Throughput</h2>");
     s.push_str(&throughput_chart(r));
+    s.push_str(&server_charts(r));
     s.push_str("<h2>Latency over time</h2>");
     for k in &r.kinds {
         s.push_str(&latency_time_chart(r, &k.kind));
@@ -837,6 +899,13 @@ mod tests {
                     }],
                 })
                 .collect(),
+            server_metrics: (0..4)
+                .map(|t| crate::server_metrics::ServerSample {
+                    t: f64::from(t),
+                    presign_pending: Some(f64::from(3 - t) * 100.0),
+                    signatures: Some(f64::from(t) * 10.0),
+                })
+                .collect(),
         }
     }
 
@@ -847,9 +916,10 @@ mod tests {
         assert!(h.contains("<svg"));
         assert_eq!(
             h.matches("<svg").count(),
-            3,
-            "throughput, latency, distribution"
+            5,
+            "throughput, pre-signing backlog, signatures, latency, distribution"
         );
+        assert!(h.contains("vigie_ocsp_presign_pending"));
         assert!(h.contains("test &lt;run&gt;"));
         assert!(!h.contains("<script"));
         assert!(!h.contains("src=\"http"));

@@ -328,6 +328,9 @@ pub fn execute(opts: &RunOptions, plan: &Plan, prep: &Prepared) -> Result<RunRes
     let mut last = 0u64;
     let warmup = plan.warmup;
     let show_plain = opts.progress && !interactive;
+    let sampler = admin.as_ref().map(|a| {
+        crate::server_metrics::Sampler::start(a.addr, a.host.clone(), std::time::Instant::now())
+    });
     let out = rt.block_on(engine::run(
         plan,
         targets,
@@ -358,6 +361,7 @@ pub fn execute(opts: &RunOptions, plan: &Plan, prep: &Prepared) -> Result<RunRes
         },
     ));
     bar.finish_and_clear();
+    let server_metrics = sampler.map(|s| s.finish()).unwrap_or_default();
     let requests = out.recorder.requests();
     let (mut own, server) = watches.unwrap_or_else(|| (Watch::start(Vec::new()), None));
     let generator = own.finish(out.measured_seconds, requests);
@@ -415,6 +419,7 @@ pub fn execute(opts: &RunOptions, plan: &Plan, prep: &Prepared) -> Result<RunRes
         }),
         messages,
         timeline: stats::timeline(&out.shared, plan.warmup),
+        server_metrics,
     })
 }
 

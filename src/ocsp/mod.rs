@@ -21,9 +21,13 @@
 //! the pool ([`ration`]); beyond the ration, a request with a nonce gets the shared answer
 //! without it (RFC 9654 §2.1 lets a responder ignore a nonce) when there is one, else
 //! `tryLater`.
+//! With [`presign`] (the default), every registered certificate's answer is signed into the
+//! store in the background before it is asked for, so that a first request is a store read too;
+//! the pool's lanes put status changes first, requests second and pre-signing last.
 
 pub mod der_types;
 pub mod pool;
+pub mod presign;
 pub mod ration;
 pub mod request;
 pub mod response;
@@ -325,6 +329,9 @@ pub struct Responder {
     pool: SigningPool,
     ration: Ration,
     backdate: i64,
+    /// By CA index: pre-signing keeps this CA's stored responses fresh, so the refresher
+    /// leaves them alone ([`presign`]).
+    presigned: Box<[AtomicBool]>,
 }
 
 impl std::fmt::Debug for Responder {
@@ -364,7 +371,6 @@ impl Responder {
     ) -> Responder {
         let items = (config.cache_bytes / 2048).max(64) as usize;
         Responder {
-            registry,
             store,
             clock,
             cache: quick_cache::sync::Cache::with_weighter(
@@ -378,7 +384,11 @@ impl Responder {
                 FrontWeighter,
             ),
             counters: Counters::new(),
-            pool: SigningPool::new(config.signing_threads, config.signing_queue),
+            pool: SigningPool::with_share(
+                config.signing_threads,
+                config.signing_queue,
+                config.presign_share,
+            ),
             ration: Ration::new(
                 config.sign_rate_per_client,
                 config.sign_burst_per_client,
@@ -386,6 +396,10 @@ impl Responder {
                 config.signing_threads.max(1) + config.signing_queue.max(1),
             ),
             backdate: config.this_update_backdate,
+            presigned: (0..registry.len())
+                .map(|_| AtomicBool::new(false))
+                .collect(),
+            registry,
         }
     }
 
@@ -739,10 +753,14 @@ impl Responder {
 
     /// One pass over every stored response: re-signs those past half their validity (or whose
     /// nextUpdate is near), drops those whose status changed since. Runs on the caller's thread
-    /// (the refresher's); signs directly, outside the request pool.
+    /// (the refresher's); signs directly, outside the request pool. CAs handed to [`presign`]
+    /// are skipped: pre-signing keeps their stored responses fresh.
     pub fn refresh_stored(&self) -> Result<RefreshStats, Error> {
         let mut stats = RefreshStats::default();
         for ca in self.registry.iter() {
+            if self.presigned[ca.index].load(Ordering::Acquire) {
+                continue;
+            }
             let mut todo = Vec::new();
             let now = self.clock.now();
             for item in self.store.ocsp_responses(&ca.id) {

@@ -1,20 +1,85 @@
-//! A bounded pool of signing threads. Signing (an RSA private-key operation, ~1 ms) never runs
-//! on the HTTP workers; when every thread is busy and the queue is full, [`SigningPool::try_run`]
-//! refuses at once, and the responder answers `tryLater` instead of letting a queue grow.
+//! A bounded pool of signing threads with three priority lanes. Signing (an RSA private-key
+//! operation, ~1 ms) never runs on the HTTP workers.
+//!
+//! | lane | who | bound | order |
+//! |---|---|---|---|
+//! | [`Lane::Urgent`] | re-signing after a status change (ingest) | none (fed by the event log) | first |
+//! | [`Lane::Live`] | a request that needs a signature now | `signing_queue` waiting; beyond, [`SigningPool::try_run`] refuses at once (`tryLater`) | second |
+//! | [`Lane::Background`] | pre-signing and re-signing before half validity | a few waiting (the producer blocks); at most `background_threads` running at once | last |
+//!
+//! A free thread takes the oldest urgent job, else the oldest live one, else a background job if
+//! fewer than `background_threads` are already running background jobs. So a request after a
+//! revocation waits at most for the signatures already under way, never behind a backlog, and
+//! live requests keep `threads − background_threads` threads for themselves
+//! (`[ocsp] presign_share`).
 
-use crossbeam_channel::{Sender, TrySendError, bounded};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
 use tokio::sync::oneshot;
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// The pool refused: all threads busy and the queue full.
+/// The pool refused: all threads busy and the lane's queue full (or the pool is shutting down).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("signing pool saturated")]
 pub struct Busy;
 
-/// Signing threads fed by a bounded queue.
+/// A priority lane of the pool (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// A status change: ahead of everything.
+    Urgent,
+    /// A request waiting for its answer.
+    Live,
+    /// Pre-signing: a bounded share of the threads, when nothing else waits.
+    Background,
+}
+
+#[derive(Default)]
+struct Queues {
+    urgent: VecDeque<Job>,
+    live: VecDeque<Job>,
+    background: VecDeque<Job>,
+    running_background: usize,
+    closed: bool,
+}
+
+struct Shared {
+    queues: Mutex<Queues>,
+    /// Workers wait here for a job they may take.
+    work: Condvar,
+    /// Background producers wait here for room in their lane.
+    room: Condvar,
+    live_capacity: usize,
+    background_capacity: usize,
+    background_threads: usize,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queues> {
+        // Jobs run outside the lock: a panic cannot leave the queues half-changed.
+        self.queues.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// How many jobs wait in each lane, and how many background jobs run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Depths {
+    /// Urgent jobs waiting.
+    pub urgent: usize,
+    /// Live jobs waiting.
+    pub live: usize,
+    /// Background jobs waiting.
+    pub background: usize,
+    /// Background jobs being run.
+    pub running_background: usize,
+}
+
+/// Signing threads fed by three priority lanes.
 pub struct SigningPool {
-    tx: Option<Sender<Job>>,
+    shared: Arc<Shared>,
     workers: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -22,55 +87,211 @@ impl std::fmt::Debug for SigningPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SigningPool")
             .field("threads", &self.workers.len())
+            .field("background_threads", &self.shared.background_threads)
             .finish()
     }
 }
 
+/// Threads allowed to run background jobs at once: `share` of `threads`, rounded, at least one
+/// (a pool of one thread still pre-signs, between live jobs).
+pub fn background_threads(threads: usize, share: f64) -> usize {
+    let threads = threads.max(1);
+    ((threads as f64 * share).round() as usize).clamp(1, threads)
+}
+
 impl SigningPool {
-    /// `threads` threads, at most `queue` jobs waiting.
+    /// `threads` threads, at most `queue` live jobs waiting, and half the threads for
+    /// background work (see [`SigningPool::with_share`]).
     pub fn new(threads: usize, queue: usize) -> SigningPool {
-        let (tx, rx) = bounded::<Job>(queue.max(1));
-        let workers = (0..threads.max(1))
+        SigningPool::with_share(threads, queue, 0.5)
+    }
+
+    /// `threads` threads, at most `queue` live jobs waiting, at most
+    /// [`background_threads`]`(threads, share)` threads on background jobs at once.
+    pub fn with_share(threads: usize, queue: usize, share: f64) -> SigningPool {
+        let threads = threads.max(1);
+        let background = background_threads(threads, share);
+        let shared = Arc::new(Shared {
+            queues: Mutex::new(Queues::default()),
+            work: Condvar::new(),
+            room: Condvar::new(),
+            live_capacity: queue.max(1),
+            background_capacity: 2 * background,
+            background_threads: background,
+        });
+        let workers = (0..threads)
             .map(|i| {
-                let rx = rx.clone();
+                let shared = Arc::clone(&shared);
                 std::thread::Builder::new()
                     .name(format!("vigie-sign-{i}"))
-                    .spawn(move || {
-                        while let Ok(job) = rx.recv() {
-                            job();
-                        }
-                    })
+                    .spawn(move || work(&shared))
                     .expect("the OS can start a handful of threads at start-up")
             })
             .collect();
-        SigningPool {
-            tx: Some(tx),
-            workers,
-        }
+        SigningPool { shared, workers }
     }
 
-    /// Queues `f`, or refuses at once if the queue is full.
+    /// Threads that may run background jobs at once.
+    pub fn background_threads(&self) -> usize {
+        self.shared.background_threads
+    }
+
+    /// Queues `f` in the live lane, or refuses at once if that lane is full.
     pub fn try_run<R: Send + 'static>(
         &self,
         f: impl FnOnce() -> R + Send + 'static,
     ) -> Result<oneshot::Receiver<R>, Busy> {
-        let (reply, rx) = oneshot::channel();
-        let job: Job = Box::new(move || {
-            // The requester may have gone away (client disconnected); nothing to do then.
-            let _ = reply.send(f());
-        });
-        match self.tx.as_ref().map(|tx| tx.try_send(job)) {
-            Some(Ok(())) => Ok(rx),
-            Some(Err(TrySendError::Full(_) | TrySendError::Disconnected(_))) | None => Err(Busy),
+        let (job, rx) = job(f);
+        let mut q = self.shared.lock();
+        if q.closed || q.live.len() >= self.shared.live_capacity {
+            return Err(Busy);
+        }
+        q.live.push_back(job);
+        drop(q);
+        self.shared.work.notify_one();
+        Ok(rx)
+    }
+
+    /// Queues `f` in the urgent lane, ahead of every live and background job. Never refuses
+    /// (unless the pool is shutting down): status changes are few, and each must be signed.
+    pub fn run_urgent<R: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<oneshot::Receiver<R>, Busy> {
+        let (job, rx) = job(f);
+        let mut q = self.shared.lock();
+        if q.closed {
+            return Err(Busy);
+        }
+        q.urgent.push_back(job);
+        drop(q);
+        self.shared.work.notify_one();
+        Ok(rx)
+    }
+
+    /// Queues `f` in the background lane, waiting for room there while `keep_waiting` says so
+    /// (it is asked every 100 ms). The lane holds only a few jobs: the producer is paced by the
+    /// threads, and its backlog stays in the store, not in memory.
+    pub fn run_background<R: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> R + Send + 'static,
+        keep_waiting: impl Fn() -> bool,
+    ) -> Result<oneshot::Receiver<R>, Busy> {
+        let mut q = self.shared.lock();
+        loop {
+            if q.closed {
+                return Err(Busy);
+            }
+            if q.background.len() < self.shared.background_capacity {
+                break;
+            }
+            if !keep_waiting() {
+                return Err(Busy);
+            }
+            q = self
+                .shared
+                .room
+                .wait_timeout(q, Duration::from_millis(100))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        let (job, rx) = job(f);
+        q.background.push_back(job);
+        drop(q);
+        self.shared.work.notify_one();
+        Ok(rx)
+    }
+
+    /// Jobs waiting in each lane now.
+    pub fn depths(&self) -> Depths {
+        let q = self.shared.lock();
+        Depths {
+            urgent: q.urgent.len(),
+            live: q.live.len(),
+            background: q.background.len(),
+            running_background: q.running_background,
+        }
+    }
+
+    /// Runs `f` in `lane` (the background lane waits up to a second for room).
+    pub fn run<R: Send + 'static>(
+        &self,
+        lane: Lane,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<oneshot::Receiver<R>, Busy> {
+        match lane {
+            Lane::Urgent => self.run_urgent(f),
+            Lane::Live => self.try_run(f),
+            Lane::Background => {
+                let deadline = Instant::now() + Duration::from_secs(1);
+                self.run_background(f, move || Instant::now() < deadline)
+            }
+        }
+    }
+}
+
+fn job<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> (Job, oneshot::Receiver<R>) {
+    let (reply, rx) = oneshot::channel();
+    let job: Job = Box::new(move || {
+        // The requester may have gone away (client disconnected); nothing to do then.
+        let _ = reply.send(f());
+    });
+    (job, rx)
+}
+
+/// A worker: the oldest urgent job, else the oldest live one, else a background one while the
+/// background share is not used up.
+fn work(shared: &Shared) {
+    let mut q = shared.lock();
+    loop {
+        let (job, background) = if let Some(j) = q.urgent.pop_front() {
+            (j, false)
+        } else if let Some(j) = q.live.pop_front() {
+            (j, false)
+        } else if q.running_background < shared.background_threads
+            && let Some(j) = q.background.pop_front()
+        {
+            q.running_background += 1;
+            shared.room.notify_one();
+            (j, true)
+        } else if q.closed {
+            return;
+        } else {
+            q = shared.work.wait(q).unwrap_or_else(|p| p.into_inner());
+            continue;
+        };
+        drop(q);
+        job();
+        q = shared.lock();
+        if background {
+            q.running_background -= 1;
+            // A worker may be idle only because the share was used up.
+            if !q.background.is_empty() {
+                shared.work.notify_one();
+            }
         }
     }
 }
 
 impl Drop for SigningPool {
     fn drop(&mut self) {
-        self.tx = None;
+        {
+            let mut q = self.shared.lock();
+            q.closed = true;
+            // Queued jobs are dropped: their receivers see the sender gone.
+            q.urgent.clear();
+            q.live.clear();
+            q.background.clear();
+        }
+        self.shared.work.notify_all();
+        self.shared.room.notify_all();
+        // The last owner may be a job of this pool (a pre-signing job holds the responder that
+        // holds the pool): that worker ends by itself once its job returns.
+        let me = std::thread::current().id();
         for w in self.workers.drain(..) {
-            let _ = w.join();
+            if w.thread().id() != me {
+                let _ = w.join();
+            }
         }
     }
 }
@@ -78,29 +299,120 @@ impl Drop for SigningPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::mpsc;
+
+    /// Occupies every thread of `pool` until the returned sender is dropped or sent to.
+    fn hold_all(pool: &SigningPool, threads: usize) -> Vec<mpsc::Sender<()>> {
+        let mut holds = Vec::new();
+        let (started_tx, started) = mpsc::channel::<()>();
+        for _ in 0..threads {
+            let (hold, wait) = mpsc::channel::<()>();
+            let started_tx = started_tx.clone();
+            pool.run_urgent(move || {
+                let _ = started_tx.send(());
+                let _ = wait.recv();
+            })
+            .expect("open");
+            holds.push(hold);
+        }
+        for _ in 0..threads {
+            started.recv().expect("a worker started");
+        }
+        holds
+    }
 
     #[test]
     fn refuses_when_saturated_and_recovers() {
         let pool = SigningPool::new(1, 1);
-        let (hold, wait) = std::sync::mpsc::channel::<()>();
-        let first = pool
-            .try_run(move || wait.recv().is_ok())
-            .expect("a thread is free");
-        // The thread may or may not have picked up the first job yet; fill what remains.
-        let mut queued = Vec::new();
-        let mut refused = false;
-        for _ in 0..3 {
-            match pool.try_run(|| true) {
-                Ok(rx) => queued.push(rx),
-                Err(Busy) => refused = true,
-            }
-        }
-        assert!(refused, "a full queue refuses");
-        hold.send(()).expect("worker listening");
-        assert!(first.blocking_recv().expect("ran"));
-        for rx in queued {
-            assert!(rx.blocking_recv().expect("ran"));
-        }
+        let holds = hold_all(&pool, 1);
+        let queued = pool.try_run(|| true).expect("one may wait");
+        assert_eq!(
+            pool.try_run(|| true).err(),
+            Some(Busy),
+            "a full queue refuses"
+        );
+        drop(holds);
+        assert!(queued.blocking_recv().expect("ran"));
         assert!(pool.try_run(|| true).is_ok());
+    }
+
+    #[test]
+    fn urgent_then_live_then_background() {
+        let pool = SigningPool::with_share(1, 16, 1.0);
+        let holds = hold_all(&pool, 1);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let push = |tag: &'static str| {
+            let order = Arc::clone(&order);
+            move || order.lock().expect("not poisoned").push(tag)
+        };
+        let b = pool
+            .run_background(push("background"), || false)
+            .expect("room");
+        let l = pool.try_run(push("live")).expect("room");
+        let u = pool.run_urgent(push("urgent")).expect("open");
+        drop(holds);
+        for rx in [b, l, u] {
+            rx.blocking_recv().expect("ran");
+        }
+        assert_eq!(
+            *order.lock().expect("not poisoned"),
+            ["urgent", "live", "background"]
+        );
+    }
+
+    #[test]
+    fn background_never_takes_more_than_its_share() {
+        assert_eq!(background_threads(2, 0.5), 1);
+        assert_eq!(background_threads(1, 0.5), 1);
+        assert_eq!(background_threads(4, 0.25), 1);
+        assert_eq!(background_threads(4, 1.0), 4);
+        let pool = SigningPool::with_share(2, 16, 0.5);
+        // A background job that waits: the share (one thread) is used up.
+        let (hold, wait) = mpsc::channel::<()>();
+        let (started_tx, started) = mpsc::channel::<()>();
+        let first = pool
+            .run_background(
+                move || {
+                    let _ = started_tx.send(());
+                    let _ = wait.recv();
+                },
+                || false,
+            )
+            .expect("room");
+        started.recv().expect("started");
+        // A second background job waits although a thread is free…
+        let second = pool.run_background(|| (), || false).expect("room");
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            pool.depths().background,
+            1,
+            "the free thread is kept for live work"
+        );
+        assert_eq!(pool.depths().running_background, 1);
+        // …which a live job gets at once.
+        let live = pool.try_run(|| 7).expect("room");
+        assert_eq!(live.blocking_recv().expect("ran"), 7);
+        hold.send(()).expect("listening");
+        first.blocking_recv().expect("ran");
+        second.blocking_recv().expect("ran");
+    }
+
+    #[test]
+    fn background_producer_waits_for_room() {
+        let pool = SigningPool::with_share(1, 4, 1.0);
+        let holds = hold_all(&pool, 1);
+        let mut queued = Vec::new();
+        for _ in 0..2 {
+            queued.push(pool.run_background(|| (), || false).expect("room"));
+        }
+        assert_eq!(
+            pool.run(Lane::Background, || ()).err(),
+            Some(Busy),
+            "the lane is full while the threads are busy"
+        );
+        drop(holds);
+        for rx in queued {
+            rx.blocking_recv().expect("ran");
+        }
     }
 }

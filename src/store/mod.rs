@@ -22,6 +22,7 @@
 //! a cheap way to notice changes without reading the store.
 
 pub mod keys;
+pub mod presign;
 
 use std::collections::HashMap;
 use std::path::Path;
