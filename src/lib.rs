@@ -16,6 +16,8 @@
 //!   metrics, and the authenticated ingest API described by `openapi.yaml`).
 //! - [`service`]: starting and stopping the whole; [`demo`]: `vigie demo`.
 //! - [`metrics`]: metric names and the Prometheus recorder.
+//! - [`status`]: the operator's overview behind `/status` (CRL freshness, signers, rates).
+//! - [`probe`]: `vigie probe`, the service checked from outside as a relying party sees it.
 
 #![forbid(unsafe_code)]
 
@@ -30,8 +32,10 @@ pub mod metrics;
 pub mod model;
 pub mod ocsp;
 pub mod pki;
+pub mod probe;
 pub mod service;
 pub mod signer;
+pub mod status;
 pub mod store;
 
 pub use error::Error;

@@ -27,6 +27,13 @@ pub const CRL_LAST_PUBLISH: &str = "vigie_crl_last_publish_timestamp_seconds";
 pub const CRL_NEXT_UPDATE: &str = "vigie_crl_next_update_timestamp_seconds";
 /// CRL builds that failed, by `ca` and `kind`.
 pub const CRL_BUILD_FAILURES: &str = "vigie_crl_build_failures_total";
+/// The safety margin of a CA's CRLs, seconds, by `ca` and `kind`: the publisher rebuilds a CRL
+/// whose nextUpdate comes nearer than this (`VigieCrlStale` fires when one stays within it).
+pub const CRL_SAFETY_MARGIN: &str = "vigie_crl_safety_margin_seconds";
+/// notAfter of a CA's delegated OCSP signer certificate (Unix time), by `ca`.
+pub const OCSP_SIGNER_NOT_AFTER: &str = "vigie_ocsp_signer_not_after_timestamp_seconds";
+/// Signing jobs waiting in the OCSP signing pool's queue.
+pub const OCSP_SIGNING_QUEUE: &str = "vigie_ocsp_signing_queue";
 /// Ingested events by `kind` (issued, revoked, released) and `result` (applied, unchanged).
 pub const INGEST_EVENTS: &str = "vigie_ingest_events_total";
 /// Time from the start of an ingest transaction to its durable commit, seconds.
@@ -101,6 +108,20 @@ fn describe() {
         "nextUpdate of the latest CRL (Unix time), by CA and kind"
     );
     metrics::describe_counter!(CRL_BUILD_FAILURES, "CRL builds that failed, by CA and kind");
+    metrics::describe_gauge!(
+        CRL_SAFETY_MARGIN,
+        metrics::Unit::Seconds,
+        "Safety margin before nextUpdate within which a CRL is rebuilt, by CA and kind"
+    );
+    metrics::describe_gauge!(
+        OCSP_SIGNER_NOT_AFTER,
+        metrics::Unit::Seconds,
+        "notAfter of the CA's delegated OCSP signer certificate (Unix time), by CA"
+    );
+    metrics::describe_gauge!(
+        OCSP_SIGNING_QUEUE,
+        "Signing jobs waiting in the OCSP signing pool's queue"
+    );
     metrics::describe_counter!(
         INGEST_EVENTS,
         "Ingested events by kind (issued, revoked, released) and result (applied, unchanged)"

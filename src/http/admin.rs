@@ -1,8 +1,9 @@
 //! Operations endpoints: `/healthz` (the process answers), `/readyz` (every CA can answer:
 //! signer certificates valid, a complete CRL published and not past its nextUpdate),
-//! `/metrics` (Prometheus text).
+//! `/metrics` (Prometheus text). `/status` (the operator's page, [`super::status`]) shares the
+//! access rule of `/metrics`: [`operator_access`].
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 use super::AppState;
@@ -56,8 +57,18 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     b.insert_header(("Cache-Control", "no-store")).json(body)
 }
 
+/// Who may read the operator's views, `/metrics` and `/status`: one rule for both. Today
+/// everyone who reaches the admin listener (its TLS and client certificate settings apply);
+/// an access check added for `/metrics` belongs here, so that `/status` follows it.
+pub fn operator_access(_state: &AppState, _req: &HttpRequest) -> Result<(), super::ApiError> {
+    Ok(())
+}
+
 /// `GET /metrics`.
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if let Err(e) = operator_access(&state, &req) {
+        return actix_web::ResponseError::error_response(&e);
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())

@@ -15,6 +15,8 @@ pub struct Busy;
 /// Signing threads fed by a bounded queue.
 pub struct SigningPool {
     tx: Option<Sender<Job>>,
+    /// `vigie_ocsp_signing_queue`: jobs waiting.
+    queued: metrics::Gauge,
     workers: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -30,13 +32,17 @@ impl SigningPool {
     /// `threads` threads, at most `queue` jobs waiting.
     pub fn new(threads: usize, queue: usize) -> SigningPool {
         let (tx, rx) = bounded::<Job>(queue.max(1));
+        let queued = metrics::gauge!(crate::metrics::OCSP_SIGNING_QUEUE);
+        queued.set(0.0);
         let workers = (0..threads.max(1))
             .map(|i| {
                 let rx = rx.clone();
+                let queued = queued.clone();
                 std::thread::Builder::new()
                     .name(format!("vigie-sign-{i}"))
                     .spawn(move || {
                         while let Ok(job) = rx.recv() {
+                            queued.set(rx.len() as f64);
                             job();
                         }
                     })
@@ -45,6 +51,7 @@ impl SigningPool {
             .collect();
         SigningPool {
             tx: Some(tx),
+            queued,
             workers,
         }
     }
@@ -59,9 +66,14 @@ impl SigningPool {
             // The requester may have gone away (client disconnected); nothing to do then.
             let _ = reply.send(f());
         });
-        match self.tx.as_ref().map(|tx| tx.try_send(job)) {
-            Some(Ok(())) => Ok(rx),
-            Some(Err(TrySendError::Full(_) | TrySendError::Disconnected(_))) | None => Err(Busy),
+        match self.tx.as_ref().map(|tx| (tx.try_send(job), tx.len())) {
+            Some((Ok(()), waiting)) => {
+                self.queued.set(waiting as f64);
+                Ok(rx)
+            }
+            Some((Err(TrySendError::Full(_) | TrySendError::Disconnected(_)), _)) | None => {
+                Err(Busy)
+            }
         }
     }
 }

@@ -213,6 +213,19 @@ impl Server {
         s
     }
 
+    /// A server over a configuration already written (and seeded) in `dir`, not started yet:
+    /// call [`Server::spawn`].
+    pub fn adopt(dir: tempfile::TempDir, config: PathBuf) -> Server {
+        Server {
+            stderr_log: dir.path().join("stderr.log"),
+            dir,
+            config,
+            public: String::new(),
+            admin: String::new(),
+            child: None,
+        }
+    }
+
     /// Starts `vigie serve` on this server's configuration (after [`Server::stop`] or
     /// [`Server::kill`]).
     pub fn spawn(&mut self) {
