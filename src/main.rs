@@ -609,6 +609,8 @@ fn main() -> anyhow::Result<()> {
                 prometheus,
             )?;
             if !ok {
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
                 std::process::exit(1);
             }
             Ok(())

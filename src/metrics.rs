@@ -7,6 +7,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const OCSP_RESPONSES: &str = "vigie_ocsp_responses_total";
 /// OCSP response cache lookups, by `result` (hit, miss, store).
 pub const OCSP_CACHE: &str = "vigie_ocsp_cache_total";
+/// Time to answer one OCSP request (decoding, cache or signing; not the network), seconds, by
+/// `status` and `method`.
+pub const OCSP_REQUEST_SECONDS: &str = "vigie_ocsp_request_seconds";
 /// Time to sign one OCSP response, seconds.
 pub const OCSP_SIGNING_SECONDS: &str = "vigie_ocsp_signing_seconds";
 /// Responses re-signed by the refresher.
@@ -74,6 +77,11 @@ fn describe() {
     metrics::describe_counter!(
         OCSP_CACHE,
         "OCSP response cache lookups by result (hit, miss, store)"
+    );
+    metrics::describe_histogram!(
+        OCSP_REQUEST_SECONDS,
+        metrics::Unit::Seconds,
+        "Time to answer one OCSP request (without the network), by status and method"
     );
     metrics::describe_histogram!(
         OCSP_SIGNING_SECONDS,

@@ -575,20 +575,25 @@ fn check_crl(
 
 /// The signature algorithms an OCSP response may use, with their digests.
 fn digest_of(oid: &const_oid::ObjectIdentifier) -> Option<MessageDigest> {
-    use const_oid::db::{rfc5912 as a, rfc5912};
-    let _ = rfc5912::ID_SHA_1;
-    Some(match *oid {
-        a::SHA_256_WITH_RSA_ENCRYPTION | a::ECDSA_WITH_SHA_256 => MessageDigest::sha256(),
-        a::SHA_384_WITH_RSA_ENCRYPTION | a::ECDSA_WITH_SHA_384 => MessageDigest::sha384(),
-        a::SHA_512_WITH_RSA_ENCRYPTION | a::ECDSA_WITH_SHA_512 => MessageDigest::sha512(),
-        a::SHA_1_WITH_RSA_ENCRYPTION => MessageDigest::sha1(),
-        _ => return None,
-    })
+    use const_oid::db::rfc5912 as a;
+    let is = |candidates: &[const_oid::ObjectIdentifier]| candidates.contains(oid);
+    if is(&[a::SHA_256_WITH_RSA_ENCRYPTION, a::ECDSA_WITH_SHA_256]) {
+        Some(MessageDigest::sha256())
+    } else if is(&[a::SHA_384_WITH_RSA_ENCRYPTION, a::ECDSA_WITH_SHA_384]) {
+        Some(MessageDigest::sha384())
+    } else if is(&[a::SHA_512_WITH_RSA_ENCRYPTION, a::ECDSA_WITH_SHA_512]) {
+        Some(MessageDigest::sha512())
+    } else if is(&[a::SHA_1_WITH_RSA_ENCRYPTION]) {
+        Some(MessageDigest::sha1())
+    } else {
+        None
+    }
 }
 
 /// A DER OCSP request for one serial of `ca` (RFC 6960 §4.1.1), CertID with SHA-1.
 fn ocsp_request(ca: &X509, serial: &Serial) -> Result<Vec<u8>, String> {
     use x509_ocsp::{CertId, OcspRequest, Request, TbsRequest, Version};
+    // RFC 6960 §4.1.1: CertID over SHA-1 (the hash every responder supports), parameters NULL.
     let ca_der = ca.to_der().map_err(|e| e.to_string())?;
     let name = ca.subject_name().to_der().map_err(|e| e.to_string())?;
     let key_bits = crate::pki::subject_public_key_bits(&ca_der)?;
@@ -596,7 +601,7 @@ fn ocsp_request(ca: &X509, serial: &Serial) -> Result<Vec<u8>, String> {
     let cert_id = CertId {
         hash_algorithm: spki::AlgorithmIdentifierOwned {
             oid: const_oid::db::rfc5912::ID_SHA_1,
-            parameters: Some(der::Any::from(der::asn1::Null)),
+            parameters: Some(der::Any::null()),
         },
         issuer_name_hash: der::asn1::OctetString::new(sha1(&name)).map_err(|e| e.to_string())?,
         issuer_key_hash: der::asn1::OctetString::new(sha1(&key_bits)).map_err(|e| e.to_string())?,

@@ -231,7 +231,7 @@ fn short_lived_signer(
 #[test]
 fn an_expired_ocsp_signer_fails() {
     let keys = tempfile::tempdir().expect("tempdir");
-    let not_after = now().0 + 12;
+    let not_after = now().0 + 20;
     let (cert, key) = short_lived_signer(CA, keys.path(), not_after);
     let c = pki().cas.iter().find(|c| c.id == CA).expect("known CA");
     let dir = tempfile::tempdir().expect("tempdir");
