@@ -255,14 +255,14 @@ fn parse_line(line: &str) -> Option<Sample<'_>> {
     let mut labels = Vec::new();
     if let Some(inner) = rest.strip_prefix('{') {
         let mut chars = inner.char_indices().peekable();
-        let mut end = None;
+        let end;
         loop {
             while chars.peek().is_some_and(|(_, c)| *c == ',' || *c == ' ') {
                 chars.next();
             }
             let (start, c) = *chars.peek()?;
             if c == '}' {
-                end = Some(start + 1);
+                end = start + 1;
                 break;
             }
             let eq = inner[start..].find('=')? + start;
@@ -286,7 +286,7 @@ fn parse_line(line: &str) -> Option<Sample<'_>> {
             }
             labels.push((label, value));
         }
-        rest = &inner[end?..];
+        rest = &inner[end..];
     }
     let value = rest.split_whitespace().next()?;
     let value = match value {
