@@ -18,6 +18,8 @@
 //! - [`fuzzing`]: one entry point per parser of untrusted bytes, for `fuzz/` and its corpus test.
 //! - [`service`]: starting and stopping the whole; [`demo`]: `vigie demo`.
 //! - [`metrics`]: metric names and the Prometheus recorder; [`limits`]: the open-files limit.
+//! - [`status`]: the operator's overview behind `/status` (CRL freshness, signers, rates).
+//! - [`probe`]: `vigie probe`, the service checked from outside as a relying party sees it.
 
 #![forbid(unsafe_code)]
 
@@ -35,8 +37,10 @@ pub mod model;
 pub mod ocsp;
 pub mod pki;
 pub mod security;
+pub mod probe;
 pub mod service;
 pub mod signer;
+pub mod status;
 pub mod store;
 
 pub use error::Error;

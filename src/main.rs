@@ -1,6 +1,6 @@
 //! The `vigie` command: `serve`, `demo`, `check`; `import` (offline, an OpenSSL `index.txt`);
 //! `crl build` (offline); `revoke`, `release`, `status`, `audit` (clients of the admin API, token
-//! from `VIGIE_TOKEN`).
+//! from `VIGIE_TOKEN`); `probe` (the service checked from outside, as a relying party sees it).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -133,6 +133,51 @@ enum Command {
         /// Print the JSON array instead of one line per entry.
         #[arg(long)]
         json: bool,
+    },
+    /// Check the service from outside, as a relying party: CRLs (signature, issuer, number,
+    /// scope, nextUpdate) and OCSP (GET and POST: signature, signer, times, agreement with the
+    /// CRL). Prints a table; exits 1 on any problem.
+    Probe {
+        /// A vigie configuration: its CAs (certificates, expected CRL URLs) and public_url.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Base URL of the public listener (default: public_url of --config).
+        #[arg(long)]
+        url: Option<String>,
+        /// A CA to probe, ID=CERT_FILE (repeatable; with or instead of --config).
+        #[arg(long = "ca", value_name = "ID=CERT")]
+        cas: Vec<String>,
+        /// The base URL certificates name for CRLs, for checking IssuingDistributionPoint of
+        /// CAs given with --ca (default: not compared).
+        #[arg(long)]
+        crl_url_base: Option<String>,
+        /// OCSP URL (default: {url}/ocsp).
+        #[arg(long)]
+        ocsp_url: Option<String>,
+        /// A serial to ask OCSP about, ID:HEX (repeatable).
+        #[arg(long = "serial", value_name = "ID:HEX")]
+        serials: Vec<String>,
+        /// Revoked serials taken from each CA's CRLs to ask OCSP about.
+        #[arg(long, default_value_t = 3)]
+        samples: usize,
+        /// File keeping the last CRL numbers seen (JSON), to catch numbers going back.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// A CRL with less than this left before nextUpdate is a problem.
+        #[arg(long, default_value = "30m")]
+        crl_min_remaining: humantime::Duration,
+        /// An OCSP signer with fewer days left is a problem.
+        #[arg(long, default_value_t = 14)]
+        signer_min_days: i64,
+        /// HTTP timeout.
+        #[arg(long, default_value = "30s")]
+        timeout: humantime::Duration,
+        /// Print the report as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Also write the figures in Prometheus textfile-collector format to FILE (atomically).
+        #[arg(long, value_name = "FILE")]
+        prometheus: Option<PathBuf>,
     },
     /// CRL operations.
     Crl {
@@ -290,12 +335,9 @@ fn import(config: &Config, ca: &str, index: &std::path::Path, chunk: usize) -> a
             anyhow::Error::new(e).context(format!("opening the store at {}", config.store.path.display()))
         }
     })?;
-    let bar = indicatif::ProgressBar::new(size);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({eta}) {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    let bar = progress_bar(
+        size,
+        "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec}, eta {eta} {msg}",
     );
     let started = std::time::Instant::now();
     let now = vigie::clock::Clock::now(&SystemClock);
@@ -350,6 +392,20 @@ fn import(config: &Config, ca: &str, index: &std::path::Path, chunk: usize) -> a
         );
     }
     Ok(())
+}
+
+/// A progress bar on stderr when it is a terminal; a hidden one otherwise (logs, pipes, cron).
+fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
 }
 
 fn init_logging() {
@@ -426,9 +482,25 @@ fn crl_build(
             anyhow::Error::new(e)
         }
     })?;
-    let publisher = Publisher::new(config, Arc::new(store), Arc::new(SystemClock))?;
+    let bar = progress_bar(
+        0,
+        "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} partitions, {msg} ({per_sec}, eta {eta})",
+    );
+    let progress_bar = bar.clone();
+    let publisher = Publisher::new(config, Arc::new(store), Arc::new(SystemClock))?.with_progress(
+        Arc::new(move |step| match step {
+            Some((done, all, entries)) => {
+                progress_bar.set_length(all as u64);
+                progress_bar.set_position(done as u64);
+                progress_bar.set_message(format!("{entries} entries"));
+            }
+            None => progress_bar.set_message("signing and storing"),
+        }),
+    );
     let kind = if delta { CrlKind::Delta } else { CrlKind::Full };
-    let published = publisher.publish(ca, kind)?;
+    let published = publisher.publish(ca, kind);
+    bar.finish_and_clear();
+    let published = published?;
     for p in &published {
         let t = p.timings.unwrap_or_default();
         println!(
@@ -465,6 +537,75 @@ fn crl_build(
         println!("written to {}", path.display());
     }
     Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn probe(
+    config: Option<PathBuf>,
+    url: Option<String>,
+    cas: Vec<String>,
+    crl_url_base: Option<String>,
+    ocsp_url: Option<String>,
+    serials: Vec<String>,
+    options: (usize, Option<PathBuf>, i64, i64, std::time::Duration),
+    json: bool,
+    prometheus: Option<PathBuf>,
+) -> anyhow::Result<bool> {
+    use vigie::probe;
+    let (samples, state_file, crl_min_remaining, signer_min_days, timeout) = options;
+    let config = config.map(|c| Config::load(&c)).transpose()?;
+    let url = match (url, &config) {
+        (Some(u), _) => u,
+        (None, Some(c)) => c.public.public_url.clone(),
+        (None, None) => anyhow::bail!("give --url (the public listener) or --config"),
+    };
+    if url.starts_with("ldap://") || url.starts_with("ldaps://") {
+        anyhow::bail!("{url}: probing CRLs over LDAP is not supported yet; give the HTTP URL");
+    }
+    let mut probe_cas = match &config {
+        Some(c) => probe::cas_from_config(c, &url),
+        None => Vec::new(),
+    };
+    for spec in &cas {
+        let (id, path) = spec
+            .split_once('=')
+            .with_context(|| format!("--ca {spec}: expected ID=CERT_FILE"))?;
+        let cert = probe::read_ca(std::path::Path::new(path))?;
+        probe_cas.retain(|c| c.id != id);
+        probe_cas.push(probe::ca_from_cert(id, cert, &url, crl_url_base.as_deref()));
+    }
+    if probe_cas.is_empty() {
+        anyhow::bail!("no CA to probe: give --config or --ca ID=CERT_FILE");
+    }
+    for spec in &serials {
+        let (id, hex) = spec
+            .split_once(':')
+            .with_context(|| format!("--serial {spec}: expected ID:HEX"))?;
+        let ca = probe_cas
+            .iter_mut()
+            .find(|c| c.id == id)
+            .with_context(|| format!("--serial {spec}: no CA {id} to probe"))?;
+        ca.serials.push(hex.to_owned());
+    }
+    let opts = probe::ProbeOptions {
+        cas: probe_cas,
+        ocsp_url: ocsp_url.unwrap_or_else(|| format!("{}/ocsp", url.trim_end_matches('/'))),
+        samples,
+        state_file,
+        crl_min_remaining,
+        signer_min_days,
+        timeout,
+    };
+    let report = probe::run(&opts, vigie::clock::Clock::now(&SystemClock))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    if let Some(path) = prometheus {
+        probe::write_atomically(&path, report.prometheus().as_bytes())?;
+    }
+    Ok(report.ok)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -557,6 +698,40 @@ fn main() -> anyhow::Result<()> {
             limit,
             json,
         ),
+        Command::Probe {
+            config,
+            url,
+            cas,
+            crl_url_base,
+            ocsp_url,
+            serials,
+            samples,
+            state,
+            crl_min_remaining,
+            signer_min_days,
+            timeout,
+            json,
+            prometheus,
+        } => {
+            let remaining = i64::try_from(crl_min_remaining.as_secs()).unwrap_or(i64::MAX);
+            let ok = probe(
+                config,
+                url,
+                cas,
+                crl_url_base,
+                ocsp_url,
+                serials,
+                (samples, state, remaining, signer_min_days, *timeout),
+                json,
+                prometheus,
+            )?;
+            if !ok {
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Crl {
             command:
                 CrlCommand::Build {

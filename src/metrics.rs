@@ -7,6 +7,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const OCSP_RESPONSES: &str = "vigie_ocsp_responses_total";
 /// OCSP response cache lookups, by `result` (hit, miss, store).
 pub const OCSP_CACHE: &str = "vigie_ocsp_cache_total";
+/// Time to answer one OCSP request (decoding, cache or signing; not the network), seconds, by
+/// `status` and `method`.
+pub const OCSP_REQUEST_SECONDS: &str = "vigie_ocsp_request_seconds";
 /// Time to sign one OCSP response, seconds.
 pub const OCSP_SIGNING_SECONDS: &str = "vigie_ocsp_signing_seconds";
 /// Responses re-signed by the refresher.
@@ -37,6 +40,13 @@ pub const CRL_LAST_PUBLISH: &str = "vigie_crl_last_publish_timestamp_seconds";
 pub const CRL_NEXT_UPDATE: &str = "vigie_crl_next_update_timestamp_seconds";
 /// CRL builds that failed, by `ca` and `kind`.
 pub const CRL_BUILD_FAILURES: &str = "vigie_crl_build_failures_total";
+/// The safety margin of a CA's CRLs, seconds, by `ca` and `kind`: the publisher rebuilds a CRL
+/// whose nextUpdate comes nearer than this (`VigieCrlStale` fires when one stays within it).
+pub const CRL_SAFETY_MARGIN: &str = "vigie_crl_safety_margin_seconds";
+/// notAfter of a CA's delegated OCSP signer certificate (Unix time), by `ca`.
+pub const OCSP_SIGNER_NOT_AFTER: &str = "vigie_ocsp_signer_not_after_timestamp_seconds";
+/// Signing jobs waiting in the OCSP signing pool's queue.
+pub const OCSP_SIGNING_QUEUE: &str = "vigie_ocsp_signing_queue";
 /// Ingested events by `kind` (issued, revoked, released) and `result` (applied, unchanged).
 pub const INGEST_EVENTS: &str = "vigie_ingest_events_total";
 /// Time from the start of an ingest transaction to its durable commit, seconds.
@@ -77,6 +87,11 @@ fn describe() {
     metrics::describe_counter!(
         OCSP_CACHE,
         "OCSP response cache lookups by result (hit, miss, store)"
+    );
+    metrics::describe_histogram!(
+        OCSP_REQUEST_SECONDS,
+        metrics::Unit::Seconds,
+        "Time to answer one OCSP request (without the network), by status and method"
     );
     metrics::describe_histogram!(
         OCSP_SIGNING_SECONDS,
@@ -123,6 +138,20 @@ fn describe() {
         "nextUpdate of the latest CRL (Unix time), by CA and kind"
     );
     metrics::describe_counter!(CRL_BUILD_FAILURES, "CRL builds that failed, by CA and kind");
+    metrics::describe_gauge!(
+        CRL_SAFETY_MARGIN,
+        metrics::Unit::Seconds,
+        "Safety margin before nextUpdate within which a CRL is rebuilt, by CA and kind"
+    );
+    metrics::describe_gauge!(
+        OCSP_SIGNER_NOT_AFTER,
+        metrics::Unit::Seconds,
+        "notAfter of the CA's delegated OCSP signer certificate (Unix time), by CA"
+    );
+    metrics::describe_gauge!(
+        OCSP_SIGNING_QUEUE,
+        "Signing jobs waiting in the OCSP signing pool's queue"
+    );
     metrics::describe_counter!(
         INGEST_EVENTS,
         "Ingested events by kind (issued, revoked, released) and result (applied, unchanged)"

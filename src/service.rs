@@ -120,6 +120,12 @@ pub async fn run(
     // started server is ready (the watchdog retries a failure).
     let initial = Arc::clone(&publisher);
     let _ = tokio::task::spawn_blocking(move || initial.catch_up_all()).await;
+    crate::status::export_static_gauges(&responder, &publisher);
+    let history = Arc::new(crate::status::History::new(
+        metrics.clone(),
+        Arc::clone(&clock),
+    ));
+    let status_sampler = history.start(Duration::from_secs(10));
     let state = web::Data::new(AppState {
         responder: Arc::clone(&responder),
         crl: Arc::clone(&publisher),
@@ -130,6 +136,7 @@ pub async fn run(
         max_age_cap: config.ocsp.max_age_cap,
         metrics,
         admin_auth: AdminAuth::from_config(&config.admin, &config.registry),
+        history,
     });
     if state.admin_auth.refuses_everyone() {
         tracing::warn!(
@@ -228,6 +235,7 @@ pub async fn run(
         p.stop();
     }
     schedule.stop().await;
+    drop(status_sampler);
     drop(publisher);
     drop(responder);
     drop(state);

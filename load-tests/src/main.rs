@@ -574,7 +574,8 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 key,
                 cas,
                 out,
-                progress: true,
+                // A progress bar on a terminal; nothing in logs and pipes.
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             };
             let r = seed::run(&opts)?;
             println!(

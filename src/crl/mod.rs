@@ -332,6 +332,10 @@ pub struct Due {
     pub delta: bool,
 }
 
+/// Called while a complete CRL is encoded with (partitions done, partitions in all, entries so
+/// far), after each batch of partitions; then once with `None` when signing starts.
+pub type Progress = Arc<dyn Fn(Option<(usize, usize, u64)>) + Send + Sync>;
+
 /// One CA's state in the publisher.
 struct CaSlot {
     ca: Arc<Ca>,
@@ -345,6 +349,8 @@ struct CaSlot {
 
 /// Builds, stores and holds every CA's CRLs. See the module documentation.
 pub struct Publisher {
+    /// Told how far a complete CRL's encoding is: `vigie crl build`'s progress bar.
+    progress: Option<Progress>,
     store: Arc<Store>,
     clock: SharedClock,
     settings: CrlConfig,
@@ -429,6 +435,7 @@ impl Publisher {
             });
         }
         let publisher = Publisher {
+            progress: None,
             store,
             clock,
             settings: config.crl.clone(),
@@ -439,7 +446,12 @@ impl Publisher {
         for slot in &publisher.slots {
             let loaded = publisher.load_current(slot);
             match loaded {
-                Ok(current) => *write(&slot.current) = current,
+                Ok(current) => {
+                    for p in [&current.full, &current.delta].into_iter().flatten() {
+                        export_gauges(p);
+                    }
+                    *write(&slot.current) = current
+                }
                 Err(e) => {
                     tracing::warn!(ca = %slot.ca.id, error = %e, "stored CRLs unusable; new ones will be built");
                 }
@@ -510,6 +522,12 @@ impl Publisher {
             .ok_or_else(|| Error::UnknownCa(ca.to_owned()))
     }
 
+    /// Reports the progress of complete CRL builds to `progress` (for a terminal).
+    pub fn with_progress(mut self, progress: Progress) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
     /// The CA ids, in configuration order.
     pub fn ca_ids(&self) -> impl Iterator<Item = &CaId> {
         self.slots.iter().map(|s| &s.ca.id)
@@ -568,6 +586,12 @@ impl Publisher {
 
     fn margin(&self, validity: i64) -> i64 {
         self.settings.safety_margin.min(validity / 2)
+    }
+
+    /// The safety margin that applies to CRLs of this validity (seconds): the `[crl]
+    /// safety_margin`, or half the validity if that is shorter.
+    pub fn safety_margin(&self, validity: i64) -> i64 {
+        self.margin(validity)
     }
 
     /// What is due for a CA at `now`: a complete CRL when there is none, or when its nextUpdate
@@ -716,13 +740,7 @@ impl Publisher {
                     metrics::histogram!(crate::metrics::CRL_BUILD_SECONDS, &labels)
                         .record((t.encode + t.sign + t.store).as_secs_f64());
                 }
-                metrics::gauge!(crate::metrics::CRL_ENTRIES, &labels).set(p.record.entries as f64);
-                metrics::gauge!(crate::metrics::CRL_BYTES, &labels).set(p.record.bytes as f64);
-                metrics::gauge!(crate::metrics::CRL_NUMBER, &labels).set(p.record.number as f64);
-                metrics::gauge!(crate::metrics::CRL_LAST_PUBLISH, &labels)
-                    .set(p.record.built_at.0 as f64);
-                metrics::gauge!(crate::metrics::CRL_NEXT_UPDATE, &labels)
-                    .set(p.record.next_update.0 as f64);
+                export_gauges(p);
                 tracing::info!(
                     ca = %p.ca,
                     kind = kind.label(),
@@ -796,12 +814,30 @@ impl Publisher {
         let signer = crl_signer(ca)?;
         let mut writer = CrlWriter::new(&template, signer.algorithm_der(), hint)?;
         let mut expiring = Vec::new();
-        encode_revoked(&self.pool, &view, now, p.keep_expired, horizon, |part| {
-            writer.push(&part.der, part.entries);
-            expiring.extend(part.expiring);
-        })?;
+        let progress = self.progress.as_deref();
+        let so_far = std::cell::Cell::new(0u64);
+        encode_revoked(
+            &self.pool,
+            &view,
+            now,
+            p.keep_expired,
+            horizon,
+            |part| {
+                so_far.set(so_far.get() + part.entries as u64);
+                writer.push(&part.der, part.entries);
+                expiring.extend(part.expiring);
+            },
+            |done, all| {
+                if let Some(f) = progress {
+                    f(Some((done, all, so_far.get())));
+                }
+            },
+        )?;
         drop(view);
         let entries = writer.entries();
+        if let Some(f) = progress {
+            f(None);
+        }
         let encoded = started.elapsed();
         let der = writer.finish(signer)?;
         let signed = started.elapsed();
@@ -952,9 +988,24 @@ impl Publisher {
     }
 }
 
+/// The gauges of a published CRL (number, entries, size, times), by CA and kind: set when a CRL
+/// is built, and for the CRLs found in the store at start-up.
+fn export_gauges(p: &PublishedCrl) {
+    let labels = [
+        ("ca", p.ca.to_string()),
+        ("kind", p.kind().label().to_owned()),
+    ];
+    metrics::gauge!(crate::metrics::CRL_ENTRIES, &labels).set(p.record.entries as f64);
+    metrics::gauge!(crate::metrics::CRL_BYTES, &labels).set(p.record.bytes as f64);
+    metrics::gauge!(crate::metrics::CRL_NUMBER, &labels).set(p.record.number as f64);
+    metrics::gauge!(crate::metrics::CRL_LAST_PUBLISH, &labels).set(p.record.built_at.0 as f64);
+    metrics::gauge!(crate::metrics::CRL_NEXT_UPDATE, &labels).set(p.record.next_update.0 as f64);
+}
+
 /// Reads a CA's revoked certificates from `view` in parallel partitions on `pool`, encodes
 /// those still listed at `now` (retention `keep`), and hands the parts to `sink` in serial
 /// order, a few at a time: memory holds the parts of one batch, not of the whole CRL.
+/// `on_batch` is told (partitions done, partitions in all) after each batch.
 fn encode_revoked(
     pool: &rayon::ThreadPool,
     view: &RevocationView<'_>,
@@ -962,9 +1013,11 @@ fn encode_revoked(
     keep: KeepExpired,
     horizon: UnixTime,
     mut sink: impl FnMut(Part),
+    mut on_batch: impl FnMut(usize, usize),
 ) -> Result<(), Error> {
     let partitions = view.partitions()?;
     let batch = pool.current_num_threads().max(1) * 16;
+    let mut done = 0;
     for ranges in partitions.chunks(batch) {
         let parts: Vec<Part> = pool.install(|| {
             ranges
@@ -975,6 +1028,8 @@ fn encode_revoked(
         for part in parts {
             sink(part);
         }
+        done += ranges.len();
+        on_batch(done, partitions.len());
     }
     Ok(())
 }

@@ -1,8 +1,9 @@
 //! Operations endpoints: `/healthz` (the process answers), `/readyz` (every CA can answer:
 //! signer certificates valid, a complete CRL published and not past its nextUpdate),
-//! `/metrics` (Prometheus text).
+//! `/metrics` (Prometheus text). `/status` (the operator's page, [`super::status`]) shares the
+//! access rule of `/metrics`: [`operator_access`].
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 use super::AppState;
@@ -56,15 +57,25 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     b.insert_header(("Cache-Control", "no-store")).json(body)
 }
 
-/// `GET /metrics`. Open, as Prometheus expects, unless `[admin] metrics_token_sha256` is set:
-/// then the scraper sends that bearer token (`authorization` in its scrape configuration).
-pub async fn metrics(state: web::Data<AppState>, req: actix_web::HttpRequest) -> HttpResponse {
+/// Who may read the operator's views, `/metrics` and `/status`: one rule for both. Open, as
+/// Prometheus expects, unless `[admin] metrics_token_sha256` is set: then the reader sends that
+/// bearer token (`authorization` in Prometheus's scrape configuration).
+pub fn operator_access(state: &AppState, req: &HttpRequest) -> Result<(), super::ApiError> {
     let authorization = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .map(|v| v.as_bytes());
-    if !state.admin_auth.metrics_allowed(authorization) {
-        return actix_web::ResponseError::error_response(&super::ApiError::Unauthorized);
+    if state.admin_auth.metrics_allowed(authorization) {
+        Ok(())
+    } else {
+        Err(super::ApiError::Unauthorized)
+    }
+}
+
+/// `GET /metrics`.
+pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if let Err(e) = operator_access(&state, &req) {
+        return actix_web::ResponseError::error_response(&e);
     }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -1,5 +1,5 @@
 //! actix-web wiring: the public listener (OCSP, CRLs; no authentication, no writes) and the admin
-//! listener (health, readiness, metrics, and the CA's ingest API, [`ingest`], behind [`auth`]).
+//! listener (health, readiness, metrics, the operator's [`status`] page, and the CA's ingest API, [`ingest`], behind [`auth`]).
 //! Handlers translate between HTTP and the domain modules and hold no domain logic.
 
 pub mod admin;
@@ -9,6 +9,7 @@ pub mod crl;
 pub mod error;
 pub mod ingest;
 pub mod ocsp;
+pub mod status;
 
 use std::sync::Arc;
 
@@ -41,6 +42,8 @@ pub struct AppState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Who may use the ingest API.
     pub admin_auth: auth::AdminAuth,
+    /// Counter history for `/status`.
+    pub history: Arc<crate::status::History>,
 }
 
 fn count(listener: &'static str, endpoint: &'static str) {
@@ -104,6 +107,7 @@ pub const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
+    ("GET", "/status"),
     ("GET", "/v1/cas"),
     ("POST", "/v1/certificates"),
     ("GET", "/v1/certificates/{ca}/{serial}"),
@@ -117,6 +121,7 @@ fn admin_route(method: &str, path: &str) -> actix_web::Route {
         ("GET", "/healthz") => web::get().to(admin::healthz),
         ("GET", "/readyz") => web::get().to(admin::readyz),
         ("GET", "/metrics") => web::get().to(admin::metrics),
+        ("GET", "/status") => web::get().to(status::status),
         ("GET", "/v1/cas") => web::get().to(ingest::get_cas),
         ("POST", "/v1/certificates") => web::post().to(ingest::post_certificates),
         ("GET", "/v1/certificates/{ca}/{serial}") => web::get().to(ingest::get_certificate),

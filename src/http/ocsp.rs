@@ -2,6 +2,9 @@
 //! on GET and conditional requests. Every answer is an OCSP response (an error status when need
 //! be), never an HTML page.
 
+use std::sync::OnceLock;
+use std::time::Instant;
+
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -28,6 +31,7 @@ pub async fn post(
     req: HttpRequest,
     mut body: web::Payload,
 ) -> HttpResponse {
+    let started = Instant::now();
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
         let ct = ct
             .to_str()
@@ -100,6 +104,7 @@ pub async fn post(
                 .await
         }
     };
+    observe(false, answer.label(), started);
     respond(&state, &req, answer, false)
 }
 
@@ -109,6 +114,7 @@ pub async fn get(
     req: HttpRequest,
     prefix: &'static str,
 ) -> HttpResponse {
+    let started = Instant::now();
     let path = req.uri().path();
     let encoded = path.strip_prefix(prefix).unwrap_or("");
     if encoded.len() > state.max_request_bytes * 2 {
@@ -121,7 +127,9 @@ pub async fn get(
     raw.push(b'G');
     raw.extend_from_slice(encoded.as_bytes());
     if let Some(hit) = state.responder.answer_seen(&raw, "GET") {
-        return respond(&state, &req, Answer::Cached(hit), true);
+        let answer = Answer::Cached(hit);
+        observe(true, answer.label(), started);
+        return respond(&state, &req, answer, true);
     }
     let answer = match request::decode_get_path(encoded) {
         Ok(der) if der.len() <= state.max_request_bytes => {
@@ -135,12 +143,49 @@ pub async fn get(
             Answer::Error(OcspResponseStatus::MalformedRequest)
         }
     };
+    observe(true, answer.label(), started);
     respond(&state, &req, answer, true)
 }
 
 /// The client's address, as its connection's peer: never a header a client could forge.
 fn client(req: &HttpRequest) -> Option<std::net::IpAddr> {
     req.peer_addr().map(|a| a.ip())
+}
+
+/// Statuses whose latency histograms are resolved once (others are looked up per call).
+const TIMED_STATUSES: [&str; 9] = [
+    "good",
+    "revoked",
+    "unknown",
+    "mixed",
+    "malformedRequest",
+    "internalError",
+    "tryLater",
+    "sigRequired",
+    "unauthorized",
+];
+
+/// Records `vigie_ocsp_request_seconds` by method and status: from the handler's start to the
+/// answer (decoding, cache or signing), without the network.
+fn observe(is_get: bool, status: &'static str, started: Instant) {
+    static HANDLES: OnceLock<Vec<metrics::Histogram>> = OnceLock::new();
+    let handles = HANDLES.get_or_init(|| {
+        TIMED_STATUSES
+            .iter()
+            .flat_map(|s| {
+                ["GET", "POST"].map(|m| {
+                    metrics::histogram!(crate::metrics::OCSP_REQUEST_SECONDS, "status" => *s, "method" => m)
+                })
+            })
+            .collect()
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    let method = if is_get { "GET" } else { "POST" };
+    match TIMED_STATUSES.iter().position(|s| *s == status) {
+        Some(i) => handles[2 * i + usize::from(!is_get)].record(seconds),
+        None => metrics::histogram!(crate::metrics::OCSP_REQUEST_SECONDS, "status" => status, "method" => method)
+            .record(seconds),
+    }
 }
 
 fn respond(state: &AppState, req: &HttpRequest, answer: Answer, is_get: bool) -> HttpResponse {

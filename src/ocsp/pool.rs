@@ -55,6 +55,8 @@ struct Shared {
     live_capacity: usize,
     background_capacity: usize,
     background_threads: usize,
+    /// `vigie_ocsp_signing_queue`: live jobs waiting for a thread.
+    queued: metrics::Gauge,
 }
 
 impl Shared {
@@ -116,6 +118,11 @@ impl SigningPool {
             work: Condvar::new(),
             room: Condvar::new(),
             live_capacity: queue.max(1),
+            queued: {
+                let g = metrics::gauge!(crate::metrics::OCSP_SIGNING_QUEUE);
+                g.set(0.0);
+                g
+            },
             background_capacity: 2 * background,
             background_threads: background,
         });
@@ -147,6 +154,7 @@ impl SigningPool {
             return Err(Busy);
         }
         q.live.push_back(job);
+        self.shared.queued.set(q.live.len() as f64);
         drop(q);
         self.shared.work.notify_one();
         Ok(rx)
@@ -247,6 +255,7 @@ fn work(shared: &Shared) {
         let (job, background) = if let Some(j) = q.urgent.pop_front() {
             (j, false)
         } else if let Some(j) = q.live.pop_front() {
+            shared.queued.set(q.live.len() as f64);
             (j, false)
         } else if q.running_background < shared.background_threads
             && let Some(j) = q.background.pop_front()

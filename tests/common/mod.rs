@@ -217,17 +217,23 @@ impl Server {
         s
     }
 
-    /// Starts `vigie serve` on a configuration already written (and a store already seeded, or
-    /// not) in `dir`.
-    pub fn start_on(dir: tempfile::TempDir, config: PathBuf) -> Server {
-        let mut s = Server {
+    /// A server over a configuration already written (and seeded) in `dir`, not started yet:
+    /// call [`Server::spawn`].
+    pub fn adopt(dir: tempfile::TempDir, config: PathBuf) -> Server {
+        Server {
             stderr_log: dir.path().join("stderr.log"),
             dir,
             config,
             public: String::new(),
             admin: String::new(),
             child: None,
-        };
+        }
+    }
+
+    /// Starts `vigie serve` on a configuration already written (and a store already seeded, or
+    /// not) in `dir`.
+    pub fn start_on(dir: tempfile::TempDir, config: PathBuf) -> Server {
+        let mut s = Server::adopt(dir, config);
         s.spawn();
         s
     }
