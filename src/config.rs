@@ -71,6 +71,9 @@ pub struct RawConfig {
     /// The CAs served.
     #[serde(default, rename = "ca")]
     pub cas: Vec<RawCa>,
+    /// Where CRLs are published besides HTTP (LDAP directories, file directories).
+    #[serde(default, rename = "publish")]
+    pub publish: Vec<crate::publish::config::RawPublish>,
 }
 
 /// `[public]`.
@@ -243,6 +246,10 @@ pub struct RawCa {
     /// `delta_schedule` is set. Default `{public_url}/crl/{id}-delta.crl`.
     #[serde(default)]
     pub delta_crl_url: Option<String>,
+    /// DN of the CA's entry in the LDAP directories of `[[publish]] kind = "ldap"` sinks.
+    /// Default: the CA certificate's subject as an RFC 4514 string.
+    #[serde(default)]
+    pub ldap_dn: Option<String>,
 }
 
 mod defaults {
@@ -501,6 +508,8 @@ pub struct CaConfig {
     pub unknown_serial: UnknownSerialPolicy,
     /// CRL publication.
     pub crl: CaCrlConfig,
+    /// `ldap_dn` as configured (`None`: from the CA certificate's subject).
+    pub ldap_dn: Option<String>,
 }
 
 /// The configuration the service runs with.
@@ -520,6 +529,8 @@ pub struct Config {
     pub crl: CrlConfig,
     /// The `[[ca]]` tables.
     pub cas: Vec<CaConfig>,
+    /// The `[[publish]]` tables.
+    pub publish: Vec<crate::publish::SinkConfig>,
     /// The CAs with their certificates and keys loaded and checked.
     pub registry: Arc<CaRegistry>,
 }
@@ -912,6 +923,16 @@ impl RawConfig {
                 nonce,
                 unknown_serial,
                 crl: crl_cfg,
+                ldap_dn: match c.ldap_dn.as_deref().map(str::trim) {
+                    Some(dn) if !dn.contains('=') => {
+                        return Err(invalid(
+                            &table,
+                            "ldap_dn",
+                            format!("{dn:?} is not a DN (RFC 4514, e.g. \"cn=AC X,o=Y,c=FR\")"),
+                        ));
+                    }
+                    dn => dn.map(str::to_owned),
+                },
             });
         }
         if cas.is_empty() {
@@ -921,6 +942,9 @@ impl RawConfig {
                 "no CA configured: add at least one [[ca]] table".into(),
             ));
         }
+        let publish = crate::publish::config::validate(&self.publish, &resolve).map_err(
+            |(i, key, message)| invalid(&format!("[[publish]] #{}", i + 1), key, message),
+        )?;
         let registry = CaRegistry::load(&cas).map_err(|e| {
             let (index, key, message) = e.parts();
             invalid(
@@ -937,6 +961,7 @@ impl RawConfig {
             ocsp,
             crl,
             cas,
+            publish,
             registry: Arc::new(registry),
         })
     }
@@ -973,6 +998,38 @@ mod tests {
         assert!(!raw.cas.is_empty());
         assert_eq!(raw.cas[0].id, "aci-el-org");
         assert_eq!(raw.cas[0].ocsp_validity, "1d");
+        assert_eq!(raw.publish.len(), 1);
+        assert_eq!(raw.publish[0].kind, "directory");
+        // The commented-out LDAP table parses once uncommented.
+        let ldap: String = text
+            .split_once("# [[publish]]\n")
+            .map(|(_, rest)| rest)
+            .expect("an LDAP example")
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.contains(" = "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let raw = RawConfig::parse(
+            &format!("[[publish]]\n{ldap}"),
+            "sample LDAP sink",
+            std::iter::empty(),
+        )
+        .expect("the LDAP example parses");
+        let sinks = crate::publish::config::validate(&raw.publish, |p| {
+            if p == "ldap-password" {
+                std::path::PathBuf::from("/dev/null")
+            } else {
+                p.into()
+            }
+        });
+        let message = format!("{sinks:?}");
+        assert!(
+            message.contains("not a readable file") || sinks.is_ok(),
+            "{message}"
+        );
+        assert_eq!(raw.publish[0].kind, "ldap");
+        assert!(raw.publish[0].starttls);
     }
 
     #[test]

@@ -12,9 +12,11 @@
 //!   sends (JSON, PEM, DER), finding which CA signed a certificate, `index.txt` import.
 //! - [`ocsp`]: request parsing, response building, the response cache and signing pool.
 //! - [`crl`]: full and delta CRLs: numbering, parallel encoding, schedule, publication.
+//! - [`publish`]: CRL publication sinks (LDAP directory, file directory) fed by a durable queue.
 //! - [`http`]: actix-web handlers for the public and admin listeners (OCSP, CRLs; health,
 //!   metrics, and the authenticated ingest API described by `openapi.yaml`).
-//! - [`service`]: starting and stopping the whole; [`demo`]: `vigie demo`.
+//! - [`service`]: starting and stopping the whole, its background work through [`tasks`];
+//!   [`demo`]: `vigie demo`.
 //! - [`metrics`]: metric names and the Prometheus recorder.
 
 #![forbid(unsafe_code)]
@@ -30,8 +32,10 @@ pub mod metrics;
 pub mod model;
 pub mod ocsp;
 pub mod pki;
+pub mod publish;
 pub mod service;
 pub mod signer;
 pub mod store;
+pub mod tasks;
 
 pub use error::Error;

@@ -45,6 +45,16 @@ enum Command {
         /// Prepare everything and print the commands, but do not serve.
         #[arg(long)]
         no_serve: bool,
+        /// Also publish CRLs to this LDAP directory (ldap://host:port or ldaps://…); it needs a
+        /// naming context holding c=FR (the demo CAs' DNs end with it).
+        #[arg(long)]
+        ldap: Option<String>,
+        /// DN to bind to the LDAP directory as.
+        #[arg(long, default_value = vigie::demo::DEMO_LDAP_BIND_DN, requires = "ldap")]
+        ldap_bind_dn: String,
+        /// File holding the bind password [default: {dir}/ldap-password].
+        #[arg(long, requires = "ldap")]
+        ldap_password_file: Option<PathBuf>,
     },
     /// Check a configuration file (certificates, keys, every key) and exit.
     Check {
@@ -458,12 +468,20 @@ fn main() -> anyhow::Result<()> {
             admin_listen,
             ca_bits,
             no_serve,
+            ldap,
+            ldap_bind_dn,
+            ldap_password_file,
         } => {
             let setup = DemoSetup {
                 dir,
                 listen,
                 admin_listen,
                 ca_rsa_bits: ca_bits,
+                ldap: ldap.map(|url| demo::DemoLdap {
+                    url,
+                    bind_dn: ldap_bind_dn,
+                    password_file: ldap_password_file,
+                }),
             };
             eprintln!(
                 "preparing the demo PKI in {} (first run: a few seconds of key generation)…",

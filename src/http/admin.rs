@@ -1,6 +1,8 @@
 //! Operations endpoints: `/healthz` (the process answers), `/readyz` (every CA can answer:
 //! signer certificates valid, a complete CRL published and not past its nextUpdate),
-//! `/metrics` (Prometheus text).
+//! `/metrics` (Prometheus text). `/readyz` also reports the publication sinks (`publish`: queue
+//! depth, last success, lag), without letting a lagging sink make the service unready: serving
+//! matters more.
 
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
@@ -47,7 +49,8 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         })
         .collect();
     let ready = cas.iter().all(|c| c.ready);
-    let body = serde_json::json!({"ready": ready, "cas": cas});
+    let publish = state.publication.status(now);
+    let body = serde_json::json!({"ready": ready, "cas": cas, "publish": publish});
     let mut b = if ready {
         HttpResponse::Ok()
     } else {

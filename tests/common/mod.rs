@@ -3,6 +3,7 @@
 #![allow(dead_code, missing_docs)]
 
 pub mod api;
+pub mod slapd;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
