@@ -318,6 +318,7 @@ fn directory_files_are_always_whole_while_being_replaced() {
                     }
                     reads.fetch_add(1, Ordering::Relaxed);
                 }
+                std::thread::sleep(Duration::from_millis(1));
             }
             numbers
         })
