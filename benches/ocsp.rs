@@ -43,6 +43,7 @@ fn fixture() -> Fixture {
         listen: "127.0.0.1:0".into(),
         admin_listen: "127.0.0.1:0".into(),
         ca_rsa_bits: 2048,
+        ldap: None,
     };
     let prepared = prepare(&setup).expect("demo prepares");
     let config = Config::load(&prepared.config_path).expect("config loads");

@@ -78,6 +78,9 @@ pub struct RawConfig {
     /// Start-up checks on secrets.
     #[serde(default)]
     pub security: RawSecurity,
+    /// Where CRLs are published besides HTTP (LDAP directories, file directories).
+    #[serde(default, rename = "publish")]
+    pub publish: Vec<crate::publish::config::RawPublish>,
 }
 
 /// `[pkcs11]`: the module that `pkcs11:` key URIs (RFC 7512) go through. The user PIN comes from
@@ -345,6 +348,10 @@ pub struct RawCa {
     /// on status change, and before half validity), so no request waits for a signature.
     #[serde(default = "defaults::presign")]
     pub presign: bool,
+    /// DN of the CA's entry in the LDAP directories of `[[publish]] kind = "ldap"` sinks.
+    /// Default: the CA certificate's subject as an RFC 4514 string.
+    #[serde(default)]
+    pub ldap_dn: Option<String>,
 }
 
 mod defaults {
@@ -690,6 +697,8 @@ pub struct CaConfig {
     pub ocsp_signer_is_ca: bool,
     /// Pre-sign answers for every registered certificate.
     pub presign: bool,
+    /// `ldap_dn` as configured (`None`: from the CA certificate's subject).
+    pub ldap_dn: Option<String>,
 }
 
 /// The configuration the service runs with.
@@ -711,6 +720,8 @@ pub struct Config {
     pub cas: Vec<CaConfig>,
     /// `[security]`.
     pub security: SecurityConfig,
+    /// The `[[publish]]` tables.
+    pub publish: Vec<crate::publish::SinkConfig>,
     /// The CAs with their certificates and keys loaded and checked.
     pub registry: Arc<CaRegistry>,
     /// `[pkcs11]`, with the PIN read (never shown by `Debug`).
@@ -1381,6 +1392,16 @@ impl RawConfig {
                 crl: crl_cfg,
                 ocsp_signer_is_ca,
                 presign: c.presign,
+                ldap_dn: match c.ldap_dn.as_deref().map(str::trim) {
+                    Some(dn) if !dn.contains('=') => {
+                        return Err(invalid(
+                            &table,
+                            "ldap_dn",
+                            format!("{dn:?} is not a DN (RFC 4514, e.g. \"cn=AC X,o=Y,c=FR\")"),
+                        ));
+                    }
+                    dn => dn.map(str::to_owned),
+                },
             });
         }
         if cas.is_empty() {
@@ -1390,6 +1411,9 @@ impl RawConfig {
                 "no CA configured: add at least one [[ca]] table".into(),
             ));
         }
+        let publish = crate::publish::config::validate(&self.publish, &resolve).map_err(
+            |(i, key, message)| invalid(&format!("[[publish]] #{}", i + 1), key, message),
+        )?;
         let registry = CaRegistry::load(&cas, pkcs11.as_ref()).map_err(|e| {
             let (index, key, message) = e.parts();
             invalid(
@@ -1407,6 +1431,7 @@ impl RawConfig {
             crl,
             cas,
             security,
+            publish,
             registry: Arc::new(registry),
             pkcs11,
         })
@@ -1444,6 +1469,38 @@ mod tests {
         assert!(!raw.cas.is_empty());
         assert_eq!(raw.cas[0].id, "aci-el-org");
         assert_eq!(raw.cas[0].ocsp_validity, "1d");
+        assert_eq!(raw.publish.len(), 1);
+        assert_eq!(raw.publish[0].kind, "directory");
+        // The commented-out LDAP table parses once uncommented.
+        let ldap: String = text
+            .split_once("# [[publish]]\n")
+            .map(|(_, rest)| rest)
+            .expect("an LDAP example")
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.contains(" = "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let raw = RawConfig::parse(
+            &format!("[[publish]]\n{ldap}"),
+            "sample LDAP sink",
+            std::iter::empty(),
+        )
+        .expect("the LDAP example parses");
+        let sinks = crate::publish::config::validate(&raw.publish, |p| {
+            if p == "ldap-password" {
+                std::path::PathBuf::from("/dev/null")
+            } else {
+                p.into()
+            }
+        });
+        let message = format!("{sinks:?}");
+        assert!(
+            message.contains("not a readable file") || sinks.is_ok(),
+            "{message}"
+        );
+        assert_eq!(raw.publish[0].kind, "ldap");
+        assert!(raw.publish[0].starttls);
     }
 
     #[test]

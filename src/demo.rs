@@ -6,6 +6,12 @@
 //!
 //! The ingest API is opened with a random bearer token made on the first run and kept in
 //! `{dir}/admin-token` (mode 0600); the configuration holds only its SHA-256.
+//!
+//! CRLs are published to a directory sink, `{dir}/published` (`{id}.crl`, `{id}-delta.crl`
+//! and `.pem`), and with `--ldap URL` also to an LDAP directory (entries named after the CA
+//! subjects, so the server needs a naming context holding `c=FR`), bound as `--ldap-bind-dn`
+//! (default `cn=admin,c=FR`) with the password in `--ldap-password-file` (default
+//! `{dir}/ldap-password`). The configuration is rewritten on each run from these options.
 
 use std::path::{Path, PathBuf};
 
@@ -31,7 +37,27 @@ pub struct DemoSetup {
     /// Issuing CA and OCSP signer keys in a SoftHSM2 token of the demo directory
     /// ([`crate::pki::demo_hsm`]); the process must run with its `SOFTHSM2_CONF`.
     pub hsm: bool,
+    /// Also publish CRLs to this LDAP directory.
+    pub ldap: Option<DemoLdap>,
 }
+
+/// `vigie demo --ldap`.
+#[derive(Debug, Clone)]
+pub struct DemoLdap {
+    /// `ldap://host:port` or `ldaps://…`.
+    pub url: String,
+    /// DN to bind as.
+    pub bind_dn: String,
+    /// File with the bind password (default `{dir}/ldap-password`).
+    pub password_file: Option<PathBuf>,
+}
+
+/// Default bind DN of `vigie demo --ldap`.
+pub const DEMO_LDAP_BIND_DN: &str = "cn=admin,c=FR";
+/// Default password file of `vigie demo --ldap`, in the demo directory.
+pub const DEMO_LDAP_PASSWORD_FILE: &str = "ldap-password";
+/// The directory sink of the demo, in the demo directory.
+pub const PUBLISHED_DIR: &str = "published";
 
 /// What [`prepare`] made.
 #[derive(Debug)]
@@ -87,6 +113,23 @@ fn config_text(setup: &DemoSetup, pki: &DemoPki, dir: &Path, token_sha256: &str)
             ocsp_key
         ));
     }
+    s.push_str(&format!(
+        "# CRLs are also written to files here, for a static web origin.\n\
+         [[publish]]\nkind = \"directory\"\npath = \"{PUBLISHED_DIR}\"\n\n"
+    ));
+    if let Some(l) = &setup.ldap {
+        let password = l
+            .password_file
+            .clone()
+            .unwrap_or_else(|| dir.join(DEMO_LDAP_PASSWORD_FILE));
+        s.push_str(&format!(
+            "# And to an LDAP directory (vigie demo --ldap).\n\
+             [[publish]]\nkind = \"ldap\"\nurl = \"{}\"\nbind_dn = \"{}\"\nbind_password_file = \"{}\"\n\n",
+            l.url,
+            l.bind_dn,
+            password.display()
+        ));
+    }
     s
 }
 
@@ -110,15 +153,36 @@ pub fn prepare(setup: &DemoSetup) -> Result<Prepared, Error> {
         crate::pki::demo_hsm::move_keys_into_token(&dir, &pki, setup.ca_rsa_bits, &conf)?;
     }
     let config_path = dir.join("vigie.toml");
-    if !config_path.exists() {
-        let token = new_token()?;
-        let token_path = dir.join(TOKEN_FILE);
-        write_secret(&token_path, token.as_bytes())
-            .map_err(|e| Error::io(format!("writing {}", token_path.display()), e))?;
-        let hash = hex::encode(openssl::sha::sha256(token.as_bytes()));
-        std::fs::write(&config_path, config_text(setup, &pki, &dir, &hash))
-            .map_err(|e| Error::io(format!("writing {}", config_path.display()), e))?;
+    let token_path = dir.join(TOKEN_FILE);
+    let token = match std::fs::read_to_string(&token_path) {
+        Ok(t) => t.trim().to_owned(),
+        Err(_) => {
+            let token = new_token()?;
+            write_secret(&token_path, token.as_bytes())
+                .map_err(|e| Error::io(format!("writing {}", token_path.display()), e))?;
+            token
+        }
+    };
+    if let Some(l) = &setup.ldap {
+        let password = l
+            .password_file
+            .clone()
+            .unwrap_or_else(|| dir.join(DEMO_LDAP_PASSWORD_FILE));
+        if !password.is_file() {
+            return Err(Error::io(
+                format!(
+                    "--ldap: the bind password of {} is read from {}: write it there, or pass --ldap-password-file",
+                    l.bind_dn,
+                    password.display()
+                ),
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
+        }
     }
+    // Rewritten on each run: the options (--ldap) may have changed; the token stays.
+    let hash = hex::encode(openssl::sha::sha256(token.as_bytes()));
+    std::fs::write(&config_path, config_text(setup, &pki, &dir, &hash))
+        .map_err(|e| Error::io(format!("writing {}", config_path.display()), e))?;
     let config = Config::load(&config_path)?;
     let store = crate::service::open_store(&config)?;
     let now = SystemClock.now();
@@ -301,8 +365,36 @@ pub fn instructions(setup: &DemoSetup, prepared: &Prepared, config: &Config) -> 
             serial = cert.serial_hex,
         ));
     }
+    if let Some(dir) = prepared.config_path.parent() {
+        out.push_str(&format!(
+            "# The same CRLs, written by the directory sink for a static web origin:\nls -l {}\n\n",
+            shown(&dir.join(PUBLISHED_DIR))
+        ));
+    }
+    if let (Some(l), Some(ca), Some(demo_ca)) = (
+        &setup.ldap,
+        config.registry.by_id("aci-el-org"),
+        prepared.pki.cas.iter().find(|c| c.id == "aci-el-org"),
+    ) {
+        let dn = config
+            .cas
+            .iter()
+            .find(|c| c.id == ca.id)
+            .and_then(|c| c.ldap_dn.clone())
+            .or_else(|| crate::publish::ldap::default_dn(&ca.subject_der).ok())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "# The CA's CRL in the LDAP directory (pkiCA entry, RFC 4523), checked with openssl:\n\
+             ldapsearch -x -LLL -o ldif-wrap=no -H {url} -s base -b '{dn}' 'certificateRevocationList;binary' \\\n  \
+             | sed -n 's/^certificateRevocationList;binary:: //p' | base64 -d \\\n  \
+             | openssl crl -inform DER -CAfile {cafile} -noout -crlnumber -lastupdate -nextupdate\n\
+             # and its delta CRL: the same with 'deltaRevocationList;binary'.\n\n",
+            url = l.url,
+            cafile = shown(&demo_ca.cert),
+        ));
+    }
     out.push_str(&format!(
-        "# Health, readiness and metrics on the admin listener:\ncurl -s http://{}/readyz\ncurl -s http://{}/metrics | grep -E 'vigie_(ocsp|crl)'\n",
+        "# Health, readiness (with the publication sinks) and metrics on the admin listener:\ncurl -s http://{}/readyz\ncurl -s http://{}/metrics | grep -E 'vigie_(ocsp|crl|publish)'\n",
         setup.admin_listen, setup.admin_listen
     ));
     out

@@ -13,6 +13,9 @@ pub enum Error {
     /// A CRL could not be built or published.
     #[error(transparent)]
     Crl(#[from] crate::crl::Error),
+    /// The publication sinks could not be set up.
+    #[error(transparent)]
+    Publish(#[from] crate::publish::Error),
     /// An ingest rule refused an event.
     #[error(transparent)]
     Ingest(#[from] crate::ingest::Error),

@@ -13,10 +13,12 @@
 //!   sends (JSON, PEM, DER), finding which CA signed a certificate, `index.txt` import.
 //! - [`ocsp`]: request parsing, response building, the response cache and signing pool.
 //! - [`crl`]: full and delta CRLs: numbering, parallel encoding, schedule, publication.
+//! - [`publish`]: CRL publication sinks (LDAP directory, file directory) fed by a durable queue.
 //! - [`http`]: actix-web handlers for the public and admin listeners (OCSP, CRLs; health,
 //!   metrics, and the authenticated ingest API described by `openapi.yaml`).
 //! - [`fuzzing`]: one entry point per parser of untrusted bytes, for `fuzz/` and its corpus test.
-//! - [`service`]: starting and stopping the whole; [`demo`]: `vigie demo`.
+//! - [`service`]: starting and stopping the whole, its background work through [`tasks`];
+//!   [`demo`]: `vigie demo`.
 //! - [`metrics`]: metric names and the Prometheus recorder; [`limits`]: the open-files limit.
 //! - [`status`]: the operator's overview behind `/status` (CRL freshness, signers, rates).
 //! - [`probe`]: `vigie probe`, the service checked from outside as a relying party sees it.
@@ -38,9 +40,11 @@ pub mod ocsp;
 pub mod pki;
 pub mod security;
 pub mod probe;
+pub mod publish;
 pub mod service;
 pub mod signer;
 pub mod status;
 pub mod store;
+pub mod tasks;
 
 pub use error::Error;

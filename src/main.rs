@@ -49,6 +49,16 @@ enum Command {
         /// directory (keys generated inside it, not extractable), used through PKCS#11 URIs.
         #[arg(long)]
         hsm: bool,
+        /// Also publish CRLs to this LDAP directory (ldap://host:port or ldaps://…); it needs a
+        /// naming context holding c=FR (the demo CAs' DNs end with it).
+        #[arg(long)]
+        ldap: Option<String>,
+        /// DN to bind to the LDAP directory as.
+        #[arg(long, default_value = vigie::demo::DEMO_LDAP_BIND_DN, requires = "ldap")]
+        ldap_bind_dn: String,
+        /// File holding the bind password [default: {dir}/ldap-password].
+        #[arg(long, requires = "ldap")]
+        ldap_password_file: Option<PathBuf>,
     },
     /// Check a configuration file (certificates, keys, every key) and exit.
     Check {
@@ -751,6 +761,9 @@ fn main() -> anyhow::Result<()> {
             ca_bits,
             no_serve,
             hsm,
+            ldap,
+            ldap_bind_dn,
+            ldap_password_file,
         } => {
             if hsm {
                 demo_hsm_environment(&dir)?;
@@ -761,6 +774,11 @@ fn main() -> anyhow::Result<()> {
                 admin_listen,
                 ca_rsa_bits: ca_bits,
                 hsm,
+                ldap: ldap.map(|url| demo::DemoLdap {
+                    url,
+                    bind_dn: ldap_bind_dn,
+                    password_file: ldap_password_file,
+                }),
             };
             eprintln!(
                 "preparing the demo PKI in {} (first run: a few seconds of key generation)…",

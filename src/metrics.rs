@@ -57,6 +57,15 @@ pub const STORE_WAL_SYNCS: &str = "vigie_store_wal_syncs_total";
 /// Ingest requests refused with 401, by `cause`.
 pub const INGEST_AUTH_FAILURES: &str = "vigie_ingest_auth_failures_total";
 
+/// CRLs waiting in a publication sink's queue, by `sink`.
+pub const PUBLISH_QUEUE_DEPTH: &str = "vigie_publish_queue_depth";
+/// When a publication sink last confirmed a CRL (Unix time), by `sink` and `ca`.
+pub const PUBLISH_LAST_SUCCESS: &str = "vigie_publish_last_success_timestamp_seconds";
+/// Failed publication attempts, by `sink` and `ca`.
+pub const PUBLISH_FAILURES: &str = "vigie_publish_failures_total";
+/// Time from a CRL becoming current to a sink confirming it, seconds, by `sink` and `ca`.
+pub const PUBLISH_LATENCY_SECONDS: &str = "vigie_publish_latency_seconds";
+
 /// Installs the global recorder (once per process) and returns the handle that renders it.
 pub fn install() -> PrometheusHandle {
     static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
@@ -164,6 +173,24 @@ fn describe() {
     metrics::describe_counter!(
         STORE_WAL_SYNCS,
         "WAL syncs made by the store's group commit (one covers every transaction written before it)"
+    );
+    metrics::describe_gauge!(
+        PUBLISH_QUEUE_DEPTH,
+        "CRLs waiting in a publication sink's queue, by sink"
+    );
+    metrics::describe_gauge!(
+        PUBLISH_LAST_SUCCESS,
+        metrics::Unit::Seconds,
+        "When a publication sink last confirmed a CRL (Unix time), by sink and CA"
+    );
+    metrics::describe_counter!(
+        PUBLISH_FAILURES,
+        "Failed CRL publication attempts, by sink and CA"
+    );
+    metrics::describe_histogram!(
+        PUBLISH_LATENCY_SECONDS,
+        metrics::Unit::Seconds,
+        "Time from a CRL becoming current to a sink confirming it, by sink and CA"
     );
     metrics::describe_counter!(
         INGEST_AUTH_FAILURES,

@@ -1,7 +1,9 @@
-//! Running the service: opens the store, builds the responder and the CRL publisher, starts the
-//! background refresher, the CRL schedule and both listeners, and shuts all of it down in order
-//! on SIGTERM/SIGINT (stop accepting, finish in-flight requests, stop the refresher and the CRL
-//! schedule — letting a build in progress finish — then flush the store).
+//! Running the service: opens the store, builds the responder and the CRL publisher, subscribes
+//! HTTP serving and the publication sinks to the CRL publication event, starts the background
+//! tasks ([`crate::tasks`]: the CRL schedule, the OCSP refresher, one publication worker per
+//! sink) and both listeners, and shuts all of it down in order on SIGTERM/SIGINT (stop
+//! accepting, finish in-flight requests, stop the background tasks — letting a build or a
+//! publication in progress finish — then flush the store).
 //!
 //! The admin listener speaks HTTPS when `[admin] tls_cert`/`tls_key` are set (openssl), and
 //! requires a client certificate that verifies up to `[admin] client_ca` when that is set: the
@@ -24,7 +26,9 @@ use crate::crl::schedule::Schedule;
 use crate::error::Error;
 use crate::http::{self, AppState, auth::AdminAuth};
 use crate::ocsp::Responder;
+use crate::publish::Publication;
 use crate::store::{Store, StoreOptions};
+use crate::tasks::Tasks;
 
 /// Opens the store for the configured CAs.
 pub fn open_store(config: &Config) -> Result<Store, Error> {
@@ -116,6 +120,9 @@ pub async fn run(
         Arc::clone(&store),
         Arc::clone(&clock),
     )?);
+    // Subscribers of the CRL publication event: HTTP serving, and the sinks' workers.
+    let served = http::crl::Served::subscribe(&publisher);
+    let publication = Publication::new(&config, Arc::clone(&publisher), Arc::clone(&clock))?;
     // Whatever is missing or near its nextUpdate is built before the listeners open, so that a
     // started server is ready (the watchdog retries a failure).
     let initial = Arc::clone(&publisher);
@@ -129,6 +136,8 @@ pub async fn run(
     let state = web::Data::new(AppState {
         responder: Arc::clone(&responder),
         crl: Arc::clone(&publisher),
+        served,
+        publication: Arc::clone(&publication),
         store: Arc::clone(&store),
         clock: Arc::clone(&clock),
         max_request_bytes: config.public.max_request_bytes,
@@ -205,21 +214,40 @@ pub async fn run(
     let public_task = tokio::spawn(public);
     let admin_task = tokio::spawn(admin);
 
-    let (stop_refresher, refresher) =
-        spawn_refresher(Arc::clone(&responder), config.ocsp.refresh_interval);
+    // Background tasks: one start/stop pattern for all (see crate::tasks).
+    let mut tasks = Tasks::new();
     let presign_cas: Vec<_> = config
         .cas
         .iter()
         .filter(|c| c.presign)
         .map(|c| c.id.clone())
         .collect();
-    let presigning = crate::ocsp::presign::Presigning::start(
+    if let Some(presigning) = crate::ocsp::presign::Presigning::start(
         Arc::clone(&responder),
         &presign_cas,
         &config.ocsp.presign_hashes,
         config.ocsp.refresh_interval,
-    );
+    ) {
+        // Pre-signing runs on its own threads; the task only stops them at shutdown.
+        tasks.spawn("ocsp-presign", move |mut stop| async move {
+            stop.stopped().await;
+            let _ = tokio::task::spawn_blocking(move || presigning.stop()).await;
+        });
+    }
     let schedule = Schedule::start(Arc::clone(&publisher)).await?;
+    tasks.spawn("crl-schedule", move |mut stop| async move {
+        stop.stopped().await;
+        schedule.stop().await;
+    });
+    spawn_refresher(
+        &mut tasks,
+        Arc::clone(&responder),
+        config.ocsp.refresh_interval,
+    );
+    for sink in 0..publication.len() {
+        let p = Arc::clone(&publication);
+        tasks.spawn("publish", move |stop| p.run(sink, stop));
+    }
     tracing::info!(public = %bound.public, admin = %bound.admin, cas = config.cas.len(), "vigie serving");
     on_bound(bound);
 
@@ -229,12 +257,8 @@ pub async fn run(
     admin_handle.stop(true).await;
     let _ = public_task.await;
     let _ = admin_task.await;
-    drop(stop_refresher);
-    let _ = refresher.join();
-    if let Some(p) = presigning {
-        p.stop();
-    }
-    schedule.stop().await;
+    tasks.stop().await;
+    drop(publication);
     drop(status_sampler);
     drop(publisher);
     drop(responder);
@@ -244,31 +268,27 @@ pub async fn run(
     Ok(())
 }
 
-fn spawn_refresher(
-    responder: Arc<Responder>,
-    every: Duration,
-) -> (crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>) {
-    let (tx, rx) = crossbeam_channel::bounded::<()>(0);
-    let handle = std::thread::Builder::new()
-        .name("vigie-refresh".into())
-        .spawn(move || {
-            while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
-                match responder.refresh_stored() {
-                    Ok(stats) if stats.resigned + stats.dropped > 0 => {
-                        tracing::info!(
-                            seen = stats.seen,
-                            resigned = stats.resigned,
-                            dropped = stats.dropped,
-                            "OCSP refresh"
-                        );
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "OCSP refresh failed"),
+/// The OCSP refresher: every `every`, re-signs stored responses past half their validity.
+fn spawn_refresher(tasks: &mut Tasks, responder: Arc<Responder>, every: Duration) {
+    tasks.spawn("ocsp-refresher", move |mut stop| async move {
+        while !stop.sleep(every).await {
+            let responder = Arc::clone(&responder);
+            let round = tokio::task::spawn_blocking(move || responder.refresh_stored()).await;
+            match round {
+                Ok(Ok(stats)) if stats.resigned + stats.dropped > 0 => {
+                    tracing::info!(
+                        seen = stats.seen,
+                        resigned = stats.resigned,
+                        dropped = stats.dropped,
+                        "OCSP refresh"
+                    );
                 }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "OCSP refresh failed"),
+                Err(e) => tracing::error!(error = %e, "OCSP refresh panicked"),
             }
-        })
-        .expect("the OS can start one thread at start-up");
-    (tx, handle)
+        }
+    });
 }
 
 /// SIGTERM and SIGINT, caught from the moment this is made: created before the listeners

@@ -6,7 +6,10 @@
 //! - [`number`] is the CRLNumber type;
 //! - [`schedule`] runs the cron schedules, the deadline watchdog and delta-on-revoke;
 //! - this module's [`Publisher`] reads the store, allocates numbers, builds on its own rayon
-//!   pool, persists, and holds what is published. HTTP is [`crate::http::crl`]'s business.
+//!   pool, persists, and holds what is published;
+//! - [`announce`] is the publication event: each CRL that becomes current is announced to the
+//!   subscribers (HTTP serving, [`crate::http::crl`]; the sinks, [`crate::publish`]), and
+//!   queued for every configured sink in the same batch that makes it current.
 //!
 //! ## Numbering and persistence
 //!
@@ -39,6 +42,7 @@
 //! ExpiredCertsOnCRL (when expired certificates are kept forever; its date is the CA
 //! certificate's notBefore, before which nothing the CA issued can have expired).
 
+pub mod announce;
 pub mod build;
 pub mod delta;
 pub mod history;
@@ -46,7 +50,7 @@ pub mod number;
 pub mod schedule;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -231,7 +235,8 @@ pub struct BuildTimings {
     pub store: Duration,
 }
 
-/// A CRL as served.
+/// A CRL as made current: what is announced to subscribers. HTTP forms (ETag, HTTP dates,
+/// PEM) are [`crate::http::crl`]'s business.
 #[derive(Debug)]
 pub struct PublishedCrl {
     /// The CA.
@@ -240,31 +245,16 @@ pub struct PublishedCrl {
     pub record: CrlRecord,
     /// The DER.
     pub der: Bytes,
-    pem: OnceLock<Bytes>,
-    /// `ETag` of the DER form (the PEM form appends `-pem`).
-    pub etag: String,
-    /// `Last-Modified`: thisUpdate as an HTTP date.
-    pub last_modified: String,
-    /// `Expires`: nextUpdate as an HTTP date.
-    pub expires: String,
     /// How long building it took (when built by this process).
     pub timings: Option<BuildTimings>,
 }
 
 impl PublishedCrl {
     fn new(ca: CaId, record: CrlRecord, der: Bytes, timings: Option<BuildTimings>) -> Self {
-        // The tail of the DER is the end of the signature over everything else: it identifies
-        // the content (RFC 9110 §8.8.3: a strong validator) without hashing 50 MB.
-        let tail = &der[der.len().saturating_sub(8)..];
-        let etag = format!("\"{}-{}\"", record.number, hex::encode(tail));
         PublishedCrl {
             ca,
-            last_modified: httpdate::fmt_http_date(record.this_update.to_system_time()),
-            expires: httpdate::fmt_http_date(record.next_update.to_system_time()),
             record,
             der,
-            pem: OnceLock::new(),
-            etag,
             timings,
         }
     }
@@ -283,35 +273,22 @@ impl PublishedCrl {
     pub fn is_valid_at(&self, now: UnixTime) -> bool {
         now < self.record.next_update
     }
+}
 
-    /// The PEM form (`X509 CRL`), made on first use.
-    pub fn pem(&self) -> Bytes {
-        self.pem
-            .get_or_init(|| {
-                use base64::Engine;
-                let b64 = base64::engine::general_purpose::STANDARD.encode(&self.der);
-                let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 64);
-                out.push_str("-----BEGIN X509 CRL-----\n");
-                for line in b64.as_bytes().chunks(64) {
-                    // base64 output is ASCII.
-                    out.push_str(std::str::from_utf8(line).unwrap_or_default());
-                    out.push('\n');
-                }
-                out.push_str("-----END X509 CRL-----\n");
-                Bytes::from(out)
-            })
-            .clone()
+/// The PEM form of a DER CRL (RFC 7468 §5: label `X509 CRL`, 64-character lines), for HTTP
+/// and the directory sink.
+pub fn pem(der: &[u8]) -> Bytes {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 64);
+    out.push_str("-----BEGIN X509 CRL-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        // base64 output is ASCII.
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
     }
-
-    /// The PEM form if it was already made.
-    pub fn pem_if_made(&self) -> Option<Bytes> {
-        self.pem.get().cloned()
-    }
-
-    /// `ETag` of the PEM form.
-    pub fn pem_etag(&self) -> String {
-        format!("{}-pem\"", self.etag.trim_end_matches('"'))
-    }
+    out.push_str("-----END X509 CRL-----\n");
+    Bytes::from(out)
 }
 
 /// What a CA currently publishes.
@@ -357,6 +334,10 @@ pub struct Publisher {
     slots: Vec<CaSlot>,
     pool: rayon::ThreadPool,
     history: history::History,
+    /// Told of every CRL that becomes current ([`announce`]).
+    subscribers: RwLock<Vec<Arc<dyn announce::Subscriber>>>,
+    /// Identities of the configured publication sinks: each CRL is queued for each of them.
+    sinks: Vec<String>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -442,6 +423,8 @@ impl Publisher {
             slots,
             pool,
             history: history::History::default(),
+            subscribers: RwLock::new(Vec::new()),
+            sinks: config.publish.iter().map(|s| s.id()).collect(),
         };
         for slot in &publisher.slots {
             let loaded = publisher.load_current(slot);
@@ -531,6 +514,23 @@ impl Publisher {
     /// The CA ids, in configuration order.
     pub fn ca_ids(&self) -> impl Iterator<Item = &CaId> {
         self.slots.iter().map(|s| &s.ca.id)
+    }
+
+    /// Adds a subscriber to the publication event; it is told at once of the CRLs current now
+    /// (under the same locks as later announcements, so it misses none and sees them in order).
+    pub fn subscribe(&self, subscriber: Arc<dyn announce::Subscriber>) {
+        write(&self.subscribers).push(Arc::clone(&subscriber));
+        for slot in &self.slots {
+            let current = read(&slot.current);
+            for crl in [&current.full, &current.delta].into_iter().flatten() {
+                subscriber.announce(crl);
+            }
+        }
+    }
+
+    /// Identities of the publication sinks every new CRL is queued for.
+    pub fn sinks(&self) -> &[String] {
+        &self.sinks
     }
 
     /// What a CA currently publishes (possibly past nextUpdate: check before serving).
@@ -930,12 +930,30 @@ impl Publisher {
         let record_bytes = postcard::to_stdvec(&record)
             .map_err(|e| Error::Corrupt(format!("CRL record does not encode: {e}")))?;
         let next = number.next()?.value().to_be_bytes();
-        self.store.write_synced(
+        // Queued for every sink in the batch that makes it current: a served CRL is never
+        // missing from a sink's queue, even after a crash.
+        let queued: Vec<(Vec<u8>, Vec<u8>)> = self
+            .sinks
+            .iter()
+            .map(|sink| {
+                let q = store::queue::QueuedCrl {
+                    sink: sink.clone(),
+                    ca: ca.clone(),
+                    delta: record.kind.is_delta(),
+                    number: record.number,
+                    enqueued_at: self.clock.now(),
+                    next_update: record.next_update,
+                };
+                (q.key(), q.value())
+            })
+            .collect();
+        self.store.write_synced_queued(
             &[(
                 keys::crl_record(ca, record.kind.is_delta(), &number.key_bytes()),
                 record_bytes.as_slice(),
             )],
             &[(keys::meta(ca, NEXT_NUMBER), &next[..])],
+            &queued,
         )?;
         let stored = started.elapsed();
         let timings = BuildTimings {
@@ -959,6 +977,10 @@ impl Publisher {
                 }
             }
             CrlKind::Delta => current.delta = Some(Arc::clone(&published)),
+        }
+        // The publication event, still under the lock: subscribers see a CA's CRLs in order.
+        for subscriber in read(&self.subscribers).iter() {
+            subscriber.announce(&published);
         }
         drop(current);
         // Retention of the history ([`history`]); a failure leaves old CRLs for the next build.

@@ -2,6 +2,9 @@
 //! signer certificates valid, a complete CRL published and not past its nextUpdate),
 //! `/metrics` (Prometheus text). `/status` (the operator's page, [`super::status`]) shares the
 //! access rule of `/metrics`: [`operator_access`].
+//! `/metrics` (Prometheus text). `/readyz` also reports the publication sinks (`publish`: queue
+//! depth, last success, lag), without letting a lagging sink make the service unready: serving
+//! matters more.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
@@ -48,7 +51,8 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         })
         .collect();
     let ready = cas.iter().all(|c| c.ready);
-    let body = serde_json::json!({"ready": ready, "cas": cas});
+    let publish = state.publication.status(now);
+    let body = serde_json::json!({"ready": ready, "cas": cas, "publish": publish});
     let mut b = if ready {
         HttpResponse::Ok()
     } else {

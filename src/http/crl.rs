@@ -13,16 +13,24 @@
 //! (and ≤ `[crl] max_age_cap`); `If-None-Match`/`If-Modified-Since` get 304. A CRL past its
 //! nextUpdate is never served as current: 503 until a new one is built. A file name that is a CA
 //! id ending in `-delta` names that CA's complete CRL (CA ids are matched first).
+//!
+//! HTTP serving is a subscriber of the CRL publication event ([`crate::crl::announce`]):
+//! [`Served`] keeps, per CA, the current CRLs with their HTTP forms ([`ServedCrl`]: `ETag`,
+//! HTTP dates, PEM), which the domain types do not carry.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
 use serde::Serialize;
 
 use super::{ApiError, AppState, cache};
-use crate::crl::{CrlKind, PublishedCrl};
+use crate::crl::announce::Subscriber;
+use crate::crl::{CrlKind, PublishedCrl, Publisher};
+use crate::model::CaId;
 
 /// `application/pkix-crl` (RFC 2585 §4.2).
 pub const PKIX_CRL: &str = "application/pkix-crl";
@@ -51,14 +59,135 @@ fn internal(e: crate::crl::Error) -> ApiError {
     ApiError::Internal(e.to_string())
 }
 
+/// A CRL with its HTTP forms.
+#[derive(Debug)]
+pub struct ServedCrl {
+    /// The CRL.
+    pub crl: Arc<PublishedCrl>,
+    /// `ETag` of the DER form (the PEM form appends `-pem`).
+    pub etag: String,
+    /// `Last-Modified`: thisUpdate as an HTTP date.
+    pub last_modified: String,
+    /// `Expires`: nextUpdate as an HTTP date.
+    pub expires: String,
+    pem: OnceLock<Bytes>,
+}
+
+impl ServedCrl {
+    /// The HTTP forms of `crl`.
+    pub fn new(crl: Arc<PublishedCrl>) -> ServedCrl {
+        // The tail of the DER is the end of the signature over everything else: it identifies
+        // the content (RFC 9110 §8.8.3: a strong validator) without hashing 50 MB.
+        let tail = &crl.der[crl.der.len().saturating_sub(8)..];
+        let etag = format!("\"{}-{}\"", crl.record.number, hex::encode(tail));
+        ServedCrl {
+            last_modified: httpdate::fmt_http_date(crl.record.this_update.to_system_time()),
+            expires: httpdate::fmt_http_date(crl.record.next_update.to_system_time()),
+            etag,
+            crl,
+            pem: OnceLock::new(),
+        }
+    }
+
+    /// The PEM form (`X509 CRL`, RFC 7468 §5), made on first use.
+    pub fn pem(&self) -> Bytes {
+        self.pem
+            .get_or_init(|| crate::crl::pem(&self.crl.der))
+            .clone()
+    }
+
+    /// The PEM form if it was already made.
+    pub fn pem_if_made(&self) -> Option<Bytes> {
+        self.pem.get().cloned()
+    }
+
+    /// `ETag` of the PEM form.
+    pub fn pem_etag(&self) -> String {
+        format!("{}-pem\"", self.etag.trim_end_matches('"'))
+    }
+}
+
+#[derive(Default)]
+struct ServedPair {
+    full: Option<Arc<ServedCrl>>,
+    delta: Option<Arc<ServedCrl>>,
+}
+
+/// The CRLs HTTP serves: a subscriber of the publication event, holding each CA's current
+/// complete and delta CRLs with their HTTP forms.
+pub struct Served {
+    cas: HashMap<CaId, RwLock<ServedPair>>,
+}
+
+impl std::fmt::Debug for Served {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Served")
+            .field("cas", &self.cas.len())
+            .finish()
+    }
+}
+
+impl Served {
+    /// Subscribes to `publisher`'s announcements (which replays what is current now).
+    pub fn subscribe(publisher: &Publisher) -> Arc<Served> {
+        let served = Arc::new(Served {
+            cas: publisher
+                .ca_ids()
+                .map(|id| (id.clone(), RwLock::new(ServedPair::default())))
+                .collect(),
+        });
+        publisher.subscribe(Arc::clone(&served) as Arc<dyn Subscriber>);
+        served
+    }
+
+    /// The current CRL of `kind` of a CA, as last announced.
+    pub fn get(&self, ca: &str, kind: CrlKind) -> Option<Arc<ServedCrl>> {
+        let pair = self
+            .cas
+            .iter()
+            .find(|(id, _)| id.as_str() == ca)?
+            .1
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        match kind {
+            CrlKind::Full => pair.full.clone(),
+            CrlKind::Delta => pair.delta.clone(),
+        }
+    }
+}
+
+impl Subscriber for Served {
+    fn announce(&self, crl: &Arc<PublishedCrl>) {
+        let Some(slot) = self.cas.get(&crl.ca) else {
+            return;
+        };
+        let served = Arc::new(ServedCrl::new(Arc::clone(crl)));
+        let mut pair = slot.write().unwrap_or_else(|p| p.into_inner());
+        match crl.kind() {
+            CrlKind::Full => {
+                // A delta on an older base no longer goes with the new complete CRL.
+                if pair
+                    .delta
+                    .as_ref()
+                    .is_some_and(|d| d.crl.record.base != Some(crl.record.number))
+                {
+                    pair.delta = None;
+                }
+                pair.full = Some(served);
+            }
+            CrlKind::Delta => pair.delta = Some(served),
+        }
+    }
+}
+
 /// The body, its `ETag` and media type. The PEM form of a large CRL takes tens of
 /// milliseconds to make, once: that happens off the HTTP workers.
 async fn body(
-    crl: &Arc<PublishedCrl>,
+    crl: &Arc<ServedCrl>,
     form: Form,
 ) -> Result<(web::Bytes, String, &'static str), ApiError> {
     Ok(match form {
-        Form::Der => (crl.der.clone(), crl.etag.clone(), PKIX_CRL),
+        Form::Der => (crl.crl.der.clone(), crl.etag.clone(), PKIX_CRL),
         Form::Pem => {
             let pem = match crl.pem_if_made() {
                 Some(pem) => pem,
@@ -95,9 +224,8 @@ pub async fn current(
             }
         }
     };
-    let current = publisher.current(ca).map_err(internal)?;
     let crl = match kind {
-        CrlKind::Full => current.full,
+        CrlKind::Full => state.served.get(ca, CrlKind::Full),
         CrlKind::Delta => {
             if publisher
                 .policy(ca)
@@ -109,11 +237,11 @@ pub async fn current(
                     "CA {ca} publishes no delta CRLs"
                 )));
             }
-            current.delta
+            state.served.get(ca, CrlKind::Delta)
         }
     };
     let now = state.clock.now();
-    let Some(crl) = crl.filter(|c| c.is_valid_at(now)) else {
+    let Some(crl) = crl.filter(|c| c.crl.is_valid_at(now)) else {
         return Err(ApiError::Unavailable(format!(
             "no valid {} CRL for CA {ca} at the moment; one is being built",
             kind.label()
@@ -122,8 +250,8 @@ pub async fn current(
     let (bytes, etag, content_type) = body(&crl, form).await?;
     let validity = cache::Validity {
         etag: &etag,
-        this_update: crl.record.this_update,
-        next_update: crl.record.next_update,
+        this_update: crl.crl.record.this_update,
+        next_update: crl.crl.record.next_update,
         last_modified: &crl.last_modified,
         expires: &crl.expires,
     };
@@ -181,6 +309,7 @@ pub async fn by_number(
             "CA {ca} has no CRL number {number} (never built, or older than [crl] keep_history)"
         ))
     })?;
+    let crl = Arc::new(ServedCrl::new(crl));
     let (bytes, etag, content_type) = body(&crl, form).await?;
     let now = state.clock.now();
     let cache_control = if crl.is_valid_at(now) {
@@ -197,8 +326,8 @@ pub async fn by_number(
         .insert_header((header::LAST_MODIFIED, crl.last_modified.as_str()));
     let validity = cache::Validity {
         etag: &etag,
-        this_update: crl.record.this_update,
-        next_update: crl.record.next_update,
+        this_update: crl.crl.record.this_update,
+        next_update: crl.crl.record.next_update,
         last_modified: &crl.last_modified,
         expires: &crl.expires,
     };

@@ -28,6 +28,10 @@ pub struct AppState {
     pub responder: Arc<Responder>,
     /// The CRL publisher.
     pub crl: Arc<Publisher>,
+    /// The CRLs as HTTP serves them (a subscriber of the publication event).
+    pub served: Arc<crl::Served>,
+    /// The publication sinks and their queues (for `/readyz`).
+    pub publication: Arc<crate::publish::Publication>,
     /// The store.
     pub store: Arc<Store>,
     /// The clock.

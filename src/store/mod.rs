@@ -9,6 +9,7 @@
 //! | `crl` | ca ‖ kind ‖ number [‖ piece] | published CRLs: DER pieces (kind 0 full, 1 delta, ingested as SST files) and records (2, 3) |
 //! | `meta` | ca ‖ name | counters |
 //! | `audit` | at (u64 BE seconds) ‖ id (u64 BE) | who changed what through the ingest API ([`crate::ingest::audit`]) |
+//! | `publish` | sink ‖ ca ‖ kind ‖ number | CRLs waiting for a publication sink ([`queue`]) |
 //!
 //! Changes go through [`Store::transact`]: under the CA's lock, the caller reads records and
 //! stages new ones; the store appends their events, keeps the `revoked` index in step, writes it
@@ -23,6 +24,7 @@
 
 pub mod keys;
 pub mod presign;
+pub mod queue;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -53,8 +55,10 @@ pub mod cf {
     pub const META: &str = "meta";
     /// The ingest API's audit trail.
     pub const AUDIT: &str = "audit";
+    /// CRLs waiting for publication sinks (LDAP, directory).
+    pub const PUBLISH: &str = "publish";
     /// All of them.
-    pub const ALL: [&str; 7] = [CERTS, REVOKED, EVENTS, OCSP, CRL, META, AUDIT];
+    pub const ALL: [&str; 8] = [CERTS, REVOKED, EVENTS, OCSP, CRL, META, AUDIT, PUBLISH];
 }
 
 /// A raw key and value read from RocksDB.
@@ -655,12 +659,26 @@ impl Store {
         crl_puts: &[(K, V)],
         meta_puts: &[(K, V)],
     ) -> Result<(), Error> {
+        self.write_synced_queued(crl_puts, meta_puts, &[])
+    }
+
+    /// As [`Store::write_synced`], with publication queue entries ([`queue::QueuedCrl::key`])
+    /// in the same batch: a CRL becomes current and is queued for every sink at once, or neither.
+    pub fn write_synced_queued<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        crl_puts: &[(K, V)],
+        meta_puts: &[(K, V)],
+        queue_puts: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<(), Error> {
         let mut batch = WriteBatch::default();
         for (k, v) in crl_puts {
             batch.put_cf(self.cf(cf::CRL), k, v);
         }
         for (k, v) in meta_puts {
             batch.put_cf(self.cf(cf::META), k, v);
+        }
+        for (k, v) in queue_puts {
+            batch.put_cf(self.cf(cf::PUBLISH), k, v);
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(self.sync);

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod tls;
+pub mod slapd;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
