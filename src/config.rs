@@ -71,6 +71,9 @@ pub struct RawConfig {
     /// The CAs served.
     #[serde(default, rename = "ca")]
     pub cas: Vec<RawCa>,
+    /// Several nodes fed by NATS JetStream ([`crate::replicate`]); absent: a single node.
+    #[serde(default)]
+    pub replication: Option<crate::replicate::config::RawReplication>,
 }
 
 /// `[public]`.
@@ -522,6 +525,8 @@ pub struct Config {
     pub cas: Vec<CaConfig>,
     /// The CAs with their certificates and keys loaded and checked.
     pub registry: Arc<CaRegistry>,
+    /// `[replication]`, when this node is one of several.
+    pub replication: Option<crate::replicate::config::ReplicationConfig>,
 }
 
 impl Config {
@@ -929,7 +934,15 @@ impl RawConfig {
                 message,
             )
         })?;
+        let replication = match &self.replication {
+            Some(r) => Some(
+                r.validate(dir)
+                    .map_err(|(key, message)| invalid("[replication]", key, message))?,
+            ),
+            None => None,
+        };
         Ok(Config {
+            replication,
             source: PathBuf::from(shown),
             public,
             admin,

@@ -14,6 +14,7 @@
 //! - [`crl`]: full and delta CRLs: numbering, parallel encoding, schedule, publication.
 //! - [`http`]: actix-web handlers for the public and admin listeners (OCSP, CRLs; health,
 //!   metrics, and the authenticated ingest API described by `openapi.yaml`).
+//! - [`replicate`]: one writer and responder replicas over NATS JetStream.
 //! - [`service`]: starting and stopping the whole; [`demo`]: `vigie demo`.
 //! - [`metrics`]: metric names and the Prometheus recorder.
 
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod model;
 pub mod ocsp;
 pub mod pki;
+pub mod replicate;
 pub mod service;
 pub mod signer;
 pub mod store;

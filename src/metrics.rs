@@ -37,6 +37,15 @@ pub const STORE_WAL_SYNCS: &str = "vigie_store_wal_syncs_total";
 /// Ingest requests refused with 401, by `cause`.
 pub const INGEST_AUTH_FAILURES: &str = "vigie_ingest_auth_failures_total";
 
+/// Replication: events (stream messages) the writer has published that this replica has not
+/// applied yet, as of the last heartbeat.
+pub const REPLICATION_LAG_EVENTS: &str = "vigie_replication_lag_events";
+/// Replication: seconds since this node last had contact with the stream (a heartbeat or a
+/// message on a replica, an acknowledged publication on the writer).
+pub const REPLICATION_LAST_CONTACT_SECONDS: &str = "vigie_replication_last_contact_seconds";
+/// Replication: stream sequence of the last message applied (replica) or acknowledged (writer).
+pub const REPLICATION_APPLIED_SEQUENCE: &str = "vigie_replication_applied_sequence";
+
 /// Installs the global recorder (once per process) and returns the handle that renders it.
 pub fn install() -> PrometheusHandle {
     static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
@@ -117,5 +126,18 @@ fn describe() {
     metrics::describe_counter!(
         INGEST_AUTH_FAILURES,
         "Ingest requests refused with 401, by cause"
+    );
+    metrics::describe_gauge!(
+        REPLICATION_LAG_EVENTS,
+        "Stream messages published by the writer and not yet applied here"
+    );
+    metrics::describe_gauge!(
+        REPLICATION_LAST_CONTACT_SECONDS,
+        metrics::Unit::Seconds,
+        "Seconds since the last contact with the replication stream"
+    );
+    metrics::describe_gauge!(
+        REPLICATION_APPLIED_SEQUENCE,
+        "Stream sequence of the last message applied (replica) or acknowledged (writer)"
     );
 }

@@ -115,10 +115,31 @@ pub async fn run(
         Arc::clone(&store),
         Arc::clone(&clock),
     )?);
+    // With [replication], a writer catches up with the stream and claims it before anything
+    // else; a replica starts following it (crate::replicate).
+    let replication = match config.replication.clone() {
+        Some(rc) => Some(
+            crate::replicate::start(
+                rc,
+                config.cas.iter().map(|c| c.id.clone()).collect(),
+                Arc::clone(&store),
+                Arc::clone(&publisher),
+                Arc::clone(&clock),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    // A replica never builds CRLs: it serves the writer's.
+    let builds_crls = replication
+        .as_ref()
+        .is_none_or(|(r, _)| r.role() == crate::replicate::Role::Writer);
     // Whatever is missing or near its nextUpdate is built before the listeners open, so that a
     // started server is ready (the watchdog retries a failure).
     let initial = Arc::clone(&publisher);
-    let _ = tokio::task::spawn_blocking(move || initial.catch_up_all()).await;
+    if builds_crls {
+        let _ = tokio::task::spawn_blocking(move || initial.catch_up_all()).await;
+    }
     let state = web::Data::new(AppState {
         responder: Arc::clone(&responder),
         crl: Arc::clone(&publisher),
@@ -128,6 +149,7 @@ pub async fn run(
         max_age_cap: config.ocsp.max_age_cap,
         metrics,
         admin_auth: AdminAuth::from_config(&config.admin),
+        replication: replication.as_ref().map(|(r, _)| Arc::clone(r)),
     });
     if state.admin_auth.refuses_everyone() {
         tracing::warn!(
@@ -190,7 +212,10 @@ pub async fn run(
 
     let (stop_refresher, refresher) =
         spawn_refresher(Arc::clone(&responder), config.ocsp.refresh_interval);
-    let schedule = Schedule::start(Arc::clone(&publisher)).await?;
+    let schedule = match builds_crls {
+        true => Some(Schedule::start(Arc::clone(&publisher)).await?),
+        false => None,
+    };
     tracing::info!(public = %bound.public, admin = %bound.admin, cas = config.cas.len(), "vigie serving");
     on_bound(bound);
 
@@ -202,7 +227,12 @@ pub async fn run(
     let _ = admin_task.await;
     drop(stop_refresher);
     let _ = refresher.join();
-    schedule.stop().await;
+    if let Some(schedule) = schedule {
+        schedule.stop().await;
+    }
+    if let Some((_, running)) = replication {
+        running.stop().await;
+    }
     drop(publisher);
     drop(responder);
     drop(state);

@@ -39,6 +39,7 @@
 //! ExpiredCertsOnCRL (when expired certificates are kept forever; its date is the CA
 //! certificate's notBefore, before which nothing the CA issued can have expired).
 
+pub mod adopt;
 pub mod build;
 pub mod delta;
 pub mod number;

@@ -129,6 +129,7 @@ pub async fn current(
     };
     let mut b = HttpResponse::Ok();
     cache::add_headers(&mut b, &validity, now, publisher.settings().max_age_cap);
+    b.insert_header((cache::CACHE_TAG, format!("{ca}/crl")));
     if cache::not_modified(&req, &validity) {
         return Ok(b.status(StatusCode::NOT_MODIFIED).finish());
     }
@@ -171,7 +172,8 @@ pub async fn by_number(
         "max-age=86400, public, no-transform, immutable",
     ))
     .insert_header((header::ETAG, etag.as_str()))
-    .insert_header((header::LAST_MODIFIED, crl.last_modified.as_str()));
+    .insert_header((header::LAST_MODIFIED, crl.last_modified.as_str()))
+    .insert_header((cache::CACHE_TAG, format!("{ca}/crl")));
     let validity = cache::Validity {
         etag: &etag,
         this_update: crl.record.this_update,

@@ -41,6 +41,9 @@ pub enum ApiError {
     /// Credentials missing or wrong.
     #[error("authentication required")]
     Unauthorized,
+    /// This node may not do that (a replica refuses writes).
+    #[error("{0}")]
+    Forbidden(String),
     /// The service is not ready (e.g. a CA has no valid CRL yet).
     #[error("{0}")]
     Unavailable(String),
@@ -72,6 +75,7 @@ impl ApiError {
             ApiError::Unprocessable { .. } => "invalid-field",
             ApiError::Conflict(_) => "conflict",
             ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -122,6 +126,7 @@ impl ResponseError for ApiError {
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -39,6 +39,8 @@ pub struct AppState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Who may use the ingest API.
     pub admin_auth: auth::AdminAuth,
+    /// This node's part when it is one of several (`[replication]`).
+    pub replication: Option<Arc<crate::replicate::Replication>>,
 }
 
 fn count(listener: &'static str, endpoint: &'static str) {

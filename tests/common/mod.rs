@@ -213,6 +213,25 @@ impl Server {
         s
     }
 
+    /// A server configured with `opts` over an empty store, not started: see [`Server::spawn`].
+    pub fn configured(opts: &Options) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = write_config(dir.path(), opts);
+        Server {
+            stderr_log: dir.path().join("stderr.log"),
+            dir,
+            config,
+            public: String::new(),
+            admin: String::new(),
+            child: None,
+        }
+    }
+
+    /// The process id of the running server.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Starts `vigie serve` on this server's configuration (after [`Server::stop`] or
     /// [`Server::kill`]).
     pub fn spawn(&mut self) {
