@@ -81,6 +81,9 @@ pub struct RawConfig {
     /// Where CRLs are published besides HTTP (LDAP directories, file directories).
     #[serde(default, rename = "publish")]
     pub publish: Vec<crate::publish::config::RawPublish>,
+    /// Several nodes fed by NATS JetStream ([`crate::replicate`]); absent: a single node.
+    #[serde(default)]
+    pub replication: Option<crate::replicate::config::RawReplication>,
 }
 
 /// `[pkcs11]`: the module that `pkcs11:` key URIs (RFC 7512) go through. The user PIN comes from
@@ -726,6 +729,8 @@ pub struct Config {
     pub registry: Arc<CaRegistry>,
     /// `[pkcs11]`, with the PIN read (never shown by `Debug`).
     pub pkcs11: Option<Pkcs11Settings>,
+    /// `[replication]`, when this node is one of several.
+    pub replication: Option<crate::replicate::config::ReplicationConfig>,
 }
 
 impl Config {
@@ -1422,7 +1427,15 @@ impl RawConfig {
                 message,
             )
         })?;
+        let replication = match &self.replication {
+            Some(r) => Some(
+                r.validate(dir)
+                    .map_err(|(key, message)| invalid("[replication]", key, message))?,
+            ),
+            None => None,
+        };
         Ok(Config {
+            replication,
             source: PathBuf::from(shown),
             public,
             admin,

@@ -19,6 +19,9 @@ pub enum Error {
     /// An ingest rule refused an event.
     #[error(transparent)]
     Ingest(#[from] crate::ingest::Error),
+    /// Replication could not start (NATS, the stream, fencing).
+    #[error("replication: {0}")]
+    Replication(#[from] crate::replicate::Error),
     /// The demo PKI could not be made.
     #[error(transparent)]
     Demo(#[from] crate::pki::demo::DemoError),

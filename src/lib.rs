@@ -22,6 +22,7 @@
 //! - [`metrics`]: metric names and the Prometheus recorder; [`limits`]: the open-files limit.
 //! - [`status`]: the operator's overview behind `/status` (CRL freshness, signers, rates).
 //! - [`probe`]: `vigie probe`, the service checked from outside as a relying party sees it.
+//! - [`replicate`]: one writer and responder replicas over NATS JetStream.
 
 #![forbid(unsafe_code)]
 
@@ -41,6 +42,7 @@ pub mod pki;
 pub mod security;
 pub mod probe;
 pub mod publish;
+pub mod replicate;
 pub mod service;
 pub mod signer;
 pub mod status;

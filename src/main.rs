@@ -1,6 +1,7 @@
 //! The `vigie` command: `serve`, `demo`, `check`; `import` (offline, an OpenSSL `index.txt`);
-//! `crl build` (offline); `revoke`, `release`, `status`, `audit` (clients of the admin API, token
-//! from `VIGIE_TOKEN`); `probe` (the service checked from outside, as a relying party sees it).
+//! `crl build` (offline); `backup create`/`backup restore`; `revoke`, `release`, `status`,
+//! `audit` (clients of the admin API, token from `VIGIE_TOKEN`); `probe` (the service checked
+//! from outside, as a relying party sees it).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -193,6 +194,33 @@ enum Command {
     Crl {
         #[command(subcommand)]
         command: CrlCommand,
+    },
+    /// Backups of the store (online: `vigie serve` may keep running).
+    Backup {
+        #[command(subcommand)]
+        command: BackupCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BackupCommand {
+    /// Make a consistent copy of the store into DIR (new or empty) while the server runs,
+    /// including the replication stream position its data corresponds to.
+    Create {
+        /// Configuration file (its [store] path is copied).
+        #[arg(long, short, default_value = "config/vigie.toml", env = "VIGIE_CONFIG")]
+        config: PathBuf,
+        /// Where to write the backup.
+        dir: PathBuf,
+    },
+    /// Put the backup in DIR in place as the store of the configuration (which must not exist
+    /// or be empty); a replica started on it resumes the stream from the backup's position.
+    Restore {
+        /// Configuration file (its [store] path receives the backup).
+        #[arg(long, short, default_value = "config/vigie.toml", env = "VIGIE_CONFIG")]
+        config: PathBuf,
+        /// The backup.
+        dir: PathBuf,
     },
 }
 
@@ -753,6 +781,48 @@ fn main() -> anyhow::Result<()> {
         } => {
             let config = Config::load(&config)?;
             crl_build(&config, &ca, delta, out.as_deref())
+        }
+        Command::Backup {
+            command: BackupCommand::Create { config, dir },
+        } => {
+            let config = Config::load(&config)?;
+            let now = vigie::clock::Clock::now(&SystemClock).0;
+            let info = vigie::store::backup::create(
+                &config.store.path,
+                &dir,
+                &[vigie::replicate::SELF_CLAIM],
+                now,
+            )
+            .with_context(|| format!("backing up {}", config.store.path.display()))?;
+            println!(
+                "backup of {} in {}: {} entries, stream position {}",
+                info.source.display(),
+                dir.display(),
+                info.entries,
+                info.applied_sequence
+            );
+            Ok(())
+        }
+        Command::Backup {
+            command: BackupCommand::Restore { config, dir },
+        } => {
+            let config = Config::load(&config)?;
+            let info =
+                vigie::store::backup::restore(&dir, &config.store.path).with_context(|| {
+                    format!(
+                        "restoring {} into {}",
+                        dir.display(),
+                        config.store.path.display()
+                    )
+                })?;
+            println!(
+                "restored {} ({} entries, stream position {}) into {}",
+                dir.display(),
+                info.entries,
+                info.applied_sequence,
+                config.store.path.display()
+            );
+            Ok(())
         }
         Command::Demo {
             dir,

@@ -65,6 +65,14 @@ pub const PUBLISH_LAST_SUCCESS: &str = "vigie_publish_last_success_timestamp_sec
 pub const PUBLISH_FAILURES: &str = "vigie_publish_failures_total";
 /// Time from a CRL becoming current to a sink confirming it, seconds, by `sink` and `ca`.
 pub const PUBLISH_LATENCY_SECONDS: &str = "vigie_publish_latency_seconds";
+/// Replication: events (stream messages) the writer has published that this replica has not
+/// applied yet, as of the last heartbeat.
+pub const REPLICATION_LAG_EVENTS: &str = "vigie_replication_lag_events";
+/// Replication: seconds since this node last had contact with the stream (a heartbeat or a
+/// message on a replica, an acknowledged publication on the writer).
+pub const REPLICATION_LAST_CONTACT_SECONDS: &str = "vigie_replication_last_contact_seconds";
+/// Replication: stream sequence of the last message applied (replica) or acknowledged (writer).
+pub const REPLICATION_APPLIED_SEQUENCE: &str = "vigie_replication_applied_sequence";
 
 /// Installs the global recorder (once per process) and returns the handle that renders it.
 pub fn install() -> PrometheusHandle {
@@ -195,5 +203,18 @@ fn describe() {
     metrics::describe_counter!(
         INGEST_AUTH_FAILURES,
         "Ingest requests refused with 401, by cause"
+    );
+    metrics::describe_gauge!(
+        REPLICATION_LAG_EVENTS,
+        "Stream messages published by the writer and not yet applied here"
+    );
+    metrics::describe_gauge!(
+        REPLICATION_LAST_CONTACT_SECONDS,
+        metrics::Unit::Seconds,
+        "Seconds since the last contact with the replication stream"
+    );
+    metrics::describe_gauge!(
+        REPLICATION_APPLIED_SEQUENCE,
+        "Stream sequence of the last message applied (replica) or acknowledged (writer)"
     );
 }

@@ -123,10 +123,31 @@ pub async fn run(
     // Subscribers of the CRL publication event: HTTP serving, and the sinks' workers.
     let served = http::crl::Served::subscribe(&publisher);
     let publication = Publication::new(&config, Arc::clone(&publisher), Arc::clone(&clock))?;
+    // With [replication], a writer catches up with the stream and claims it before anything
+    // else; a replica starts following it (crate::replicate).
+    let replication = match config.replication.clone() {
+        Some(rc) => Some(
+            crate::replicate::start(
+                rc,
+                config.cas.iter().map(|c| c.id.clone()).collect(),
+                Arc::clone(&store),
+                Arc::clone(&publisher),
+                Arc::clone(&clock),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    // A replica never builds CRLs: it serves the writer's.
+    let builds_crls = replication
+        .as_ref()
+        .is_none_or(|(r, _)| r.role() == crate::replicate::Role::Writer);
     // Whatever is missing or near its nextUpdate is built before the listeners open, so that a
     // started server is ready (the watchdog retries a failure).
     let initial = Arc::clone(&publisher);
-    let _ = tokio::task::spawn_blocking(move || initial.catch_up_all()).await;
+    if builds_crls {
+        let _ = tokio::task::spawn_blocking(move || initial.catch_up_all()).await;
+    }
     crate::status::export_static_gauges(&responder, &publisher);
     let history = Arc::new(crate::status::History::new(
         metrics.clone(),
@@ -146,6 +167,7 @@ pub async fn run(
         metrics,
         admin_auth: AdminAuth::from_config(&config.admin, &config.registry),
         history,
+        replication: replication.as_ref().map(|(r, _)| Arc::clone(r)),
     });
     if state.admin_auth.refuses_everyone() {
         tracing::warn!(
@@ -234,11 +256,13 @@ pub async fn run(
             let _ = tokio::task::spawn_blocking(move || presigning.stop()).await;
         });
     }
-    let schedule = Schedule::start(Arc::clone(&publisher)).await?;
-    tasks.spawn("crl-schedule", move |mut stop| async move {
-        stop.stopped().await;
-        schedule.stop().await;
-    });
+    if builds_crls {
+        let schedule = Schedule::start(Arc::clone(&publisher)).await?;
+        tasks.spawn("crl-schedule", move |mut stop| async move {
+            stop.stopped().await;
+            schedule.stop().await;
+        });
+    }
     spawn_refresher(
         &mut tasks,
         Arc::clone(&responder),
@@ -260,6 +284,9 @@ pub async fn run(
     tasks.stop().await;
     drop(publication);
     drop(status_sampler);
+    if let Some((_, running)) = replication {
+        running.stop().await;
+    }
     drop(publisher);
     drop(responder);
     drop(state);

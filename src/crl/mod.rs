@@ -43,6 +43,7 @@
 //! certificate's notBefore, before which nothing the CA issued can have expired).
 
 pub mod announce;
+pub mod adopt;
 pub mod build;
 pub mod delta;
 pub mod history;

@@ -50,9 +50,18 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             }
         })
         .collect();
-    let ready = cas.iter().all(|c| c.ready);
+    // A replica out of contact with its stream, or that stopped following it, is not ready.
+    let replication_problem = state
+        .replication
+        .as_ref()
+        .and_then(|r| r.readiness_problem());
+    let ready = cas.iter().all(|c| c.ready) && replication_problem.is_none();
     let publish = state.publication.status(now);
-    let body = serde_json::json!({"ready": ready, "cas": cas, "publish": publish});
+    let mut body = serde_json::json!({"ready": ready, "cas": cas, "publish": publish});
+    if let Some(r) = &state.replication {
+        body["replication"] = r.summary();
+        body["replication"]["problem"] = serde_json::json!(replication_problem);
+    }
     let mut b = if ready {
         HttpResponse::Ok()
     } else {

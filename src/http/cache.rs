@@ -10,6 +10,10 @@ use actix_web::http::header::{self, HeaderValue};
 
 use crate::model::UnixTime;
 
+/// Header naming what an answer is about, for CDNs that purge by tag: `<ca>/<serial>` on OCSP
+/// answers, `<ca>/crl` on CRLs.
+pub const CACHE_TAG: &str = "Cache-Tag";
+
 /// What a cacheable signed object tells caches.
 #[derive(Clone, Copy, Debug)]
 pub struct Validity<'a> {

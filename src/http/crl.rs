@@ -257,6 +257,7 @@ pub async fn current(
     };
     let mut b = HttpResponse::Ok();
     cache::add_headers(&mut b, &validity, now, publisher.settings().max_age_cap);
+    b.insert_header((cache::CACHE_TAG, format!("{ca}/crl")));
     if cache::not_modified(&req, &validity) {
         return Ok(b.status(StatusCode::NOT_MODIFIED).finish());
     }
@@ -323,7 +324,8 @@ pub async fn by_number(
     let mut b = HttpResponse::Ok();
     b.insert_header((header::CACHE_CONTROL, cache_control))
         .insert_header((header::ETAG, etag.as_str()))
-        .insert_header((header::LAST_MODIFIED, crl.last_modified.as_str()));
+        .insert_header((header::LAST_MODIFIED, crl.last_modified.as_str()))
+        .insert_header((cache::CACHE_TAG, format!("{ca}/crl")));
     let validity = cache::Validity {
         etag: &etag,
         this_update: crl.crl.record.this_update,

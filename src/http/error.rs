@@ -41,7 +41,8 @@ pub enum ApiError {
     /// Credentials missing or wrong.
     #[error("authentication required")]
     Unauthorized,
-    /// Authenticated, but not allowed (a client certificate outside the allowlist, or revoked).
+    /// Authenticated, but not allowed: a client certificate outside the allowlist, or revoked;
+    /// or this node may not do that (a replica refuses writes).
     #[error("{0}")]
     Forbidden(String),
     /// The service is not ready (e.g. a CA has no valid CRL yet).

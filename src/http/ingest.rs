@@ -297,6 +297,47 @@ fn answer(
         })
 }
 
+/// Refuses a write on a node that is not the writer (`[replication]`): a replica with 403, a
+/// writer that has not claimed the stream or was fenced off with 503.
+fn check_writable(state: &AppState) -> Result<(), ApiError> {
+    use crate::replicate::Refusal;
+    match state.replication.as_ref().and_then(|r| r.refusal()) {
+        None => Ok(()),
+        Some(Refusal::Replica) => Err(ApiError::Forbidden(
+            "this node is a replica ([replication] role = \"replica\"): it refuses writes; send them to the writer"
+                .into(),
+        )),
+        Some(Refusal::NotWriter(why)) => Err(ApiError::Unavailable(format!(
+            "this writer does not accept writes: {why}"
+        ))),
+    }
+}
+
+/// With `[replication] ack = "stream"`: waits until the stream holds every event the answer
+/// covers (for a replay, the event that made the record what it is), else 503.
+async fn acknowledged(
+    state: &AppState,
+    changes: &[CertChange],
+    outcomes: &[Outcome],
+) -> Result<(), ApiError> {
+    let Some(replication) = &state.replication else {
+        return Ok(());
+    };
+    let mut targets: Vec<(CaId, u64)> = Vec::new();
+    for (c, o) in changes.iter().zip(outcomes) {
+        let v = o.record().version;
+        match targets.iter_mut().find(|(ca, _)| *ca == c.ca) {
+            Some((_, seq)) => *seq = (*seq).max(v),
+            None => targets.push((c.ca.clone(), v)),
+        }
+    }
+    replication.wait_acknowledged(&targets).await.map_err(|e| {
+        ApiError::Unavailable(format!(
+            "not acknowledged: {e}; the events are stored by the writer and will be published when the stream answers: retry (a replay is answered once they are)"
+        ))
+    })
+}
+
 /// `POST /v1/revocations`.
 pub async fn post_revocations(
     caller: Caller,
@@ -305,6 +346,7 @@ pub async fn post_revocations(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     count("admin", "revocations");
+    check_writable(&state)?;
     let who = requester(&caller, &req, Endpoint::Revocations);
     let body = read_body_audited(&state, &who, &req, payload).await?;
     let ct = content_type(&req);
@@ -321,6 +363,7 @@ pub async fn post_revocations(
         }
     })
     .await?;
+    acknowledged(&state, &changes, &outcomes).await?;
     Ok(answer(&caller, "revocations", &changes, &outcomes))
 }
 
@@ -332,6 +375,7 @@ pub async fn post_certificates(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     count("admin", "certificates");
+    check_writable(&state)?;
     let who = requester(&caller, &req, Endpoint::Certificates);
     let body = read_body_audited(&state, &who, &req, payload).await?;
     let ct = content_type(&req);
@@ -360,6 +404,7 @@ pub async fn post_certificates(
         }
     })
     .await?;
+    acknowledged(&state, &changes, &outcomes).await?;
     Ok(answer(&caller, "certificates", &changes, &outcomes))
 }
 
@@ -382,6 +427,7 @@ pub async fn delete_revocation(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     count("admin", "release");
+    check_writable(&state)?;
     let who = requester(&caller, &req, Endpoint::Release);
     let (ca, serial) = match address(&state, &path.0, &path.1) {
         Ok(a) => a,
@@ -403,6 +449,7 @@ pub async fn delete_revocation(
         (changes, result)
     })
     .await?;
+    acknowledged(&state, &changes, &outcomes).await?;
     let view = item(&changes[0], &outcomes[0]);
     if view.event_seq.is_some() {
         tracing::info!(%caller, ca = %changes[0].ca, serial = %changes[0].serial, "certificateHold released");

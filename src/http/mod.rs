@@ -48,6 +48,8 @@ pub struct AppState {
     pub admin_auth: auth::AdminAuth,
     /// Counter history for `/status`.
     pub history: Arc<crate::status::History>,
+    /// This node's part when it is one of several (`[replication]`).
+    pub replication: Option<Arc<crate::replicate::Replication>>,
 }
 
 fn count(listener: &'static str, endpoint: &'static str) {

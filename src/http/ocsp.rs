@@ -25,12 +25,21 @@ fn error_answer(status: StatusCode, ocsp: OcspResponseStatus) -> HttpResponse {
         .body(response::error_response(ocsp))
 }
 
+/// A replica out of contact with its stream (`[replication] max_staleness`) answers tryLater:
+/// never a stale "good".
+fn stale(state: &AppState) -> bool {
+    state.replication.as_ref().is_some_and(|r| r.is_stale())
+}
+
 /// `POST /ocsp` and `POST /`.
 pub async fn post(
     state: web::Data<AppState>,
     req: HttpRequest,
     mut body: web::Payload,
 ) -> HttpResponse {
+    if stale(&state) {
+        return error_answer(StatusCode::OK, OcspResponseStatus::TryLater);
+    }
     let started = Instant::now();
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
         let ct = ct
@@ -114,6 +123,9 @@ pub async fn get(
     req: HttpRequest,
     prefix: &'static str,
 ) -> HttpResponse {
+    if stale(&state) {
+        return error_answer(StatusCode::OK, OcspResponseStatus::TryLater);
+    }
     let started = Instant::now();
     let path = req.uri().path();
     let encoded = path.strip_prefix(prefix).unwrap_or("");
@@ -209,6 +221,14 @@ fn respond(state: &AppState, req: &HttpRequest, answer: Answer, is_get: bool) ->
         builder.status(StatusCode::NOT_MODIFIED);
     }
     cache::add_headers(&mut builder, &validity, now, state.max_age_cap);
+    // `Cache-Tag: <ca>/<serial>`: a CDN that purges by tag drops every URL form (GET paths
+    // differ by hash algorithm and base64 spelling) of one certificate's answer at once.
+    if let Answer::Cached(c) = &answer
+        && let (index, Some(serial)) = c.certificate()
+        && let Some(ca) = state.responder.registry().get(index)
+    {
+        builder.insert_header((cache::CACHE_TAG, format!("{}/{}", ca.id, serial.to_hex())));
+    }
     if not_modified {
         builder.finish()
     } else {

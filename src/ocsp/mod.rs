@@ -184,6 +184,12 @@ pub struct CachedResponse {
 }
 
 impl CachedResponse {
+    /// The CA (registry index) and the serial it answers for (`None`: a serial that cannot be
+    /// one, answered "unknown").
+    pub fn certificate(&self) -> (usize, Option<&Serial>) {
+        (self.ca_index, self.serial.as_ref())
+    }
+
     /// An entry for `der`, signed at `times`, made from a record read at store `generation`.
     fn new(
         der: Vec<u8>,

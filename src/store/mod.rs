@@ -22,6 +22,7 @@
 //! responses in the same write that makes it. [`Store::change_generation`] gives in-memory caches
 //! a cheap way to notice changes without reading the store.
 
+pub mod backup;
 pub mod keys;
 pub mod presign;
 pub mod queue;
@@ -97,6 +98,16 @@ pub enum Error {
     /// A transaction named a CA the store was not opened for.
     #[error("CA {0} is not configured")]
     UnknownCa(String),
+    /// A replicated event does not follow the CA's last applied event (see [`Tx::apply_event`]).
+    #[error("CA {ca}: replicated event {got} does not follow event {last}")]
+    Gap {
+        /// The CA.
+        ca: String,
+        /// The last event applied.
+        last: u64,
+        /// The event offered.
+        got: u64,
+    },
 }
 
 /// A revoked certificate as CRLs need it.
@@ -465,9 +476,10 @@ impl Store {
             changed: Vec::new(),
             revocation_changed: HashMap::new(),
             audited: false,
+            meta_staged: false,
         };
         let out = f(&mut tx)?;
-        if tx.changed.is_empty() && !tx.audited {
+        if tx.changed.is_empty() && !tx.audited && !tx.meta_staged {
             return Ok(out);
         }
         let mut wo = WriteOptions::default();
@@ -646,6 +658,23 @@ impl Store {
                 IteratorMode::From(&prefix, Direction::Forward),
             )
             .map(|item| item.map_err(Error::from))
+    }
+
+    /// A store-wide `meta` value (see [`Tx::put_global_meta`]), raw bytes.
+    pub fn global_meta(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.db.get_cf(self.cf(cf::META), keys::global_meta(name))?)
+    }
+
+    /// Writes store-wide `meta` values in one synced batch.
+    pub fn put_global_meta(&self, values: &[(&str, &[u8])]) -> Result<(), Error> {
+        let mut batch = WriteBatch::default();
+        for (name, v) in values {
+            batch.put_cf(self.cf(cf::META), keys::global_meta(name), v);
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(self.sync);
+        self.db.write_opt(batch, &wo)?;
+        Ok(())
     }
 
     /// A CA's named counter in `meta` (e.g. the next CRL number), raw bytes.
@@ -975,6 +1004,8 @@ pub struct Tx<'a> {
     changed: Vec<(CaId, Serial)>,
     revocation_changed: HashMap<CaId, bool>,
     audited: bool,
+    /// A store-wide `meta` value was staged ([`Tx::put_global_meta`]): write even without changes.
+    meta_staged: bool,
 }
 
 impl Tx<'_> {
@@ -992,7 +1023,7 @@ impl Tx<'_> {
         &mut self,
         ca: &CaId,
         serial: &Serial,
-        mut record: CertRecord,
+        record: CertRecord,
         kind: EventKind,
     ) -> Result<u64, Error> {
         let seq = self
@@ -1000,11 +1031,65 @@ impl Tx<'_> {
             .get_mut(ca)
             .ok_or_else(|| Error::UnknownCa(ca.to_string()))?;
         *seq += 1;
-        let seq = *seq;
+        let event = Event {
+            seq: *seq,
+            recorded_at: self.now,
+            serial: serial.clone(),
+            kind,
+        };
+        self.stage(ca, record, event)
+    }
+
+    /// Applies an event numbered and timed elsewhere (by the writer whose log a replica
+    /// follows, [`crate::replicate`]): the record becomes what the event says, the event keeps
+    /// its sequence number and time. An event at or below the CA's last sequence number is
+    /// already applied: `Ok(false)`, nothing staged. One that skips a number is refused
+    /// ([`Error::Gap`]): a replica never applies a log with holes.
+    pub fn apply_event(&mut self, ca: &CaId, event: &Event) -> Result<bool, Error> {
+        let last = *self
+            .seqs
+            .get(ca)
+            .ok_or_else(|| Error::UnknownCa(ca.to_string()))?;
+        if event.seq <= last {
+            return Ok(false);
+        }
+        if event.seq != last + 1 {
+            return Err(Error::Gap {
+                ca: ca.to_string(),
+                last,
+                got: event.seq,
+            });
+        }
+        let mut record = self.record(ca, &event.serial)?.unwrap_or(CertRecord {
+            issuance: None,
+            revocation: None,
+            version: 0,
+        });
+        match &event.kind {
+            EventKind::Issued(i) => record.issuance = Some(i.clone()),
+            EventKind::Revoked(r) => record.revocation = Some(r.clone()),
+            EventKind::Released { .. } => record.revocation = None,
+        }
+        self.seqs.insert(ca.clone(), event.seq);
+        self.stage(ca, record, event.clone())?;
+        Ok(true)
+    }
+
+    /// Stages a store-wide `meta` value (e.g. a replica's stream position), written in the same
+    /// batch as the rest of the transaction.
+    pub fn put_global_meta(&mut self, name: &str, value: &[u8]) {
+        self.batch
+            .put_cf(self.store.cf(cf::META), keys::global_meta(name), value);
+        self.meta_staged = true;
+    }
+
+    fn stage(&mut self, ca: &CaId, mut record: CertRecord, event: Event) -> Result<u64, Error> {
+        let seq = event.seq;
+        let serial = event.serial.clone();
         record.version = seq;
-        let key = keys::cert(ca, serial);
+        let key = keys::cert(ca, &serial);
         let store = self.store;
-        let before = self.record(ca, serial)?.and_then(|r| r.revocation);
+        let before = self.record(ca, &serial)?.and_then(|r| r.revocation);
         if before != record.revocation {
             self.revocation_changed.insert(ca.clone(), true);
         }
@@ -1021,16 +1106,10 @@ impl Tx<'_> {
             }
             None => self.batch.delete_cf(store.cf(cf::REVOKED), &key),
         }
-        let event = Event {
-            seq,
-            recorded_at: self.now,
-            serial: serial.clone(),
-            kind,
-        };
         self.batch
             .put_cf(store.cf(cf::EVENTS), keys::event(ca, seq), encode(&event));
         self.changed.push((ca.clone(), serial.clone()));
-        self.staged.insert((ca.clone(), serial.clone()), record);
+        self.staged.insert((ca.clone(), serial), record);
         Ok(seq)
     }
 

@@ -239,6 +239,18 @@ impl Server {
         s
     }
 
+    /// A server configured with `opts` over an empty store, not started: see [`Server::spawn`].
+    pub fn configured(opts: &Options) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = write_config(dir.path(), opts);
+        Server::adopt(dir, config)
+    }
+
+    /// The process id of the running server.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Starts `vigie serve` on this server's configuration (after [`Server::stop`] or
     /// [`Server::kill`]).
     pub fn spawn(&mut self) {
