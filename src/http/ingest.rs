@@ -259,11 +259,17 @@ pub async fn post_certificates(
                         ca: c.ca,
                         serial: c.serial,
                         change: Change::Issue(c.issuance),
+                        distribution_points: Some(c.distribution_points),
                     })
                     .map_err(|e| e.within(&format!("certificates[{i}]")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let outcomes = commit_timed(&st, &changes, Some("certificates"))?;
+        for (c, o) in changes.iter().zip(&outcomes) {
+            if let (Outcome::Applied { .. }, Some(dps)) = (o, &c.distribution_points) {
+                st.crl.note_registered(&c.ca, &c.serial, dps);
+            }
+        }
         Ok((changes, outcomes))
     })
     .await?;
@@ -294,6 +300,7 @@ pub async fn delete_revocation(
         ca,
         serial,
         change: Change::Release,
+        distribution_points: None,
     };
     let changes = vec![change];
     let (changes, outcomes) = blocking(move || {
