@@ -68,7 +68,12 @@ fn template(name: &[u8]) -> CrlTemplate<'_> {
         &[7; 20],
         NOW,
         NOW.plus(7 * 86400),
-        Some("http://crl.bench.test/crl/bench.crl"),
+        Some(Box::leak(Box::new(
+            std::iter::once(
+                vigie::crl::scope::DpName::uri("http://crl.bench.test/crl/bench.crl").expect("URI"),
+            )
+            .collect(),
+        ))),
         Scope::Full {
             number: CrlNumber::new(42),
             freshest_url: Some("http://crl.bench.test/crl/bench-delta.crl".into()),

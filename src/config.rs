@@ -334,11 +334,16 @@ pub struct RawCa {
     /// How long to wait after a revocation for more of them before that delta is built.
     #[serde(default = "defaults::delta_debounce")]
     pub delta_debounce: String,
-    /// The URL certificates of this CA give as CRL distribution point, written into the
-    /// critical IssuingDistributionPoint of its CRLs (RFC 5280 §5.2.5). Default
-    /// `{public_url}/crl/{id}.crl`; "" writes no IssuingDistributionPoint.
+    /// One URL certificates of this CA give as CRL distribution point, written into the
+    /// critical IssuingDistributionPoint of its CRLs (RFC 5280 §5.2.5): shorthand for
+    /// `crl_urls = ["…"]`; "" writes no IssuingDistributionPoint. Not with `crl_urls`.
     #[serde(default)]
     pub crl_url: Option<String>,
+    /// The URLs the IssuingDistributionPoint names (one fullName, several URIs); `[]` writes
+    /// none. Default (neither this nor `crl_url`): the distribution points learned from the
+    /// registered certificates (`crate::crl::scope`).
+    #[serde(default)]
+    pub crl_urls: Option<Vec<String>>,
     /// The URL of the delta CRLs, written into full CRLs' FreshestCRL (RFC 5280 §5.2.6) when
     /// `delta_schedule` is set. Default `{public_url}/crl/{id}-delta.crl`.
     #[serde(default)]
@@ -612,8 +617,9 @@ pub struct CaCrlConfig {
     pub publish_delta_on_revoke: bool,
     /// Debounce before that delta, seconds.
     pub delta_debounce: std::time::Duration,
-    /// IssuingDistributionPoint fullName; `None`: no IssuingDistributionPoint.
-    pub idp_url: Option<String>,
+    /// IssuingDistributionPoint names (`crl_urls`, `crl_url`; empty: no
+    /// IssuingDistributionPoint); `None`: learned from the registered certificates.
+    pub idp_urls: Option<Vec<String>>,
     /// FreshestCRL URL of full CRLs (used when `delta_schedule` is set).
     pub delta_url: String,
 }
@@ -1293,11 +1299,30 @@ impl RawConfig {
                     format!("{u:?} is not a URI (ASCII, with a scheme, no spaces)"),
                 )),
             };
-            let idp_url = url(
-                "crl_url",
-                &c.crl_url,
-                format!("{}/crl/{}.crl", public.public_url, c.id),
-            )?;
+            let idp_urls = match (&c.crl_url, &c.crl_urls) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        &table,
+                        "crl_urls",
+                        "give crl_urls or crl_url (its one-URL shorthand), not both".into(),
+                    ));
+                }
+                (Some(one), None) => Some(
+                    url("crl_url", &Some(one.clone()), String::new())?
+                        .into_iter()
+                        .collect(),
+                ),
+                (None, Some(list)) => Some(
+                    list.iter()
+                        .map(|u| {
+                            url("crl_urls", &Some(u.clone()), String::new())?.ok_or_else(|| {
+                                invalid(&table, "crl_urls", "an empty URL (use [] for none)".into())
+                            })
+                        })
+                        .collect::<Result<Vec<String>, _>>()?,
+                ),
+                (None, None) => None,
+            };
             let delta_url = url(
                 "delta_crl_url",
                 &c.delta_crl_url,
@@ -1357,7 +1382,7 @@ impl RawConfig {
                 delta_debounce: std::time::Duration::from_secs(
                     secs(&table, "delta_debounce", &c.delta_debounce)?.max(0) as u64,
                 ),
-                idp_url,
+                idp_urls,
                 delta_url,
             };
             for (key, expr) in [

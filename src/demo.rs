@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::error::Error;
+use crate::ingest::request::CertChange;
 use crate::ingest::{self, Change, RevocationRequest};
 use crate::model::{CaId, Issuance, RevocationReason, Serial};
 use crate::pki::demo::{DemoOptions, DemoPki, SampleStatus, create_or_load};
@@ -203,26 +204,40 @@ pub fn prepare(setup: &DemoSetup) -> Result<Prepared, Error> {
             subject: Some(pki::one_line_name(x509.subject_name())),
             profile: Some(cert.profile.to_owned()),
         };
-        let mut changes = vec![Change::Issue(issuance)];
+        // The certificate's distribution points go into the CA's learned CRL scope.
+        let der = x509
+            .to_der()
+            .map_err(|e| Error::io("demo certificate", std::io::Error::other(e)))?;
+        let mut changes = vec![CertChange {
+            ca: ca.clone(),
+            serial: serial.clone(),
+            change: Change::Issue(issuance),
+            distribution_points: Some(crate::crl::scope::distribution_points(&der)),
+        }];
         if let SampleStatus::Revoked {
             reason,
             invalidity_days_before,
         } = &cert.status
         {
             let revoked_at = now.minus(3600);
-            changes.push(Change::Revoke(RevocationRequest {
-                revoked_at: Some(revoked_at),
-                reason: reason
-                    .map(RevocationReason::from_name)
-                    .transpose()
-                    .map_err(|e| Error::io("demo manifest", std::io::Error::other(e)))?,
-                invalidity_date: invalidity_days_before
-                    .map(|d| revoked_at.minus(i64::from(d) * 86400)),
-            }));
+            changes.push(CertChange {
+                ca: ca.clone(),
+                serial: serial.clone(),
+                change: Change::Revoke(RevocationRequest {
+                    revoked_at: Some(revoked_at),
+                    reason: reason
+                        .map(RevocationReason::from_name)
+                        .transpose()
+                        .map_err(|e| Error::io("demo manifest", std::io::Error::other(e)))?,
+                    invalidity_date: invalidity_days_before
+                        .map(|d| revoked_at.minus(i64::from(d) * 86400)),
+                }),
+                distribution_points: None,
+            });
         }
         store.transact(std::slice::from_ref(&ca), now, |tx| -> Result<(), Error> {
             for change in &changes {
-                ingest::apply(tx, &ca, &serial, change)?;
+                ingest::register(tx, change)?;
             }
             Ok(())
         })?;

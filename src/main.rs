@@ -79,6 +79,11 @@ enum Command {
         /// Lines per transaction.
         #[arg(long, default_value_t = 10_000)]
         chunk: usize,
+        /// Directory of the issued certificates, `<SERIAL>.pem` as `openssl ca` writes them
+        /// (its new_certs_dir): lines with one are registered from the certificate (notBefore,
+        /// CRL distribution points for the CRL scope).
+        #[arg(long)]
+        certs: Option<PathBuf>,
         /// The index.txt file.
         index: PathBuf,
     },
@@ -352,8 +357,14 @@ fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn import(config: &Config, ca: &str, index: &std::path::Path, chunk: usize) -> anyhow::Result<()> {
-    use vigie::ingest::import::{ImportOptions, import};
+fn import(
+    config: &Config,
+    ca: &str,
+    index: &std::path::Path,
+    chunk: usize,
+    certs: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use vigie::ingest::import::{CertificateDir, ImportOptions, import};
     let ca_id = config
         .registry
         .by_id(ca)
@@ -381,6 +392,10 @@ fn import(config: &Config, ca: &str, index: &std::path::Path, chunk: usize) -> a
     let now = vigie::clock::Clock::now(&SystemClock);
     let options = ImportOptions {
         chunk,
+        certificates: certs.map(|dir| CertificateDir {
+            dir,
+            registry: Arc::clone(&config.registry),
+        }),
         ..ImportOptions::default()
     };
     let summary = import(
@@ -412,6 +427,12 @@ fn import(config: &Config, ca: &str, index: &std::path::Path, chunk: usize) -> a
         println!("    {status} ({name:7}) {n}");
     }
     println!("  events applied   {}", summary.applied);
+    if summary.from_certificates > 0 {
+        println!(
+            "  from certificates {} (notBefore and CRL distribution points read)",
+            summary.from_certificates
+        );
+    }
     println!(
         "  events unchanged {} (already recorded)",
         summary.unchanged
@@ -676,10 +697,11 @@ fn main() -> anyhow::Result<()> {
             ca,
             config,
             chunk,
+            certs,
             index,
         } => {
             let config = Config::load(&config)?;
-            import(&config, &ca, &index, chunk)
+            import(&config, &ca, &index, chunk, certs)
         }
         Command::Revoke {
             api,

@@ -56,6 +56,9 @@ pub const INGEST_COMMIT_SECONDS: &str = "vigie_ingest_commit_seconds";
 pub const STORE_WAL_SYNCS: &str = "vigie_store_wal_syncs_total";
 /// Ingest requests refused with 401, by `cause`.
 pub const INGEST_AUTH_FAILURES: &str = "vigie_ingest_auth_failures_total";
+/// Registered certificates outside the scope of their CA's CRLs (configured `crl_urls` that none
+/// of their distribution points names), by `ca`.
+pub const CRL_SCOPE_MISMATCH: &str = "vigie_crl_scope_mismatch_total";
 
 /// CRLs waiting in a publication sink's queue, by `sink`.
 pub const PUBLISH_QUEUE_DEPTH: &str = "vigie_publish_queue_depth";
@@ -100,6 +103,10 @@ pub fn install() -> PrometheusHandle {
 }
 
 fn describe() {
+    metrics::describe_counter!(
+        CRL_SCOPE_MISMATCH,
+        "Registered certificates that the CA's CRL scope (IssuingDistributionPoint) does not cover"
+    );
     metrics::describe_counter!(OCSP_RESPONSES, "OCSP answers by status and method");
     metrics::describe_counter!(
         OCSP_CACHE,

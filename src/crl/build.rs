@@ -34,6 +34,7 @@ use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 
 use super::Error;
 use super::number::{CrlNumber, DeltaNumbers};
+use super::scope::DpSet;
 use crate::model::{RevocationReason, UnixTime};
 use crate::signer::Signer;
 
@@ -116,14 +117,15 @@ pub struct CrlTemplate<'a> {
     key_identifier: &'a [u8],
     this_update: UnixTime,
     next_update: UnixTime,
-    idp_url: Option<&'a str>,
+    idp: Option<&'a DpSet>,
     scope: Scope,
 }
 
 impl<'a> CrlTemplate<'a> {
     /// A template. `issuer_name_der` is the DER of the CA's subject Name, `key_identifier` its
-    /// subjectKeyIdentifier (written as the AuthorityKeyIdentifier, §5.2.1). `idp_url`, when
-    /// given, becomes the critical IssuingDistributionPoint's fullName (§5.2.5); a delta must
+    /// subjectKeyIdentifier (written as the AuthorityKeyIdentifier, §5.2.1). `idp`, when
+    /// given, becomes the critical IssuingDistributionPoint's fullName, one GeneralName per
+    /// distribution point name (§5.2.5; [`super::scope`] chooses them); a delta must
     /// carry the same one as its base. Refuses nextUpdate not after thisUpdate (§5.1.2.5) and
     /// times that no ASN.1 time type can hold.
     pub fn new(
@@ -131,7 +133,7 @@ impl<'a> CrlTemplate<'a> {
         key_identifier: &'a [u8],
         this_update: UnixTime,
         next_update: UnixTime,
-        idp_url: Option<&'a str>,
+        idp: Option<&'a DpSet>,
         scope: Scope,
     ) -> Result<CrlTemplate<'a>, Error> {
         if next_update <= this_update {
@@ -155,7 +157,7 @@ impl<'a> CrlTemplate<'a> {
             key_identifier,
             this_update,
             next_update,
-            idp_url,
+            idp: idp.filter(|names| !names.is_empty()),
             scope,
         })
     }
@@ -219,11 +221,11 @@ impl<'a> CrlTemplate<'a> {
                 integer(d.base())?,
             )?);
         }
-        if let Some(url) = self.idp_url {
+        if let Some(names) = self.idp {
             // §5.2.5: IssuingDistributionPoint, critical. `x509-cert` 0.2 gives the type the
             // wrong OID (id-pe-subjectInfoAccess), so the OID is named here.
             let idp = IssuingDistributionPoint {
-                distribution_point: Some(full_name(url)?),
+                distribution_point: Some(full_names(names)?),
                 only_contains_user_certs: false,
                 only_contains_ca_certs: false,
                 only_some_reasons: None,
@@ -287,11 +289,22 @@ fn integer(n: CrlNumber) -> Result<Vec<u8>, Error> {
     Ok(Uint::new(&n.value().to_be_bytes())?.to_der()?)
 }
 
+/// `fullName` with one URI (FreshestCRL, RFC 5280 §5.2.6).
 fn full_name(url: &str) -> Result<DistributionPointName, Error> {
     let uri = Ia5String::new(url).map_err(|_| Error::BadUrl(url.to_owned()))?;
     Ok(DistributionPointName::FullName(vec![
         GeneralName::UniformResourceIdentifier(uri),
     ]))
+}
+
+/// `fullName` (RFC 5280 §5.2.5 DistributionPointName): the names, in their stored (sorted)
+/// order. A relying party matches any one of them (§6.3.3 (b)(2)(i)).
+fn full_names(names: &DpSet) -> Result<DistributionPointName, Error> {
+    let names = names
+        .iter()
+        .map(|n| n.general_name())
+        .collect::<Result<Vec<GeneralName>, _>>()?;
+    Ok(DistributionPointName::FullName(names))
 }
 
 // -------------------------------------------------------------------------------------------
@@ -940,12 +953,19 @@ mod tests {
                 invalidity_date: (i % 6 == 0).then_some(UnixTime(1_600_000_000)),
             })
             .collect();
+        let idp: DpSet = [
+            "http://x.test/crl/a.crl",
+            "ldap://x.test/cn=A?certificateRevocationList;binary",
+        ]
+        .iter()
+        .map(|u| super::super::scope::DpName::uri(u).expect("URI"))
+        .collect();
         let template = CrlTemplate::new(
             &name,
             &[1, 2, 3],
             UnixTime(1_700_000_000),
             UnixTime(1_700_086_400),
-            Some("http://x.test/crl/a.crl"),
+            Some(&idp),
             Scope::Full {
                 number: CrlNumber::new(7),
                 freshest_url: Some("http://x.test/crl/a-delta.crl".into()),
@@ -978,6 +998,16 @@ mod tests {
             ]
         );
         assert!(exts[2].critical, "IssuingDistributionPoint is critical");
+        let written = IssuingDistributionPoint::from_der(exts[2].extn_value.as_bytes())
+            .expect("an IssuingDistributionPoint");
+        match written.distribution_point {
+            Some(DistributionPointName::FullName(names)) => assert_eq!(
+                names.len(),
+                2,
+                "one fullName with both distribution point names"
+            ),
+            other => panic!("unexpected distributionPoint {other:?}"),
+        }
         let x = openssl::x509::X509Crl::from_der(&der).expect("openssl parses it");
         let pk = openssl::pkey::PKey::public_key_from_der(signer.public_key_der()).expect("pk");
         assert!(x.verify(&pk).expect("verifies"));

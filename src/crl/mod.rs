@@ -36,9 +36,10 @@
 //! Every revoked certificate of the CA (the store's `revoked` index), sorted by serial, except
 //! certificates expired for longer than `crl_keep_expired`; with reason codes (never
 //! `unspecified`), invalidity dates, and the extensions AuthorityKeyIdentifier, CRLNumber,
-//! IssuingDistributionPoint (critical, when `crl_url` is not empty: its fullName is the URL
-//! certificates carry as CRL distribution point, so relying parties can check the CRL's scope
-//! and so that a delta can name the same scope), FreshestCRL (when the CA has delta CRLs) and
+//! IssuingDistributionPoint (critical; its fullName names the distribution points the CA's
+//! certificates carry — learned from the registered certificates, or `crl_urls` — so relying
+//! parties find each certificate in the CRL's scope, and a delta names the same scope; left out
+//! when some certificates carry none: see [`scope`]), FreshestCRL (when the CA has delta CRLs) and
 //! ExpiredCertsOnCRL (when expired certificates are kept forever; its date is the CA
 //! certificate's notBefore, before which nothing the CA issued can have expired).
 
@@ -49,6 +50,7 @@ pub mod delta;
 pub mod history;
 pub mod number;
 pub mod schedule;
+pub mod scope;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -65,6 +67,7 @@ use crate::pki::Ca;
 use crate::store::{self, RevocationView, SerialRange, Store, keys};
 use build::{CrlTemplate, CrlWriter, EntryReason, Scope};
 pub use number::{CrlNumber, DeltaNumbers};
+use scope::{DpName, DpSet, IdpPolicy};
 
 /// Size of the pieces a CRL's DER is stored in.
 pub const PIECE_BYTES: usize = 1 << 20;
@@ -142,6 +145,9 @@ pub enum Error {
         /// nextUpdate of the CRL.
         next_update: UnixTime,
     },
+    /// A distribution point name could not be used, or a stored scope does not decode.
+    #[error(transparent)]
+    Scope(#[from] scope::Error),
     /// The rayon pool could not be started.
     #[error("CRL thread pool: {0}")]
     Pool(String),
@@ -180,7 +186,8 @@ impl CrlKind {
     }
 }
 
-/// What vigie keeps about a CRL besides its DER (`crl` CF, postcard).
+/// What vigie keeps about a CRL besides its DER (`crl` CF: [`RECORD_MARK`], a version, then
+/// postcard).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrlRecord {
     /// Complete or delta.
@@ -203,8 +210,10 @@ pub struct CrlRecord {
     pub bytes: u64,
     /// Pieces the DER is stored in.
     pub pieces: u32,
-    /// IssuingDistributionPoint fullName written, if any.
-    pub idp_url: Option<String>,
+    /// IssuingDistributionPoint fullName names written (`None`: no IssuingDistributionPoint).
+    /// Records written before several names were possible held one URL (`idp_url`): see
+    /// [`decode_record`].
+    pub idp: Option<DpSet>,
     /// FreshestCRL written, if any.
     pub freshest_url: Option<String>,
     /// Complete CRLs: deltas may be built on this CRL until this time; after it, a new
@@ -216,6 +225,27 @@ pub struct CrlRecord {
     /// The retention of expired certificates it was built with, seconds (`None`: forever).
     /// Deltas are only built on a base of the current retention.
     pub keep_expired: Option<i64>,
+}
+
+/// A CRL record as written before IssuingDistributionPoints could name several distribution
+/// points (plain postcard, one `idp_url`).
+#[derive(Deserialize)]
+struct CrlRecordV1 {
+    kind: CrlKind,
+    number: u64,
+    base: Option<u64>,
+    this_update: UnixTime,
+    next_update: UnixTime,
+    built_at: UnixTime,
+    watermark: u64,
+    entries: u64,
+    bytes: u64,
+    pieces: u32,
+    idp_url: Option<String>,
+    freshest_url: Option<String>,
+    horizon: UnixTime,
+    expiring: Vec<(Vec<u8>, UnixTime)>,
+    keep_expired: Option<i64>,
 }
 
 fn retention(keep: KeepExpired) -> Option<i64> {
@@ -318,6 +348,10 @@ pub type Progress = Arc<dyn Fn(Option<(usize, usize, u64)>) + Send + Sync>;
 struct CaSlot {
     ca: Arc<Ca>,
     policy: CaCrlConfig,
+    /// How the IssuingDistributionPoint is chosen (from `policy.idp_urls`).
+    idp_policy: IdpPolicy,
+    /// A complete CRL for a new scope is waiting to be built (coalescing).
+    scope_pending: AtomicBool,
     current: RwLock<Current>,
     /// Serialises builds of this CA: numbering and the choice of base depend on it.
     building: Mutex<()>,
@@ -377,8 +411,58 @@ fn crl_signer(ca: &Ca) -> Result<&crate::signer::Signer, Error> {
         .ok_or_else(|| Error::UnknownCa(ca.id.to_string()))
 }
 
-fn decode_record(bytes: &[u8]) -> Result<CrlRecord, Error> {
-    postcard::from_bytes(bytes).map_err(|e| Error::Corrupt(format!("CRL record: {e}")))
+/// First octet of a [`CrlRecord`] written since records are versioned. A record of the first
+/// format starts with its `kind` (postcard: 0 or 1), never with this.
+pub const RECORD_MARK: u8 = 0xff;
+
+/// Version written after [`RECORD_MARK`].
+const RECORD_VERSION: u8 = 2;
+
+fn encode_record(record: &CrlRecord) -> Result<Vec<u8>, Error> {
+    let mut out = vec![RECORD_MARK, RECORD_VERSION];
+    out.extend(
+        postcard::to_stdvec(record)
+            .map_err(|e| Error::Corrupt(format!("CRL record does not encode: {e}")))?,
+    );
+    Ok(out)
+}
+
+/// Decodes a stored record, of either format: a record of the first format (one `idp_url`)
+/// becomes one naming that URI, so a delta can still be built on a complete CRL stored by an
+/// earlier version (same scope, same DER name).
+pub fn decode_record(bytes: &[u8]) -> Result<CrlRecord, Error> {
+    let corrupt = |e: postcard::Error| Error::Corrupt(format!("CRL record: {e}"));
+    match bytes {
+        [RECORD_MARK, RECORD_VERSION, rest @ ..] => postcard::from_bytes(rest).map_err(corrupt),
+        [RECORD_MARK, v, ..] => Err(Error::Corrupt(format!("CRL record version {v}"))),
+        _ => {
+            let v1: CrlRecordV1 = postcard::from_bytes(bytes).map_err(corrupt)?;
+            let idp = match v1.idp_url {
+                None => None,
+                Some(url) => Some(
+                    std::iter::once(DpName::uri(&url).map_err(|e| Error::Corrupt(e.to_string()))?)
+                        .collect(),
+                ),
+            };
+            Ok(CrlRecord {
+                kind: v1.kind,
+                number: v1.number,
+                base: v1.base,
+                this_update: v1.this_update,
+                next_update: v1.next_update,
+                built_at: v1.built_at,
+                watermark: v1.watermark,
+                entries: v1.entries,
+                bytes: v1.bytes,
+                pieces: v1.pieces,
+                idp,
+                freshest_url: v1.freshest_url,
+                horizon: v1.horizon,
+                expiring: v1.expiring,
+                keep_expired: v1.keep_expired,
+            })
+        }
+    }
 }
 
 /// One partition's encoded entries.
@@ -410,6 +494,8 @@ impl Publisher {
             }
             slots.push(CaSlot {
                 ca: Arc::clone(ca),
+                idp_policy: IdpPolicy::from_urls(c.crl.idp_urls.as_deref())?,
+                scope_pending: AtomicBool::new(false),
                 policy: c.crl.clone(),
                 current: RwLock::new(Current::default()),
                 building: Mutex::new(()),
@@ -428,6 +514,7 @@ impl Publisher {
             sinks: config.publish.iter().map(|s| s.id()).collect(),
         };
         for slot in &publisher.slots {
+            publisher.report_uncovered(slot);
             let loaded = publisher.load_current(slot);
             match loaded {
                 Ok(current) => {
@@ -597,7 +684,7 @@ impl Publisher {
 
     /// What is due for a CA at `now`: a complete CRL when there is none, or when its nextUpdate
     /// is nearer than the safety margin (at most half the validity), or when its scope no longer
-    /// matches the configuration; a delta when the CA has deltas and there is none on the
+    /// matches the configuration or what was learned of the certificates ([`scope`]); a delta when the CA has deltas and there is none on the
     /// current base, or when its nextUpdate is near.
     pub fn due(&self, ca: &str, now: UnixTime) -> Result<Due, Error> {
         let slot = self.slot(ca)?;
@@ -607,7 +694,7 @@ impl Publisher {
             None => true,
             Some(f) => {
                 f.record.next_update.0 - now.0 < self.margin(p.validity)
-                    || f.record.idp_url != p.idp_url
+                    || f.record.idp != self.desired_idp(slot)?
                     || f.record.freshest_url != self.freshest_url(p)
                     || f.record.keep_expired != retention(p.keep_expired)
                     || (p.delta_schedule.is_some() && now >= f.record.horizon)
@@ -620,6 +707,91 @@ impl Publisher {
                     Some(d) => d.record.next_update.0 - now.0 < self.margin(p.delta_validity),
                 });
         Ok(Due { full, delta })
+    }
+
+    /// The IssuingDistributionPoint names a complete CRL of this CA gets now ([`scope`]).
+    fn desired_idp(&self, slot: &CaSlot) -> Result<Option<DpSet>, Error> {
+        let learned = match slot.idp_policy {
+            IdpPolicy::Learned => scope::load(&self.store, &slot.ca.id)?,
+            IdpPolicy::Fixed(_) => scope::LearnedScope::default(),
+        };
+        Ok(scope::desired_idp(&slot.idp_policy, &learned))
+    }
+
+    /// Counts and logs (once, now) the registered certificates that the CA's configured scope
+    /// leaves out. A learned scope covers every certificate by construction.
+    fn report_uncovered(&self, slot: &CaSlot) {
+        let ca = slot.ca.id.to_string();
+        let counter = metrics::counter!(crate::metrics::CRL_SCOPE_MISMATCH, "ca" => ca);
+        // Every CA has the series, at 0 until a certificate is left out.
+        counter.increment(0);
+        let IdpPolicy::Fixed(names) = &slot.idp_policy else {
+            return;
+        };
+        if names.is_empty() {
+            return;
+        }
+        let learned = match scope::load(&self.store, &slot.ca.id) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(ca = %slot.ca.id, error = %e, "learned CRL scope unreadable");
+                return;
+            }
+        };
+        for (set, n) in learned.uncovered(Some(names)) {
+            counter.increment(n);
+            tracing::warn!(
+                ca = %slot.ca.id,
+                certificates = n,
+                distribution_points = %scope::describe(&set),
+                crl_idp = %scope::describe(names),
+                "registered certificates are outside the scope of this CA's CRLs: relying parties will not find their status there (set crl_urls to include their distribution points, or leave it out)"
+            );
+        }
+    }
+
+    /// A certificate carrying the distribution points `set` was just registered for `ca`:
+    /// counts it in `vigie_crl_scope_mismatch_total` and logs it if the CA's configured scope
+    /// does not cover it. A learned scope will (the next complete CRL names its points).
+    pub fn note_registered(&self, ca: &CaId, serial: &crate::model::Serial, set: &DpSet) {
+        let Ok(slot) = self.slot(ca.as_str()) else {
+            return;
+        };
+        let IdpPolicy::Fixed(names) = &slot.idp_policy else {
+            return;
+        };
+        let idp = (!names.is_empty()).then_some(names);
+        if scope::covers(idp, set) {
+            return;
+        }
+        metrics::counter!(crate::metrics::CRL_SCOPE_MISMATCH, "ca" => ca.to_string()).increment(1);
+        tracing::warn!(
+            ca = %ca,
+            %serial,
+            distribution_points = %scope::describe(set),
+            crl_idp = %scope::describe(names),
+            "registered certificate is outside the scope of this CA's CRLs (crl_urls/crl_url names none of its distribution points)"
+        );
+    }
+
+    /// Whether this CA's IssuingDistributionPoint is learned from its certificates.
+    pub fn learns_scope(&self, ca: &str) -> bool {
+        self.slot(ca)
+            .is_ok_and(|s| s.idp_policy == IdpPolicy::Learned)
+    }
+
+    /// Marks a complete CRL for a new scope as pending; false if one already was.
+    pub(crate) fn claim_scope_pending(&self, ca: &str) -> bool {
+        self.slot(ca)
+            .map(|s| !s.scope_pending.swap(true, Ordering::AcqRel))
+            .unwrap_or(false)
+    }
+
+    /// Clears that mark (just before the build).
+    pub(crate) fn release_scope_pending(&self, ca: &str) {
+        if let Ok(s) = self.slot(ca) {
+            s.scope_pending.store(false, Ordering::Release);
+        }
     }
 
     fn freshest_url(&self, p: &CaCrlConfig) -> Option<String> {
@@ -674,6 +846,18 @@ impl Publisher {
         self.publish_locked(slot, kind).map(Some)
     }
 
+    /// Waits for a build in progress, then builds a complete CRL (and its delta) if one is due
+    /// ([`Publisher::due`]): after a change of scope, say.
+    pub fn publish_full_if_due(&self, ca: &str) -> Result<Vec<Arc<PublishedCrl>>, Error> {
+        let slot = self.slot(ca)?;
+        let _guard = lock(&slot.building);
+        if self.due(ca, self.clock.now())?.full {
+            self.publish_locked(slot, CrlKind::Full)
+        } else {
+            Ok(Vec::new())
+        }
+    }
+
     /// Waits until no build is running (for shutdown).
     pub fn wait_idle(&self) {
         for slot in &self.slots {
@@ -722,7 +906,8 @@ impl Publisher {
     }
 
     fn base_usable(&self, slot: &CaSlot, base: &PublishedCrl) -> bool {
-        base.record.idp_url == slot.policy.idp_url
+        self.desired_idp(slot)
+            .is_ok_and(|idp| base.record.idp == idp)
             && base.record.keep_expired == retention(slot.policy.keep_expired)
             && self.clock.now() < base.record.horizon
     }
@@ -792,6 +977,7 @@ impl Publisher {
         let next_update = this_update.plus(p.validity);
         let horizon = next_update.plus(p.validity);
         let freshest_url = self.freshest_url(p);
+        let idp = self.desired_idp(slot)?;
         let expired_certs_on_crl =
             (p.keep_expired == KeepExpired::Forever).then(|| crate::pki::not_before(&ca.cert));
         let template = CrlTemplate::new(
@@ -799,7 +985,7 @@ impl Publisher {
             &ca.key_identifier,
             this_update,
             next_update,
-            p.idp_url.as_deref(),
+            idp.as_ref(),
             Scope::Full {
                 number,
                 freshest_url: freshest_url.clone(),
@@ -853,7 +1039,7 @@ impl Publisher {
             entries: entries as u64,
             bytes: der.len() as u64,
             pieces: der.len().div_ceil(PIECE_BYTES) as u32,
-            idp_url: p.idp_url.clone(),
+            idp,
             freshest_url,
             horizon,
             expiring,
@@ -875,7 +1061,7 @@ impl Publisher {
             &ca.key_identifier,
             this_update,
             next_update,
-            base.record.idp_url.as_deref(),
+            base.record.idp.as_ref(),
             Scope::Delta(numbers),
         )?;
         let view = self.store.revocation_view(&ca.id)?;
@@ -897,7 +1083,7 @@ impl Publisher {
             entries: entries.len() as u64,
             bytes: der.len() as u64,
             pieces: der.len().div_ceil(PIECE_BYTES) as u32,
-            idp_url: base.record.idp_url.clone(),
+            idp: base.record.idp.clone(),
             freshest_url: None,
             horizon: base.record.horizon,
             expiring: Vec::new(),
@@ -928,8 +1114,7 @@ impl Publisher {
                 .enumerate()
                 .map(|(i, piece)| (Self::piece_key(ca, record.kind, number, i as u32), piece)),
         )?;
-        let record_bytes = postcard::to_stdvec(&record)
-            .map_err(|e| Error::Corrupt(format!("CRL record does not encode: {e}")))?;
+        let record_bytes = encode_record(&record)?;
         let next = number.next()?.value().to_be_bytes();
         // Queued for every sink in the batch that makes it current: a served CRL is never
         // missing from a sink's queue, even after a crash.

@@ -7,7 +7,10 @@
 //!   safety margin) and builds it, so a stalled or misconfigured schedule never leaves an
 //!   expired CRL published. Its first round runs at start-up and builds whatever is missing;
 //! - with `publish_delta_on_revoke`, a delta CRL `delta_debounce` after a committed revocation
-//!   (revocations arriving meanwhile are coalesced into the same delta).
+//!   (revocations arriving meanwhile are coalesced into the same delta);
+//! - for CAs whose CRL scope is learned ([`super::scope`]), a complete CRL [`SCOPE_DEBOUNCE`]
+//!   after a registration brought distribution points not named yet (a delta cannot change
+//!   its base's scope, RFC 5280 §5.2.4).
 //!
 //! Builds run on blocking threads ([`tokio::task::spawn_blocking`]) and the publisher's own
 //! rayon pool, never on the async workers. The cron timer reads the wall clock; CRL contents
@@ -40,6 +43,10 @@ impl std::fmt::Debug for Schedule {
 fn schedule_error(e: impl std::fmt::Display) -> Error {
     Error::Schedule(e.to_string())
 }
+
+/// How long after a change of scope the new complete CRL is built (registrations arriving
+/// meanwhile are coalesced).
+pub const SCOPE_DEBOUNCE: Duration = Duration::from_millis(500);
 
 /// How often the watchdog looks: a quarter of the smallest margin in use, between 1 s and 30 s.
 pub fn watchdog_period(publisher: &Publisher) -> Duration {
@@ -120,6 +127,45 @@ impl Schedule {
                 }
             }
         }));
+
+        let learning: Vec<CaId> = ids
+            .iter()
+            .filter(|ca| publisher.learns_scope(ca.as_str()))
+            .cloned()
+            .collect();
+        if !learning.is_empty() {
+            let mut rx = publisher.store().subscribe();
+            let p = Arc::clone(&publisher);
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let changed: Vec<CaId> = match rx.recv().await {
+                        Ok(c) if c.scope_changed => vec![c.ca],
+                        Ok(_) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            learning.clone()
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    };
+                    for ca in changed {
+                        if !learning.contains(&ca) || !p.claim_scope_pending(ca.as_str()) {
+                            continue;
+                        }
+                        let p = Arc::clone(&p);
+                        tokio::spawn(async move {
+                            tokio::time::sleep(SCOPE_DEBOUNCE).await;
+                            p.release_scope_pending(ca.as_str());
+                            let outcome = tokio::task::spawn_blocking(move || {
+                                p.publish_full_if_due(ca.as_str())
+                            })
+                            .await;
+                            if let Err(e) = outcome {
+                                tracing::error!(error = %e, "CRL build task panicked");
+                            }
+                        });
+                    }
+                }
+            }));
+        }
 
         let on_revoke: Vec<CaId> = ids
             .iter()

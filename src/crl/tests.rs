@@ -238,7 +238,9 @@ fn golden(name: &str, der: &[u8]) {
 
 #[test]
 fn golden_full_and_delta_crls() {
-    let f = Fixture::new("crl_keep_expired = \"30d\"\n");
+    // The URL earlier versions wrote by default: the same bytes as before the scope was learned.
+    let f =
+        Fixture::new("crl_keep_expired = \"30d\"\ncrl_url = \"http://crl.test/crl/test.crl\"\n");
     let later = T0.plus(365 * 86400);
     let kc = s("01");
     f.issue(&kc, later);
@@ -476,6 +478,179 @@ fn a_new_scope_or_retention_needs_a_new_complete_crl_before_any_delta() {
         .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_ISSUING_DISTRIBUTION_POINT)
         .expect("the delta names its base's scope");
     assert!(String::from_utf8_lossy(idp.extn_value.as_bytes()).contains("elsewhere.test"));
+}
+
+/// The IssuingDistributionPoint's fullName names of a DER CRL (`None`: no extension).
+fn idp_names(der: &[u8]) -> Option<Vec<String>> {
+    use x509_cert::ext::pkix::crl::dp::IssuingDistributionPoint;
+    use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+    let crl = CertificateList::from_der(der).expect("parses");
+    let e = crl
+        .tbs_cert_list
+        .crl_extensions
+        .unwrap_or_default()
+        .into_iter()
+        .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_ISSUING_DISTRIBUTION_POINT)?;
+    assert!(e.critical, "IssuingDistributionPoint is critical");
+    let idp = IssuingDistributionPoint::from_der(e.extn_value.as_bytes()).expect("IDP");
+    match idp.distribution_point {
+        Some(DistributionPointName::FullName(names)) => {
+            let mut v: Vec<String> = names
+                .into_iter()
+                .map(|n| match n {
+                    GeneralName::UniformResourceIdentifier(u) => u.to_string(),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            v.sort();
+            Some(v)
+        }
+        other => panic!("unexpected distributionPoint {other:?}"),
+    }
+}
+
+fn dps(urls: &[&str]) -> scope::DpSet {
+    urls.iter()
+        .map(|u| scope::DpName::uri(u).expect("URI"))
+        .collect()
+}
+
+impl Fixture {
+    /// Registers `serial` as from its certificate, carrying `set`.
+    fn register(&self, serial: &Serial, set: scope::DpSet) {
+        let change = ingest::request::CertChange {
+            ca: self.ca.clone(),
+            serial: serial.clone(),
+            change: Change::Issue(Issuance {
+                not_before: T0.minus(86400),
+                not_after: T0.plus(365 * 86400),
+                subject: None,
+                profile: None,
+            }),
+            distribution_points: Some(set),
+        };
+        ingest::commit(&self.store, self.clock.now(), &[change], None).expect("registered");
+    }
+}
+
+#[test]
+fn the_learned_scope_names_every_distribution_point_and_follows_registrations() {
+    let f = Fixture::new("");
+    let p = f.publish(CrlKind::Delta);
+    assert_eq!(idp_names(&p[0].der), None, "nothing known: no IDP");
+    assert!(!f.publisher.due("test", f.clock.now()).expect("CA").full);
+
+    let http = "http://pki.test/CRL/ACI.crl";
+    let ldap = "ldap://annuaire.test/cn=ACI?certificateRevocationList;binary";
+    f.register(&s("10"), dps(&[http, ldap]));
+    assert!(
+        f.publisher.due("test", f.clock.now()).expect("CA").full,
+        "a new distribution point makes a new complete CRL due"
+    );
+    let d = f.publish(CrlKind::Delta);
+    assert_eq!(
+        d.len(),
+        2,
+        "no delta across a change of scope: a complete CRL first"
+    );
+    let mut want = vec![http.to_owned(), ldap.to_owned()];
+    want.sort();
+    assert_eq!(idp_names(&d[0].der), Some(want.clone()));
+    assert_eq!(
+        idp_names(&d[1].der),
+        Some(want.clone()),
+        "the delta follows its base"
+    );
+
+    // Same set again, then another set: the union.
+    f.register(&s("11"), dps(&[ldap, http]));
+    assert!(!f.publisher.due("test", f.clock.now()).expect("CA").full);
+    f.register(&s("12"), dps(&["http://other.test/b.crl"]));
+    let p = f.publish(CrlKind::Delta);
+    assert_eq!(idp_names(&p[0].der).map(|v| v.len()), Some(3));
+
+    // A certificate without distribution point: no IDP at all, and that survives a reopening.
+    f.register(&s("13"), scope::DpSet::new());
+    let f = f.reopen();
+    assert!(f.publisher.due("test", f.clock.now()).expect("CA").full);
+    let p = f.publish(CrlKind::Delta);
+    assert_eq!(idp_names(&p[0].der), None);
+    assert_eq!(idp_names(&p[1].der), None);
+    let learned = scope::load(&f.store, &f.ca).expect("stored");
+    assert_eq!(learned.without, 1);
+    assert_eq!(learned.sets.iter().map(|(_, n)| n).sum::<u64>(), 3);
+
+    // A replayed registration counts nothing.
+    f.register(&s("13"), scope::DpSet::new());
+    assert_eq!(scope::load(&f.store, &f.ca).expect("stored").without, 1);
+}
+
+#[test]
+fn crl_urls_override_and_records_of_the_first_format_still_read() {
+    let f = Fixture::new("crl_urls = [\"http://a.test/x.crl\", \"ldap://b.test/cn=X\"]\n");
+    f.register(&s("10"), dps(&["http://elsewhere.test/y.crl"]));
+    let p = f.publish(CrlKind::Full);
+    assert_eq!(
+        idp_names(&p[0].der),
+        Some(vec![
+            "http://a.test/x.crl".to_owned(),
+            "ldap://b.test/cn=X".to_owned()
+        ])
+    );
+
+    #[derive(Serialize)]
+    struct V1<'a> {
+        kind: CrlKind,
+        number: u64,
+        base: Option<u64>,
+        this_update: UnixTime,
+        next_update: UnixTime,
+        built_at: UnixTime,
+        watermark: u64,
+        entries: u64,
+        bytes: u64,
+        pieces: u32,
+        idp_url: Option<&'a str>,
+        freshest_url: Option<String>,
+        horizon: UnixTime,
+        expiring: Vec<(Vec<u8>, UnixTime)>,
+        keep_expired: Option<i64>,
+    }
+    let old = postcard::to_stdvec(&V1 {
+        kind: CrlKind::Full,
+        number: 7,
+        base: None,
+        this_update: T0,
+        next_update: T0.plus(10),
+        built_at: T0,
+        watermark: 3,
+        entries: 1,
+        bytes: 100,
+        pieces: 1,
+        idp_url: Some("http://crl.test/crl/test.crl"),
+        freshest_url: None,
+        horizon: T0.plus(20),
+        expiring: vec![(vec![1], T0.plus(5))],
+        keep_expired: Some(60),
+    })
+    .expect("encodes");
+    let r = decode_record(&old).expect("a record of the first format decodes");
+    assert_eq!(r.idp, Some(dps(&["http://crl.test/crl/test.crl"])));
+    assert_eq!((r.number, r.watermark, r.keep_expired), (7, 3, Some(60)));
+    let again = decode_record(&encode_record(&r).expect("encodes")).expect("decodes");
+    assert_eq!(again, r);
+    assert!(matches!(
+        decode_record(&[RECORD_MARK, 9]),
+        Err(Error::Corrupt(_))
+    ));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("vigie.toml");
+    let text = config_text(dir.path(), "crl_url = \"http://a\"\ncrl_urls = []\n");
+    std::fs::write(&path, text).expect("written");
+    let err = Config::load(&path)
+        .expect_err("both keys refused")
+        .to_string();
+    assert!(err.contains("crl_urls"), "{err}");
 }
 
 #[test]

@@ -112,7 +112,7 @@ impl From<crate::ingest::Error> for ApiError {
             E::Invalid { field, message } => ApiError::Unprocessable { field, message },
             E::Malformed(m) => ApiError::BadRequest(m),
             E::UnsupportedFormat(m) => ApiError::UnsupportedMediaType(m),
-            e @ (E::Io { .. } | E::Store(_)) => ApiError::Internal(e.to_string()),
+            e @ (E::Io { .. } | E::Store(_) | E::Scope(_)) => ApiError::Internal(e.to_string()),
         }
     }
 }

@@ -390,6 +390,7 @@ pub async fn post_certificates(
                             ca: c.ca,
                             serial: c.serial,
                             change: Change::Issue(c.issuance),
+                            distribution_points: Some(c.distribution_points),
                         })
                         .map_err(|e| e.within(&format!("certificates[{i}]")))
                 })
@@ -398,6 +399,13 @@ pub async fn post_certificates(
         match parsed {
             Ok(changes) => {
                 let result = commit_timed(st, &changes, Some("certificates"), who);
+                if let Ok(outcomes) = &result {
+                    for (c, o) in changes.iter().zip(outcomes) {
+                        if let (Outcome::Applied { .. }, Some(dps)) = (o, &c.distribution_points) {
+                            st.crl.note_registered(&c.ca, &c.serial, dps);
+                        }
+                    }
+                }
                 (changes, result)
             }
             Err(e) => (Vec::new(), Err(e)),
@@ -443,6 +451,7 @@ pub async fn delete_revocation(
         ca,
         serial,
         change: Change::Release,
+        distribution_points: None,
     }];
     let (changes, outcomes) = write(&state, who, move |st, who| {
         let result = commit_timed(st, &changes, None, who);

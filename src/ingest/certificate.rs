@@ -6,7 +6,8 @@
 //! no configured CA signed is refused.
 //!
 //! Recorded: serial (RFC 5280 §4.1.2.2: positive, at most 20 octets), notBefore, notAfter, the
-//! subject in one line, and profile hints from keyUsage and extendedKeyUsage.
+//! subject in one line, and profile hints from keyUsage and extendedKeyUsage; and the CRL
+//! distribution points, which the CA's learned CRL scope counts ([`crate::crl::scope`]).
 
 use der::Decode;
 use openssl::x509::X509;
@@ -25,6 +26,9 @@ pub struct IdentifiedCertificate {
     pub serial: Serial,
     /// What is recorded of it.
     pub issuance: Issuance,
+    /// The distribution point names of its cRLDistributionPoints (RFC 5280 §4.2.1.13) that
+    /// a CRL of this CA can name (empty: none): see [`crate::crl::scope`].
+    pub distribution_points: crate::crl::scope::DpSet,
 }
 
 /// Identifies the CA that signed `der` and extracts what is recorded. Errors name fields relative
@@ -93,6 +97,7 @@ pub fn identify(registry: &CaRegistry, der: &[u8]) -> Result<IdentifiedCertifica
             subject: Some(pki::one_line_name(cert.subject_name())),
             profile: profile_hints(der),
         },
+        distribution_points: crate::crl::scope::distribution_points(der),
     })
 }
 

@@ -23,6 +23,14 @@
 //! later registration of the certificate itself completes. `removeFromCRL` means the hold was
 //! released: the certificate is registered and any hold on it lifted.
 //!
+//! With [`ImportOptions::certificates`] (`vigie import --certs DIR`), the certificate of each
+//! line is read from `DIR/<SERIAL>.pem` (or `.der`) when it is there — `openssl ca` writes each
+//! certificate it issues to its `new_certs_dir` under that name — and registered from the
+//! certificate itself, as `POST /v1/certificates` would: checked against the CA's key, with its
+//! notBefore, and its CRL distribution points counted in the CA's learned CRL scope
+//! ([`crate::crl::scope`]). A certificate that is not the line's (other serial, other CA)
+//! skips the line.
+//!
 //! Lines are applied in transactions of [`ImportOptions::chunk`] lines. A line the rules refuse
 //! (a conflict with what is recorded, a time that cannot be) is skipped and reported; when
 //! its issuance was accepted before its revocation was refused, the issuance stays. A store
@@ -32,9 +40,23 @@
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use super::{Change, Error, NOT_BEFORE_UNKNOWN, Outcome, RevocationRequest};
+use crate::crl::scope::DpSet;
 use crate::model::{CaId, Issuance, RevocationReason, Serial, UnixTime};
+use crate::pki::CaRegistry;
 use crate::store::Store;
+
+/// Where the certificates of the imported lines are (`vigie import --certs`).
+#[derive(Clone, Debug)]
+pub struct CertificateDir {
+    /// The directory (`openssl ca`'s `new_certs_dir`): `<SERIAL>.pem` or `<SERIAL>.der`.
+    pub dir: PathBuf,
+    /// The configured CAs, to check who signed each certificate.
+    pub registry: Arc<CaRegistry>,
+}
 
 /// Options of an import.
 #[derive(Clone, Debug)]
@@ -43,6 +65,8 @@ pub struct ImportOptions {
     pub chunk: usize,
     /// How many skipped lines to describe one by one in the summary.
     pub max_reported: usize,
+    /// Where to find the lines' certificates, if anywhere.
+    pub certificates: Option<CertificateDir>,
 }
 
 impl Default for ImportOptions {
@@ -50,6 +74,7 @@ impl Default for ImportOptions {
         ImportOptions {
             chunk: 10_000,
             max_reported: 20,
+            certificates: None,
         }
     }
 }
@@ -65,6 +90,8 @@ pub struct ImportSummary {
     pub applied: u64,
     /// Events already recorded (nothing written).
     pub unchanged: u64,
+    /// Lines registered from their certificate (`--certs`).
+    pub from_certificates: u64,
     /// Lines skipped, by cause.
     pub skipped_by_cause: BTreeMap<String, u64>,
     /// The first skipped lines: (line number, explanation).
@@ -305,7 +332,7 @@ pub fn import(
     let mut summary = ImportSummary::default();
     let mut bytes = 0u64;
     let mut line = String::new();
-    let mut chunk: Vec<(u64, IndexEntry)> = Vec::with_capacity(options.chunk);
+    let mut chunk: Vec<(u64, IndexEntry, Option<DpSet>)> = Vec::with_capacity(options.chunk);
     let chunk_size = options.chunk.max(1);
     loop {
         line.clear();
@@ -318,9 +345,23 @@ pub fn import(
             bytes += n as u64;
             summary.lines += 1;
             match parse_line(&line, now) {
-                Ok(Some(entry)) => {
+                Ok(Some(mut entry)) => {
                     *summary.by_status.entry(entry.status).or_default() += 1;
-                    chunk.push((summary.lines, entry));
+                    match options
+                        .certificates
+                        .as_ref()
+                        .map(|d| with_certificate(d, ca, &mut entry))
+                        .transpose()
+                    {
+                        Ok(dps) => {
+                            let dps = dps.flatten();
+                            summary.from_certificates += u64::from(dps.is_some());
+                            chunk.push((summary.lines, entry, dps));
+                        }
+                        Err((cause, detail)) => {
+                            summary.skip(summary.lines, cause, detail, options.max_reported)
+                        }
+                    }
                 }
                 Ok(None) => {}
                 Err((cause, detail)) => {
@@ -340,22 +381,80 @@ pub fn import(
     }
 }
 
+/// Reads the certificate of `entry` from `dir`, if there, and makes the entry's issuance the
+/// certificate's. Returns its distribution points (`None`: no certificate file).
+fn with_certificate(
+    dir: &CertificateDir,
+    ca: &CaId,
+    entry: &mut IndexEntry,
+) -> Result<Option<DpSet>, LineError> {
+    let hex = hex::encode_upper(entry.serial.magnitude());
+    let Some((path, bytes)) = [
+        format!("{hex}.pem"),
+        format!("{}.pem", hex.to_ascii_lowercase()),
+        format!("{hex}.der"),
+    ]
+    .iter()
+    .map(|name| dir.dir.join(name))
+    .find_map(|p| std::fs::read(&p).ok().map(|b| (p, b))) else {
+        return Ok(None);
+    };
+    let der = match super::request::pem_blocks(&String::from_utf8_lossy(&bytes)) {
+        Ok(blocks) if !blocks.is_empty() => blocks
+            .into_iter()
+            .find(|(label, _)| label == "CERTIFICATE")
+            .map(|(_, der)| der)
+            .ok_or_else(|| {
+                (
+                    "bad certificate",
+                    format!("{}: no CERTIFICATE block", path.display()),
+                )
+            })?,
+        _ => bytes,
+    };
+    let c = super::certificate::identify(&dir.registry, &der)
+        .map_err(|e| ("bad certificate", format!("{}: {e}", path.display())))?;
+    if c.ca != *ca || c.serial != entry.serial {
+        return Err((
+            "bad certificate",
+            format!(
+                "{}: is serial {} of CA {}, not this line's",
+                path.display(),
+                c.serial,
+                c.ca
+            ),
+        ));
+    }
+    match entry.changes.first_mut() {
+        Some(Change::Issue(issuance)) => *issuance = c.issuance,
+        _ => entry.changes.insert(0, Change::Issue(c.issuance)),
+    }
+    Ok(Some(c.distribution_points))
+}
+
 fn apply_chunk(
     store: &Store,
     ca: &CaId,
-    chunk: &[(u64, IndexEntry)],
+    chunk: &[(u64, IndexEntry, Option<DpSet>)],
     now: UnixTime,
     summary: &mut ImportSummary,
     max_reported: usize,
 ) -> Result<(), Error> {
     let mut local = ImportSummary::default();
     store.transact(std::slice::from_ref(ca), now, |tx| -> Result<(), Error> {
-        for (line_no, entry) in chunk {
-            for change in &entry.changes {
-                match super::apply(tx, ca, &entry.serial, change) {
+        for (line_no, entry, dps) in chunk {
+            for (i, change) in entry.changes.iter().enumerate() {
+                let c = super::request::CertChange {
+                    ca: ca.clone(),
+                    serial: entry.serial.clone(),
+                    change: change.clone(),
+                    distribution_points: dps.clone().filter(|_| i == 0),
+                };
+                match super::register(tx, &c) {
                     Ok(Outcome::Applied { .. }) => local.applied += 1,
                     Ok(Outcome::Unchanged { .. }) => local.unchanged += 1,
                     Err(Error::Store(e)) => return Err(Error::Store(e)),
+                    Err(Error::Scope(e)) => return Err(Error::Scope(e)),
                     Err(e) => {
                         let cause = match &e {
                             Error::Conflict(_) => "conflict with the store",

@@ -16,7 +16,9 @@
 //! - **Issue**: registers notBefore/notAfter/subject/profile. The same validity again is
 //!   unchanged; a different one is a conflict (another certificate with the same serial). An
 //!   issuance whose notBefore is [`NOT_BEFORE_UNKNOWN`] (what `index.txt` imports record) is
-//!   completed, not contradicted, by the real certificate with the same notAfter.
+//!   completed, not contradicted, by the real certificate with the same notAfter. A registration
+//!   written from the certificate itself also counts its CRL distribution points in the CA's
+//!   learned CRL scope, in the same batch ([`register`], [`crate::crl::scope`]).
 //! - **Revoke**: allowed whether or not the issuance was registered (the CA knows best; the
 //!   record then has a revocation and no issuance). The same revocation again is unchanged;
 //!   an omitted `revoked_at` or `invalidity_date` means "as recorded", so a retry without them
@@ -73,6 +75,9 @@ pub enum Error {
     /// The store failed (HTTP 500/503).
     #[error(transparent)]
     Store(#[from] store::Error),
+    /// The CA's learned CRL scope could not be updated (HTTP 500).
+    #[error(transparent)]
+    Scope(#[from] crate::crl::scope::Error),
 }
 
 impl Error {
@@ -216,12 +221,25 @@ fn apply_all(
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            apply(tx, &c.ca, &c.serial, &c.change).map_err(|e| match label {
+            register(tx, c).map_err(|e| match label {
                 Some(label) => e.within(&format!("{label}[{i}]")),
                 None => e,
             })
         })
         .collect()
+}
+
+/// Applies one change; a registration that is written (new, or completing an import) counts
+/// the certificate's distribution points, when known, in its CA's learned CRL scope, in the same
+/// batch ([`crate::crl::scope::record_in_tx`]). A replay counts nothing.
+pub fn register(tx: &mut Tx<'_>, c: &request::CertChange) -> Result<Outcome, Error> {
+    let outcome = apply(tx, &c.ca, &c.serial, &c.change)?;
+    if let (Outcome::Applied { .. }, Change::Issue(_), Some(dps)) =
+        (&outcome, &c.change, &c.distribution_points)
+    {
+        crate::crl::scope::record_in_tx(tx, &c.ca, dps)?;
+    }
+    Ok(outcome)
 }
 
 enum Decision {

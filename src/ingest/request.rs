@@ -26,6 +26,9 @@ pub struct CertChange {
     pub serial: Serial,
     /// What happens to it.
     pub change: Change,
+    /// For a registration from the certificate itself: the distribution point names it carries
+    /// (empty: none), counted in the CA's learned CRL scope. `None`: not known.
+    pub distribution_points: Option<crate::crl::scope::DpSet>,
 }
 
 /// How a request body is encoded, from its `Content-Type` (parameters ignored).
@@ -172,6 +175,7 @@ fn revocation(item: &Value, known: &impl Fn(&CaId) -> bool) -> Result<CertChange
             reason,
             invalidity_date,
         }),
+        distribution_points: None,
     })
 }
 

@@ -208,6 +208,9 @@ pub struct Committed {
     pub last_seq: u64,
     /// Whether a revocation (or a hold, or a release) was among the changes.
     pub revocation_changed: bool,
+    /// Whether the CA's CRL scope may have changed ([`Tx::mark_scope_changed`]): a registered
+    /// certificate brought distribution points not seen before.
+    pub scope_changed: bool,
 }
 
 /// Options for opening the store.
@@ -477,6 +480,8 @@ impl Store {
             revocation_changed: HashMap::new(),
             audited: false,
             meta_staged: false,
+            meta: HashMap::new(),
+            scope_changed: Vec::new(),
         };
         let out = f(&mut tx)?;
         if tx.changed.is_empty() && !tx.audited && !tx.meta_staged {
@@ -485,12 +490,17 @@ impl Store {
         let mut wo = WriteOptions::default();
         wo.set_sync(false);
         let Tx {
-            batch,
+            mut batch,
             seqs,
             changed,
             revocation_changed,
+            meta,
+            scope_changed,
             ..
         } = tx;
+        for (key, value) in &meta {
+            batch.put_cf(self.cf(cf::META), key, value);
+        }
         self.db.write_opt(batch, &wo).map_err(Error::from)?;
         for (id, guard) in guards.iter_mut() {
             if let Some(seq) = seqs.get(id) {
@@ -510,10 +520,12 @@ impl Store {
             let revocation_changed = revocation_changed.get(&ca).copied().unwrap_or(false);
             if changed.iter().any(|(c, _)| *c == ca) {
                 // No subscriber is not an error.
+                let scope_changed = scope_changed.contains(&ca);
                 let _ = self.committed.send(Committed {
                     ca,
                     last_seq,
                     revocation_changed,
+                    scope_changed,
                 });
             }
         }
@@ -1006,9 +1018,33 @@ pub struct Tx<'a> {
     audited: bool,
     /// A store-wide `meta` value was staged ([`Tx::put_global_meta`]): write even without changes.
     meta_staged: bool,
+    /// `meta` entries staged (key → value), written with the batch.
+    meta: HashMap<Vec<u8>, Vec<u8>>,
+    scope_changed: Vec<CaId>,
 }
 
 impl Tx<'_> {
+    /// A CA's named `meta` entry as this transaction sees it (including what it staged).
+    pub fn meta(&self, ca: &CaId, name: &str) -> Result<Option<Vec<u8>>, Error> {
+        if let Some(v) = self.meta.get(&keys::meta(ca, name)) {
+            return Ok(Some(v.clone()));
+        }
+        self.store.meta(ca, name)
+    }
+
+    /// Stages a CA's named `meta` entry, written in the transaction's batch. Only written when
+    /// the transaction also changes a certificate record.
+    pub fn put_meta(&mut self, ca: &CaId, name: &str, value: Vec<u8>) {
+        self.meta.insert(keys::meta(ca, name), value);
+    }
+
+    /// Says, in the commit notification, that the CA's CRL scope may have changed.
+    pub fn mark_scope_changed(&mut self, ca: &CaId) {
+        if !self.scope_changed.contains(ca) {
+            self.scope_changed.push(ca.clone());
+        }
+    }
+
     /// The record as this transaction sees it (including what it staged).
     pub fn record(&self, ca: &CaId, serial: &Serial) -> Result<Option<CertRecord>, Error> {
         if let Some(r) = self.staged.get(&(ca.clone(), serial.clone())) {

@@ -165,6 +165,48 @@ pub fn issue_with_key(
     serial_hex: &str,
     signing_key: Option<&PKey<Private>>,
 ) -> (X509, PKey<Private>) {
+    issue_with_crldp(ca, serial_hex, signing_key, &[])
+}
+
+/// A cRLDistributionPoints extension (RFC 5280 §4.2.1.13): one distribution point per item of
+/// `points`, each with a fullName of these URIs.
+pub fn crl_distribution_points(points: &[&[&str]]) -> openssl::x509::X509Extension {
+    use der::Encode;
+    use x509_cert::ext::pkix::crl::CrlDistributionPoints;
+    use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+    use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+    let dps = CrlDistributionPoints(
+        points
+            .iter()
+            .map(|uris| DistributionPoint {
+                distribution_point: Some(DistributionPointName::FullName(
+                    uris.iter()
+                        .map(|u| {
+                            GeneralName::UniformResourceIdentifier(
+                                der::asn1::Ia5String::new(u).expect("IA5"),
+                            )
+                        })
+                        .collect(),
+                )),
+                reasons: None,
+                crl_issuer: None,
+            })
+            .collect(),
+    );
+    let oid = openssl::asn1::Asn1Object::from_str("2.5.29.31").expect("OID");
+    let value = openssl::asn1::Asn1OctetString::new_from_bytes(&dps.to_der().expect("DER"))
+        .expect("octets");
+    openssl::x509::X509Extension::new_from_der(&oid, false, &value).expect("extension")
+}
+
+/// [`issue_with_key`], with a cRLDistributionPoints extension when `points` is not empty (see
+/// [`crl_distribution_points`]).
+pub fn issue_with_crldp(
+    ca: &str,
+    serial_hex: &str,
+    signing_key: Option<&PKey<Private>>,
+    points: &[&[&str]],
+) -> (X509, PKey<Private>) {
     let issuer = ca_x509(ca);
     let ca_key = ca_key(ca);
     let key = signing_key.unwrap_or(&ca_key);
@@ -204,6 +246,10 @@ pub fn issue_with_key(
     .expect("ku");
     b.append_extension(ExtendedKeyUsage::new().client_auth().build().expect("eku"))
         .expect("eku");
+    if !points.is_empty() {
+        b.append_extension(crl_distribution_points(points))
+            .expect("crldp");
+    }
     b.sign(key, MessageDigest::sha256()).expect("sign");
     (b.build(), subject_key)
 }

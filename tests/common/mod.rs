@@ -79,6 +79,8 @@ pub struct Options {
     pub admin_extra: String,
     /// Extra lines of the `[public]` table (connection limits).
     pub public_extra: String,
+    /// Start on an empty store (the demo's sample certificates not registered).
+    pub no_seed: bool,
 }
 
 /// The bearer token of [`Options::ingest`].
@@ -162,6 +164,8 @@ pub fn seed(config_path: &Path) {
         }
         let serial = Serial::from_hex(&cert.serial_hex).expect("hex serial");
         let x = vigie::pki::read_cert(&cert.path).expect("cert");
+        // Registered from the certificate itself: its distribution points are learned.
+        let dps = vigie::crl::scope::distribution_points(&x.to_der().expect("DER"));
         let mut changes = vec![Change::Issue(Issuance {
             not_before: vigie::pki::not_before(&x),
             not_after: vigie::pki::not_after(&x),
@@ -185,8 +189,16 @@ pub fn seed(config_path: &Path) {
                 std::slice::from_ref(&ca),
                 now,
                 |tx| -> Result<(), vigie::Error> {
-                    for c in &changes {
-                        ingest::apply(tx, &ca, &serial, c)?;
+                    for (i, c) in changes.iter().enumerate() {
+                        ingest::register(
+                            tx,
+                            &ingest::request::CertChange {
+                                ca: ca.clone(),
+                                serial: serial.clone(),
+                                change: c.clone(),
+                                distribution_points: (i == 0).then(|| dps.clone()),
+                            },
+                        )?;
                     }
                     Ok(())
                 },
@@ -205,7 +217,9 @@ impl Server {
     pub fn start_with(opts: &Options) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = write_config(dir.path(), opts);
-        seed(&config);
+        if !opts.no_seed {
+            seed(&config);
+        }
         let mut s = Server {
             stderr_log: dir.path().join("stderr.log"),
             dir,
