@@ -1404,7 +1404,11 @@ impl RawConfig {
                     ));
                 }
             };
-            for (key, path) in [("key", &c.key), ("ocsp_key", &c.ocsp_key)] {
+            for (key, path) in [("key", c.key.as_deref()), ("ocsp_key", Some(&*c.ocsp_key))] {
+                // A pkcs11: URI names no file.
+                let Some(path) = path.filter(|p| !p.starts_with("pkcs11:")) else {
+                    continue;
+                };
                 let path = resolve(path);
                 if path.exists() {
                     secret_file(&table, key, &path)?;

@@ -92,7 +92,7 @@ pub struct ProbeCa {
     /// Where to fetch the delta CRL.
     pub delta_url: String,
     /// The IssuingDistributionPoint URL the CRLs must carry, when known (`Some(None)`: none).
-    pub expected_idp: Option<Option<String>>,
+    pub expected_idp: Option<Vec<String>>,
     /// The FreshestCRL URL the complete CRL must carry, when known (`Some(None)`: none).
     pub expected_freshest: Option<Option<String>>,
     /// Serials to ask OCSP about besides the CRL's samples (hex).
@@ -444,7 +444,7 @@ fn check_crl(
     }
     if let Some(expected) = &ca.expected_idp {
         let got = idp.as_ref().map(|(_, u)| u.clone()).unwrap_or_default();
-        let want: Vec<String> = expected.iter().cloned().collect();
+        let want: Vec<String> = expected.clone();
         if got != want {
             c.problem(
                 label,
@@ -1304,7 +1304,8 @@ pub fn cas_from_config(config: &crate::config::Config, url: &str) -> Vec<ProbeCa
                 cert: ca.cert.clone(),
                 crl_url: format!("{base}/crl/{}.crl", c.id),
                 delta_url: format!("{base}/crl/{}-delta.crl", c.id),
-                expected_idp: Some(c.crl.idp_url.clone()),
+                // Learned from the registered certificates unless crl_urls/crl_url say: not compared then.
+                expected_idp: c.crl.idp_urls.clone(),
                 expected_freshest: Some(
                     c.crl
                         .delta_schedule
@@ -1327,7 +1328,7 @@ pub fn ca_from_cert(id: &str, cert: X509, url: &str, crl_url_base: Option<&str>)
         crl_url: format!("{base}/crl/{id}.crl"),
         delta_url: format!("{base}/crl/{id}-delta.crl"),
         expected_idp: crl_url_base
-            .map(|b| Some(format!("{}/crl/{id}.crl", b.trim_end_matches('/')))),
+            .map(|b| vec![format!("{}/crl/{id}.crl", b.trim_end_matches('/'))]),
         expected_freshest: None,
         serials: Vec::new(),
     }

@@ -313,10 +313,10 @@ pub async fn by_number(
     let crl = Arc::new(ServedCrl::new(crl));
     let (bytes, etag, content_type) = body(&crl, form).await?;
     let now = state.clock.now();
-    let cache_control = if crl.is_valid_at(now) {
+    let cache_control = if crl.crl.is_valid_at(now) {
         format!(
             "max-age={}, public, no-transform",
-            (crl.record.next_update.0 - now.0).clamp(0, 86400)
+            (crl.crl.record.next_update.0 - now.0).clamp(0, 86400)
         )
     } else {
         "no-cache".to_owned()

@@ -187,6 +187,7 @@ impl Responder {
                     ca,
                     Some(serial),
                     &cert_id_der,
+                    true,
                 ),
             );
         }
