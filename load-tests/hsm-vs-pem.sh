@@ -21,7 +21,8 @@ OUT=${3:-load-tests/results/$(date -u +%Y-%m-%d)-hsm-vs-pem}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
-cargo build --release --quiet --bin vigie -p vigie --bin vigie-load -p vigie-load
+# SKIP_BUILD=1: use the binaries already in the target directory.
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release --quiet -p vigie --bin vigie -p vigie-load --bin vigie-load
 TARGET=$(cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 VIGIE=$TARGET/release/vigie
@@ -52,6 +53,17 @@ start() { # DIR PUBLIC ADMIN [--hsm]
 start "$WORK/hsm" 127.0.0.1:18580 127.0.0.1:18581 --hsm
 start "$WORK/pem" 127.0.0.1:18590 127.0.0.1:18591
 
+# vigie-load reads DIR/vigie.toml for the CAs' policies. One built before [pkcs11] existed
+# (SKIP_BUILD with an older binary) reads a copy without that table.
+LOADDIR_HSM=$WORK/hsm
+if [ -n "${SKIP_BUILD:-}" ]; then
+  LOADDIR_HSM=$WORK/hsm-view
+  mkdir -p "$LOADDIR_HSM"
+  ln -s "$WORK/hsm/pki" "$LOADDIR_HSM/pki"
+  cp "$WORK/hsm/admin-token" "$LOADDIR_HSM/"
+  grep -v -E '^(\[pkcs11\]|module = |pin_file = )' "$WORK/hsm/vigie.toml" >"$LOADDIR_HSM/vigie.toml"
+fi
+
 run() { # LABEL DEMO_DIR URL ARGS...
   local label=$1 dir=$2 url=$3
   shift 3
@@ -67,15 +79,12 @@ run() { # LABEL DEMO_DIR URL ARGS...
 
 for round in 1 2; do
   for cas in aci-el-pp aci-el-org; do
-    run "nonce-$cas-hsm-$round" "$WORK/hsm" http://127.0.0.1:18580 --nonce --cas "$cas"
+    run "nonce-$cas-hsm-$round" "$LOADDIR_HSM" http://127.0.0.1:18580 --nonce --cas "$cas"
     run "nonce-$cas-pem-$round" "$WORK/pem" http://127.0.0.1:18590 --nonce --cas "$cas"
   done
 done
-for side in hsm pem; do
-  port=18580
-  [ "$side" = pem ] && port=18590
-  run "cached-$side" "$WORK/$side" "http://127.0.0.1:$port"
-done
+run cached-hsm "$LOADDIR_HSM" http://127.0.0.1:18580
+run cached-pem "$WORK/pem" http://127.0.0.1:18590
 
 rps() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); t=d["totals"]; assert t["wrong"] == 0, sys.argv[1]; print(round(t["throughput"], 1))' "$OUT/$1/result.json"; }
 {
