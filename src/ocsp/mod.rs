@@ -191,6 +191,9 @@ impl CachedResponse {
     }
 
     /// An entry for `der`, signed at `times`, made from a record read at store `generation`.
+    // Every argument is a distinct fact about the entry; a struct for one private constructor
+    // would only rename them.
+    #[allow(clippy::too_many_arguments)]
     fn new(
         der: Vec<u8>,
         times: Times,
