@@ -54,9 +54,11 @@ fn fetch(addr: SocketAddr, host: &str) -> Option<String> {
     let mut body = String::new();
     s.read_to_string(&mut body).ok()?;
     let (head, body) = body.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200")
-        .then(|| body.to_owned())
-        .or_else(|| head.starts_with("HTTP/1.0 200").then(|| body.to_owned()))
+    if head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200") {
+        Some(body.to_owned())
+    } else {
+        None
+    }
 }
 
 /// The sampling thread.
