@@ -101,7 +101,7 @@ impl LdapSink {
     fn client_error(&self, source: ldap3::LdapError) -> Error {
         Error::Ldap {
             url: self.config.url.clone(),
-            source,
+            source: Box::new(source),
         }
     }
 
