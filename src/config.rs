@@ -1445,7 +1445,7 @@ impl RawConfig {
                 "no CA configured: add at least one [[ca]] table".into(),
             ));
         }
-        let publish = crate::publish::config::validate(&self.publish, &resolve).map_err(
+        let publish = crate::publish::config::validate(&self.publish, resolve).map_err(
             |(i, key, message)| invalid(&format!("[[publish]] #{}", i + 1), key, message),
         )?;
         let registry = CaRegistry::load(&cas, pkcs11.as_ref()).map_err(|e| {

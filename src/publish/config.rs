@@ -124,13 +124,11 @@ pub fn validate(
                     );
                 }
                 let bind_password_file = r.bind_password_file.as_deref().map(&resolve);
-                if let Some(p) = &bind_password_file {
-                    if !p.is_file() {
-                        return refuse(
-                            "bind_password_file",
-                            format!("{} is not a readable file", p.display()),
-                        );
-                    }
+                if let Some(p) = bind_password_file.as_ref().filter(|p| !p.is_file()) {
+                    return refuse(
+                        "bind_password_file",
+                        format!("{} is not a readable file", p.display()),
+                    );
                 }
                 SinkConfig::Ldap(LdapConfig {
                     url: url.trim_end_matches('/').to_owned(),

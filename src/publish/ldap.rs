@@ -12,10 +12,9 @@
 //! 1. read the entry (base search): its object classes and the CRL it holds;
 //! 2. if it holds this CRL number or a newer one (the CRLNumber of the DER read back,
 //!    RFC 5280 §5.2.3), stop: a CRL is never replaced by an older one;
-//! 3. otherwise write it with one modify that deletes the exact value read and adds the new
-//!    one — atomic on the server (RFC 4511 §4.6), so it fails rather than overwrite a value
-//!    someone changed in between — adding `pkiCA`/`deltaCRL` to the entry's classes if
-//!    missing;
+//! 3. otherwise replace it with one modify (RFC 4511 §4.6), adding `pkiCA`/`deltaCRL` to the
+//!    entry's classes if missing (a delete of the exact value read, as a conditional write, is
+//!    not possible: these attributes have no equality matching rule);
 //! 4. read it back and compare the bytes.
 //!
 //! A missing CA entry is created with the structural class `applicationProcess` (X.521, in
@@ -102,7 +101,7 @@ impl LdapSink {
     fn client_error(&self, source: ldap3::LdapError) -> Error {
         Error::Ldap {
             url: self.config.url.clone(),
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -164,14 +163,11 @@ impl LdapSink {
                 if !missing.is_empty() {
                     mods.push(Mod::Add(b"objectClass".to_vec(), missing));
                 }
-                if !entry.values.is_empty() {
-                    // Delete exactly what was read: the modify fails if it changed meanwhile.
-                    mods.push(Mod::Delete(
-                        attr.as_bytes().to_vec(),
-                        entry.values.iter().cloned().collect(),
-                    ));
-                }
-                mods.push(Mod::Add(
+                // Replace, not delete-the-value-read-and-add: certificateRevocationList has no
+                // equality matching rule (RFC 4523 §2.2; OpenLDAP answers 18
+                // inappropriateMatching to a value delete). One writer numbers and publishes a
+                // CA's CRLs, and the read above made sure this one is newer.
+                mods.push(Mod::Replace(
                     attr.as_bytes().to_vec(),
                     HashSet::from([der.clone()]),
                 ));

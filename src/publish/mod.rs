@@ -34,9 +34,9 @@ pub enum Error {
     Ldap {
         /// The server.
         url: String,
-        /// What the client said.
+        /// What the client said (boxed: the client's error is large).
         #[source]
-        source: ldap3::LdapError,
+        source: Box<ldap3::LdapError>,
     },
     /// The LDAP server refused an operation (RFC 4511 §4.1.9 result code and message).
     #[error("LDAP {operation} {dn}: result {rc} ({text}){matched}")]
