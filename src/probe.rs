@@ -434,13 +434,11 @@ fn check_crl(
         );
     }
     // IssuingDistributionPoint (§5.2.5): critical; the expected URL.
-    if let Some((critical, _)) = &idp {
-        if !critical {
-            c.problem(
-                label,
-                "IssuingDistributionPoint is not critical (RFC 5280 §5.2.5)",
-            );
-        }
+    if let Some((false, _)) = &idp {
+        c.problem(
+            label,
+            "IssuingDistributionPoint is not critical (RFC 5280 §5.2.5)",
+        );
     }
     if let Some(expected) = &ca.expected_idp {
         let got = idp.as_ref().map(|(_, u)| u.clone()).unwrap_or_default();
@@ -461,19 +459,17 @@ fn check_crl(
         (Some((true, _)), false) => c.problem(label, "FreshestCRL is critical (RFC 5280 §5.2.6)"),
         _ => {}
     }
-    if !is_delta {
-        if let Some(expected) = &ca.expected_freshest {
-            let got = freshest
-                .as_ref()
-                .map(|(_, u)| u.clone())
-                .unwrap_or_default();
-            let want: Vec<String> = expected.iter().cloned().collect();
-            if got != want {
-                c.problem(
-                    label,
-                    format!("FreshestCRL names {got:?}, expected {want:?}"),
-                );
-            }
+    if let (false, Some(expected)) = (is_delta, &ca.expected_freshest) {
+        let got = freshest
+            .as_ref()
+            .map(|(_, u)| u.clone())
+            .unwrap_or_default();
+        let want: Vec<String> = expected.iter().cloned().collect();
+        if got != want {
+            c.problem(
+                label,
+                format!("FreshestCRL names {got:?}, expected {want:?}"),
+            );
         }
     }
     // Times (§5.1.2.4, §5.1.2.5).
@@ -515,13 +511,11 @@ fn check_crl(
     }
     // Numbers never go back.
     let key = format!("{}/{}", ca.id, if is_delta { "delta" } else { "full" });
-    if let Some(seen) = state.crl_numbers.get(&key) {
-        if number < *seen {
-            c.problem(
-                label,
-                format!("CRLNumber {number} is lower than {seen}, seen before (RFC 5280 §5.2.3)"),
-            );
-        }
+    if let Some(seen) = state.crl_numbers.get(&key).filter(|seen| number < **seen) {
+        c.problem(
+            label,
+            format!("CRLNumber {number} is lower than {seen}, seen before (RFC 5280 §5.2.3)"),
+        );
     }
     let entry = state.crl_numbers.entry(key).or_insert(number);
     *entry = (*entry).max(number);
@@ -633,6 +627,7 @@ enum Said {
 }
 
 /// Checks one OCSP answer; returns the status when the answer is usable.
+#[allow(clippy::too_many_arguments)]
 fn check_ocsp(
     c: &mut Checker<'_>,
     label: &str,
@@ -1080,13 +1075,13 @@ fn probe_ca(
                 Err(e) => c.problem(&label, e),
             }
         }
-        if let [(_, a), (_, b)] = answers.as_slice() {
-            if a != b {
-                c.problem(
-                    format!("OCSP {serial}"),
-                    format!("GET says {}, POST says {}", said_text(a), said_text(b)),
-                );
-            }
+        if let [(_, a), (_, b)] = answers.as_slice()
+            && a != b
+        {
+            c.problem(
+                format!("OCSP {serial}"),
+                format!("GET says {}, POST says {}", said_text(a), said_text(b)),
+            );
         }
         for (label, said) in &answers {
             agreement(c, label, serial, said, listed.get(serial), crl_time);
