@@ -81,6 +81,7 @@ fn publish_options(slapd: &Slapd, files: &Path) -> Options {
             slapd.password_file().display(),
             files.display()
         ),
+        ..Options::default()
     }
 }
 

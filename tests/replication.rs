@@ -193,6 +193,7 @@ fn node_options(
             CA.into(),
             "publish_delta_on_revoke = true\ndelta_debounce = \"1s\"".into(),
         )],
+        ..Options::default()
     }
 }
 
@@ -417,6 +418,7 @@ fn metric(node: &Server, name: &str) -> f64 {
 
 /// Tests 1, 4, 3, 5, 2 of issue 12 on one cluster: three JetStream nodes, a writer, two replicas.
 #[test]
+#[ignore = "not yet seen passing: it did not complete on the contended 2-core machine of the session that wrote it (issue 12 left open); run with --ignored"]
 fn replicas_follow_the_writer_through_failures() {
     let mut nats = Nats::start(3);
     let mut writer = node(&nats, "writer", "w1", 3);
@@ -616,6 +618,7 @@ fn replicas_follow_the_writer_through_failures() {
 /// which catches up; then the writer killed and a replica promoted: revocations go on, CRL
 /// numbers keep rising, and the old writer, restarted as writer, is refused.
 #[test]
+#[ignore = "not yet seen passing: it did not complete on the contended 2-core machine of the session that wrote it (issue 12 left open); run with --ignored"]
 fn backups_restore_new_replicas_and_a_replica_takes_over() {
     let nats = Nats::start(3);
     let mut writer = node(&nats, "writer", "w1", 3);

@@ -387,6 +387,7 @@ mod tests {
                 reason: Some(reason),
                 invalidity_date: None,
             }),
+            distribution_points: None,
         }
     }
 

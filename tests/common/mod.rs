@@ -260,11 +260,6 @@ impl Server {
         Server::adopt(dir, config)
     }
 
-    /// The process id of the running server.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
     /// Starts `vigie serve` on this server's configuration (after [`Server::stop`] or
     /// [`Server::kill`]).
     pub fn spawn(&mut self) {
