@@ -1519,6 +1519,7 @@ mod tests {
             .map(|(_, rest)| rest)
             .expect("an LDAP example")
             .lines()
+            .take_while(|l| !l.trim().is_empty())
             .filter_map(|l| l.strip_prefix("# "))
             .filter(|l| l.contains(" = "))
             .map(|l| format!("{l}\n"))

@@ -83,7 +83,11 @@ fn config_text(setup: &DemoSetup, pki: &DemoPki, dir: &Path, token_sha256: &str)
          [admin]\nlisten = \"{}\"\n\
          # SHA-256 of the bearer token in {TOKEN_FILE} (ingest API).\n\
          token_sha256 = [\"{token_sha256}\"]\n\n\
-         [store]\npath = \"data\"\n\n",
+         [store]\npath = \"data\"\n\n\
+         # Load tests run from one address: the per-client ration of signatures that only an\n\
+         # anonymous request asks for (nonces, unregistered serials) is raised here. Keep the\n\
+         # defaults on a listener that faces the internet.\n\
+         [ocsp]\nsign_rate_per_client = 100000\nsign_burst_per_client = 100000\n\n",
         setup.listen, setup.listen, setup.admin_listen
     );
     if setup.hsm {

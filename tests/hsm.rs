@@ -497,7 +497,7 @@ fn write_config(pki: &Pki, pin_file: bool, extra_ca: &str) -> PathBuf {
         "[public]\nlisten = \"127.0.0.1:0\"\nworkers = 2\n\
          [admin]\nlisten = \"127.0.0.1:0\"\n{}\
          [store]\npath = \"data\"\nblock_cache_mb = 16\n\
-         [ocsp]\nsigning_queue = 64\n\
+         [ocsp]\nsigning_queue = 64\nsign_rate_per_client = 1000000\nsign_burst_per_client = 1000000\n\
          [pkcs11]\nmodule = \"{MODULE}\"\n{pin_line}sessions = 4\n\
          [[ca]]\nid = \"{CA}\"\ncert = \"{}\"\nkey = \"pkcs11:token=vigie;object=ca;type=private\"\n\
          ocsp_cert = \"{}\"\nocsp_key = \"pkcs11:token=vigie;id=%02;type=private\"\n\

@@ -225,6 +225,12 @@ fn short_lived_signer(
     let key_path = dir.join("short-ocsp.key");
     std::fs::write(&cert_path, b.build().to_pem().expect("pem")).expect("cert written");
     std::fs::write(&key_path, key.private_key_to_pem_pkcs8().expect("pem")).expect("key");
+    // Private keys readable by their owner only, as the server requires.
+    std::fs::set_permissions(
+        &key_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("key mode");
     (cert_path, key_path)
 }
 

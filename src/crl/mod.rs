@@ -43,8 +43,8 @@
 //! ExpiredCertsOnCRL (when expired certificates are kept forever; its date is the CA
 //! certificate's notBefore, before which nothing the CA issued can have expired).
 
-pub mod announce;
 pub mod adopt;
+pub mod announce;
 pub mod build;
 pub mod delta;
 pub mod history;

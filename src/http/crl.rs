@@ -165,14 +165,9 @@ impl Subscriber for Served {
         let mut pair = slot.write().unwrap_or_else(|p| p.into_inner());
         match crl.kind() {
             CrlKind::Full => {
-                // A delta on an older base no longer goes with the new complete CRL.
-                if pair
-                    .delta
-                    .as_ref()
-                    .is_some_and(|d| d.crl.record.base != Some(crl.record.number))
-                {
-                    pair.delta = None;
-                }
+                // The delta on the previous base stays served until the delta on this one is
+                // built (moments later): it is still a valid CRL up to its nextUpdate, and a 503
+                // in between would make fetchers fail for nothing.
                 pair.full = Some(served);
             }
             CrlKind::Delta => pair.delta = Some(served),

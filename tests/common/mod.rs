@@ -3,8 +3,8 @@
 #![allow(dead_code, missing_docs)]
 
 pub mod api;
-pub mod tls;
 pub mod slapd;
+pub mod tls;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
