@@ -794,7 +794,7 @@ impl Nginx {
             if let Some(Ok(Some(status))) = n.child.as_mut().map(Child::try_wait) {
                 let mut err = String::new();
                 if let Some(e) = n.child.as_mut().and_then(|c| c.stderr.take()) {
-                    let _ = BufReader::new(e)
+                    BufReader::new(e)
                         .lines()
                         .map_while(Result::ok)
                         .for_each(|l| {
