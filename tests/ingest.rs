@@ -649,12 +649,8 @@ mod mtls {
     //! handshake.
 
     use super::*;
-    use openssl::asn1::{Asn1Integer, Asn1Time};
-    use openssl::bn::BigNum;
     use openssl::pkey::{PKey, Private};
     use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
-    use openssl::x509::X509NameBuilder;
-    use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
     use std::io::{Read, Write};
     use std::path::{Path, PathBuf};
 
@@ -662,44 +658,14 @@ mod mtls {
         PKey::from_rsa(openssl::rsa::Rsa::generate(2048).expect("rsa")).expect("key")
     }
 
+    /// A certificate for `CN=cn` (the shared builder of `common::tls`).
     fn cert(
         cn: &str,
         key: &PKey<Private>,
         issuer: Option<(&X509, &PKey<Private>)>,
         is_ca: bool,
     ) -> X509 {
-        let mut name = X509NameBuilder::new().expect("name");
-        name.append_entry_by_text("CN", cn).expect("cn");
-        let name = name.build();
-        let mut b = X509::builder().expect("builder");
-        b.set_version(2).expect("v3");
-        let serial = BigNum::from_hex_str(&random_serial()).expect("serial");
-        b.set_serial_number(&Asn1Integer::from_bn(&serial).expect("int"))
-            .expect("serial");
-        b.set_subject_name(&name).expect("subject");
-        b.set_issuer_name(issuer.map_or(&name, |(c, _)| c.subject_name()))
-            .expect("issuer");
-        b.set_pubkey(key).expect("pubkey");
-        let now = now().0;
-        b.set_not_before(&Asn1Time::from_unix(now - 3600).expect("t"))
-            .expect("nb");
-        b.set_not_after(&Asn1Time::from_unix(now + 86400).expect("t"))
-            .expect("na");
-        let mut bc = BasicConstraints::new();
-        if is_ca {
-            bc.critical().ca();
-        }
-        b.append_extension(bc.build().expect("bc")).expect("bc");
-        if !is_ca {
-            let san = SubjectAlternativeName::new()
-                .ip("127.0.0.1")
-                .build(&b.x509v3_context(issuer.map(|(c, _)| c.as_ref()), None))
-                .expect("san");
-            b.append_extension(san).expect("san");
-        }
-        b.sign(issuer.map_or(key, |(_, k)| k), MessageDigest::sha256())
-            .expect("sign");
-        b.build()
+        common::tls::cert(&[("CN", cn)], key, issuer, is_ca)
     }
 
     struct Files {
