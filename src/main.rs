@@ -503,7 +503,7 @@ fn demo_hsm_environment(dir: &std::path::Path) -> anyhow::Result<()> {
 
 fn serve(config: Config) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
-        vigie::service::run(config, Arc::new(SystemClock), |bound| {
+        vigie::service::run(config, vigie::clock::service_clock(), |bound| {
             println!("listening public http://{}", bound.public);
             let scheme = if bound.admin_tls { "https" } else { "http" };
             println!("listening admin {scheme}://{}", bound.admin);

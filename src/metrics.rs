@@ -40,6 +40,10 @@ pub const CRL_LAST_PUBLISH: &str = "vigie_crl_last_publish_timestamp_seconds";
 pub const CRL_NEXT_UPDATE: &str = "vigie_crl_next_update_timestamp_seconds";
 /// CRL builds that failed, by `ca` and `kind`.
 pub const CRL_BUILD_FAILURES: &str = "vigie_crl_build_failures_total";
+/// Counter: errors of the background refresh passes, by CA and task (`ocsp`: one stored answer
+/// the OCSP refresher could not re-sign or drop; `crl`: one CA the CRL watchdog could not
+/// bring up to date). The pass goes on with the other entries and CAs.
+pub const REFRESH_ERRORS: &str = "vigie_refresh_errors_total";
 /// The safety margin of a CA's CRLs, seconds, by `ca` and `kind`: the publisher rebuilds a CRL
 /// whose nextUpdate comes nearer than this (`VigieCrlStale` fires when one stays within it).
 pub const CRL_SAFETY_MARGIN: &str = "vigie_crl_safety_margin_seconds";
@@ -162,6 +166,10 @@ fn describe() {
         "nextUpdate of the latest CRL (Unix time), by CA and kind"
     );
     metrics::describe_counter!(CRL_BUILD_FAILURES, "CRL builds that failed, by CA and kind");
+    metrics::describe_counter!(
+        REFRESH_ERRORS,
+        "Errors of the background refresh passes (one entry or CA; the pass goes on), by CA and task"
+    );
     metrics::describe_gauge!(
         CRL_SAFETY_MARGIN,
         metrics::Unit::Seconds,

@@ -51,6 +51,7 @@ pub mod history;
 pub mod number;
 pub mod schedule;
 pub mod scope;
+pub mod times;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -157,6 +158,19 @@ pub enum Error {
     /// Too many history CRLs are being read already ([`history::MAX_LOADS`]).
     #[error("too many CRL history reads at once; retry shortly")]
     Busy,
+    /// The clock was set back before the thisUpdate of a CRL already published: nothing is
+    /// built until it catches up ([`times`]).
+    #[error(
+        "the clock ({now}) is behind CA {ca}'s last published thisUpdate ({previous}): no CRL is built until it catches up"
+    )]
+    ClockBehind {
+        /// The CA.
+        ca: CaId,
+        /// The clock's time.
+        now: UnixTime,
+        /// The latest thisUpdate published.
+        previous: UnixTime,
+    },
 }
 
 /// Complete or delta.
@@ -967,13 +981,31 @@ impl Publisher {
         Ok(next)
     }
 
+    /// thisUpdate of the CA's next CRL built at `now`: never in the future, never before the
+    /// CRLs it follows ([`times`]).
+    fn this_update(&self, slot: &CaSlot, now: UnixTime) -> Result<UnixTime, Error> {
+        let current = read(&slot.current).clone();
+        let previous = [current.full, current.delta]
+            .into_iter()
+            .flatten()
+            .map(|c| c.record.this_update)
+            .max();
+        times::this_update(now, self.settings.backdate, previous).map_err(|previous| {
+            Error::ClockBehind {
+                ca: slot.ca.id.clone(),
+                now,
+                previous,
+            }
+        })
+    }
+
     fn build_full(&self, slot: &CaSlot) -> Result<Arc<PublishedCrl>, Error> {
         let ca = &slot.ca;
         let p = &slot.policy;
         let started = Instant::now();
         let now = self.clock.now();
         let number = self.next_number(slot)?;
-        let this_update = now.minus(self.settings.backdate);
+        let this_update = self.this_update(slot, now)?;
         let next_update = this_update.plus(p.validity);
         let horizon = next_update.plus(p.validity);
         let freshest_url = self.freshest_url(p);
@@ -1054,7 +1086,7 @@ impl Publisher {
         let started = Instant::now();
         let now = self.clock.now();
         let numbers = DeltaNumbers::new(self.next_number(slot)?, base.number())?;
-        let this_update = now.minus(self.settings.backdate);
+        let this_update = self.this_update(slot, now)?;
         let next_update = this_update.plus(p.delta_validity);
         let template = CrlTemplate::new(
             &ca.subject_der,

@@ -121,9 +121,19 @@ impl Schedule {
                 tick.tick().await;
                 for ca in &watch_ids {
                     let p = Arc::clone(&p);
-                    let ca = ca.clone();
-                    // Failures are logged and counted by the publisher; the next round retries.
-                    let _ = tokio::task::spawn_blocking(move || p.catch_up(ca.as_str())).await;
+                    let id = ca.clone();
+                    // One CA that fails does not hold up the others: its build failures are
+                    // logged and counted by the publisher, the round's error here, and the next
+                    // round retries.
+                    let outcome = tokio::task::spawn_blocking(move || p.catch_up(id.as_str())).await;
+                    let error = match outcome {
+                        Ok(Ok(_)) => continue,
+                        Ok(Err(e)) => e.to_string(),
+                        Err(e) => format!("watchdog task panicked: {e}"),
+                    };
+                    metrics::counter!(crate::metrics::REFRESH_ERRORS, "ca" => ca.to_string(), "task" => "crl")
+                        .increment(1);
+                    tracing::warn!(ca = %ca, %error, "CRL watchdog could not bring this CA up to date; going on with the others");
                 }
             }
         }));

@@ -57,7 +57,17 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         .and_then(|r| r.readiness_problem());
     let ready = cas.iter().all(|c| c.ready) && replication_problem.is_none();
     let publish = state.publication.status(now);
-    let mut body = serde_json::json!({"ready": ready, "cas": cas, "publish": publish});
+    // A store that cannot write stops ingest (503), not OCSP nor CRL serving: it is reported,
+    // and leaves readiness to what is served.
+    // (A probe write may be made: off the async workers.)
+    let st = std::sync::Arc::clone(&state.store);
+    let store = web::block(move || crate::store::health::readiness(&st))
+        .await
+        .unwrap_or_else(
+            |e| serde_json::json!({"writable": false, "problem": e.to_string(), "since": null}),
+        );
+    let mut body =
+        serde_json::json!({"ready": ready, "cas": cas, "publish": publish, "store": store});
     if let Some(r) = &state.replication {
         body["replication"] = r.summary();
         body["replication"]["problem"] = serde_json::json!(replication_problem);

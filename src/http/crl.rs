@@ -11,7 +11,8 @@
 //! HEAD is answered as GET without the body. Current CRLs carry `ETag`, `Last-Modified`
 //! (thisUpdate), `Expires` (nextUpdate) and `Cache-Control` with max-age ≤ nextUpdate − now
 //! (and ≤ `[crl] max_age_cap`); `If-None-Match`/`If-Modified-Since` get 304. A CRL past its
-//! nextUpdate is never served as current: 503 until a new one is built. A file name that is a CA
+//! nextUpdate is never served as current: 503 until a new one is built; nor is a delta CRL whose
+//! base is past its nextUpdate ([`Served::delta_base_valid`]). A file name that is a CA
 //! id ending in `-delta` names that CA's complete CRL (CA ids are matched first).
 //!
 //! HTTP serving is a subscriber of the CRL publication event ([`crate::crl::announce`]):
@@ -30,7 +31,7 @@ use serde::Serialize;
 use super::{ApiError, AppState, cache};
 use crate::crl::announce::Subscriber;
 use crate::crl::{CrlKind, PublishedCrl, Publisher};
-use crate::model::CaId;
+use crate::model::{CaId, UnixTime};
 
 /// `application/pkix-crl` (RFC 2585 §4.2).
 pub const PKIX_CRL: &str = "application/pkix-crl";
@@ -110,6 +111,9 @@ impl ServedCrl {
 #[derive(Default)]
 struct ServedPair {
     full: Option<Arc<ServedCrl>>,
+    /// The complete CRL `full` replaced: the base of the delta still served until the delta on
+    /// the new base is built.
+    previous_full: Option<Arc<ServedCrl>>,
     delta: Option<Arc<ServedCrl>>,
 }
 
@@ -140,6 +144,23 @@ impl Served {
         served
     }
 
+    /// Whether the base of `delta` (RFC 5280 §5.2.4: the complete CRL its DeltaCRLIndicator
+    /// names) is still valid at `now`. A delta is only usable with its base: once the base is
+    /// past its nextUpdate, a relying party cannot combine them, so the delta is not served
+    /// either. A base not known here is judged by the current complete CRL.
+    pub fn delta_base_valid(&self, ca: &str, delta: &ServedCrl, now: UnixTime) -> bool {
+        let Some((_, pair)) = self.cas.iter().find(|(id, _)| id.as_str() == ca) else {
+            return false;
+        };
+        let pair = pair.read().unwrap_or_else(|p| p.into_inner());
+        let base = [&pair.full, &pair.previous_full]
+            .into_iter()
+            .flatten()
+            .find(|f| Some(f.crl.record.number) == delta.crl.record.base)
+            .or(pair.full.as_ref());
+        base.is_some_and(|b| b.crl.is_valid_at(now))
+    }
+
     /// The current CRL of `kind` of a CA, as last announced.
     pub fn get(&self, ca: &str, kind: CrlKind) -> Option<Arc<ServedCrl>> {
         let pair = self
@@ -168,7 +189,7 @@ impl Subscriber for Served {
                 // The delta on the previous base stays served until the delta on this one is
                 // built (moments later): it is still a valid CRL up to its nextUpdate, and a 503
                 // in between would make fetchers fail for nothing.
-                pair.full = Some(served);
+                pair.previous_full = pair.full.replace(served);
             }
             CrlKind::Delta => pair.delta = Some(served),
         }
@@ -242,6 +263,12 @@ pub async fn current(
             kind.label()
         )));
     };
+    if kind == CrlKind::Delta && !state.served.delta_base_valid(ca, &crl, now) {
+        return Err(ApiError::Unavailable(format!(
+            "the base of CA {ca}'s delta CRL {} is past its nextUpdate: the delta is not served without a valid base; both are being built",
+            crl.crl.record.number
+        )));
+    }
     let (bytes, etag, content_type) = body(&crl, form).await?;
     let validity = cache::Validity {
         etag: &etag,

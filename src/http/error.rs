@@ -48,6 +48,10 @@ pub enum ApiError {
     /// The service is not ready (e.g. a CA has no valid CRL yet).
     #[error("{0}")]
     Unavailable(String),
+    /// The store cannot write (a full disk, a file system turned read-only): nothing was
+    /// written; the same request succeeds once the store writes again (a replay is idempotent).
+    #[error("the store cannot write at the moment, nothing was recorded; retry later: {0}")]
+    StoreUnavailable(String),
     /// Anything else; the detail is logged, not sent.
     #[error("internal error")]
     Internal(String),
@@ -79,6 +83,7 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::StoreUnavailable(_) => "store-unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -112,6 +117,7 @@ impl From<crate::ingest::Error> for ApiError {
             E::Invalid { field, message } => ApiError::Unprocessable { field, message },
             E::Malformed(m) => ApiError::BadRequest(m),
             E::UnsupportedFormat(m) => ApiError::UnsupportedMediaType(m),
+            E::Store(e) if e.is_unavailable() => ApiError::StoreUnavailable(e.to_string()),
             e @ (E::Io { .. } | E::Store(_) | E::Scope(_)) => ApiError::Internal(e.to_string()),
         }
     }
@@ -129,14 +135,20 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::StoreUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let ApiError::Internal(detail) = self {
-            tracing::error!(%detail, "internal error");
+        match self {
+            ApiError::Internal(detail) => tracing::error!(%detail, "internal error"),
+            ApiError::StoreUnavailable(detail) => {
+                tracing::warn!(%detail, "write refused: the store cannot write")
+            }
+            _ => {}
         }
         let status = self.status_code();
         let mut builder = HttpResponse::build(status);
@@ -145,6 +157,10 @@ impl ResponseError for ApiError {
             .insert_header(("Cache-Control", "no-store"));
         if matches!(self, ApiError::Unauthorized) {
             builder.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if matches!(self, ApiError::StoreUnavailable(_)) {
+            // RFC 9110 §10.2.3: RocksDB looks for room again every few seconds.
+            builder.insert_header(("Retry-After", "5"));
         }
         builder.body(self.problem())
     }

@@ -360,6 +360,14 @@ pub struct RefreshStats {
     pub resigned: u64,
     /// Stale responses (status changed since) dropped.
     pub dropped: u64,
+    /// Entries that could not be refreshed (logged and counted; the pass went on).
+    pub errors: u64,
+}
+
+/// What [`Responder::refresh_stored`] did with one entry.
+enum Refreshed {
+    Resigned,
+    Dropped,
 }
 
 fn cache_key(ca_index: usize, variant: u8, serial_content: &[u8]) -> Box<[u8]> {
@@ -427,7 +435,8 @@ impl Responder {
             .serial
             .as_ref()
             .map_or(0, |s| self.store.change_generation(hit.ca_index, s));
-        if hit.generation != generation || self.clock.now() >= hit.refresh_at {
+        let now = self.clock.now();
+        if hit.generation != generation || now >= hit.refresh_at || from_the_future(&hit, now) {
             return None;
         }
         self.counters.hit.increment(1);
@@ -553,6 +562,7 @@ impl Responder {
         if let Some(hit) = self.cache.get(&key)
             && hit.generation == self.generation(ca, serial.as_ref())
             && now < hit.response.times.next_update
+            && !from_the_future(&hit, now)
             // A stranger's answer past half its validity is signed again on demand (rationed),
             // not in the background.
             && (hit.registered || now < hit.refresh_at)
@@ -605,6 +615,9 @@ impl Responder {
             && let Some(stored) = self.store.ocsp_response(&ca.id, s, variant)?
             && stored.version == version
             && now < half_way(stored.produced_at, stored.next_update)
+            // Signed before the clock was set back: its thisUpdate would be in the future.
+            && stored.this_update <= now
+            && stored.produced_at <= now
         {
             self.counters.store.increment(1);
             let (status, _) = status_of(ca, record.as_ref());
@@ -659,7 +672,11 @@ impl Responder {
                 next_update: times.next_update,
                 der: der.clone(),
             };
-            self.store.put_ocsp_response(&ca.id, s, variant, &stored)?;
+            // A store that cannot write (a full disk) does not stop answering: the answer is
+            // served and kept in memory; the store's health says why it was not stored.
+            if let Err(e) = self.store.put_ocsp_response(&ca.id, s, variant, &stored) {
+                tracing::debug!(ca = %ca.id, error = %e, "OCSP answer not stored");
+            }
         }
         let entry = CachedResponse::new(
             der,
@@ -764,82 +781,112 @@ impl Responder {
     /// nextUpdate is near), drops those whose status changed since. Runs on the caller's thread
     /// (the refresher's); signs directly, outside the request pool. CAs handed to [`presign`]
     /// are skipped: pre-signing keeps their stored responses fresh.
+    ///
+    /// One entry or one CA that fails (an undecodable stored value, a signer that refuses, a
+    /// store that cannot write) is logged and counted in `vigie_refresh_errors_total{ca}`, and
+    /// the pass goes on with the rest: [`RefreshStats::errors`].
     pub fn refresh_stored(&self) -> Result<RefreshStats, Error> {
         let mut stats = RefreshStats::default();
         for ca in self.registry.iter() {
             if self.presigned[ca.index].load(Ordering::Acquire) {
                 continue;
             }
+            let failed = |stats: &mut RefreshStats,
+                          serial: Option<&Serial>,
+                          e: &dyn std::fmt::Display| {
+                stats.errors += 1;
+                metrics::counter!(m::REFRESH_ERRORS, "ca" => ca.id.to_string(), "task" => "ocsp")
+                    .increment(1);
+                tracing::error!(ca = %ca.id, serial = ?serial.map(Serial::to_hex), error = %e, "OCSP refresh of one stored answer failed; going on with the others");
+            };
             let mut todo = Vec::new();
             let now = self.clock.now();
             for item in self.store.ocsp_responses(&ca.id) {
-                let (serial, variant, stored) = item?;
-                stats.seen += 1;
-                if now >= half_way(stored.produced_at, stored.next_update) {
-                    todo.push((serial, variant, stored));
+                match item {
+                    Ok((serial, variant, stored)) => {
+                        stats.seen += 1;
+                        // Past half-way, or signed before the clock was set back.
+                        if now >= half_way(stored.produced_at, stored.next_update)
+                            || stored.produced_at > now
+                        {
+                            todo.push((serial, variant, stored));
+                        }
+                    }
+                    Err(e) => failed(&mut stats, None, &e),
                 }
             }
             for (serial, variant, stored) in todo {
-                let generation = self.store.change_generation(ca.index, &serial);
-                let record = self.store.cert(&ca.id, &serial)?;
-                // A stranger's answer (stored by an older version) is dropped, not re-signed.
-                if record.is_none() || record.as_ref().map_or(0, |r| r.version) != stored.version {
-                    self.store.delete_ocsp_response(&ca.id, &serial, variant)?;
-                    stats.dropped += 1;
-                    continue;
+                match self.refresh_one(ca, &serial, variant, &stored) {
+                    Ok(Refreshed::Resigned) => {
+                        stats.resigned += 1;
+                        metrics::counter!(m::OCSP_REFRESHED).increment(1);
+                    }
+                    Ok(Refreshed::Dropped) => stats.dropped += 1,
+                    Err(e) => failed(&mut stats, Some(&serial), &e),
                 }
-                let Some(cert_id_der) = cert_id_of(&stored.der) else {
-                    self.store.delete_ocsp_response(&ca.id, &serial, variant)?;
-                    stats.dropped += 1;
-                    continue;
-                };
-                let cert_id = CertIdDer::from_der(&cert_id_der)
-                    .map_err(|e| Error::Internal(e.to_string()))?;
-                let (status, extended_revoke) = status_of(ca, record.as_ref());
-                let label = status.label();
-                let now = self.clock.now();
-                let times = self.times(ca, now)?;
-                let tbs = response::tbs_response_data(
-                    ca,
-                    &[(cert_id, status)],
-                    times,
-                    None,
-                    extended_revoke,
-                )?;
-                let start = Instant::now();
-                let signature = ca.ocsp_signer.sign(&tbs).map_err(signing_error)?;
-                metrics::histogram!(m::OCSP_SIGNING_SECONDS).record(start.elapsed().as_secs_f64());
-                let der = response::assemble(ca, &tbs, &signature)?;
-                let fresh = StoredResponse {
-                    version: stored.version,
-                    produced_at: times.produced_at,
-                    this_update: times.this_update,
-                    next_update: times.next_update,
-                    der: der.clone(),
-                };
-                self.store
-                    .put_ocsp_response(&ca.id, &serial, variant, &fresh)?;
-                let key = cache_key(ca.index, variant, &serial.der_content());
-                if self.cache.get(&key).is_some() {
-                    self.cache.insert(
-                        key,
-                        CachedResponse::new(
-                            der,
-                            times,
-                            label,
-                            generation,
-                            ca,
-                            Some(&serial),
-                            &cert_id_der,
-                            true,
-                        ),
-                    );
-                }
-                stats.resigned += 1;
-                metrics::counter!(m::OCSP_REFRESHED).increment(1);
             }
         }
         Ok(stats)
+    }
+
+    /// Re-signs one stored answer, or drops it when its status changed since.
+    fn refresh_one(
+        &self,
+        ca: &Arc<Ca>,
+        serial: &Serial,
+        variant: u8,
+        stored: &StoredResponse,
+    ) -> Result<Refreshed, Error> {
+        let generation = self.store.change_generation(ca.index, serial);
+        let record = self.store.cert(&ca.id, serial)?;
+        // A stranger's answer (stored by an older version) is dropped, not re-signed.
+        if record.is_none() || record.as_ref().map_or(0, |r| r.version) != stored.version {
+            self.store.delete_ocsp_response(&ca.id, serial, variant)?;
+            return Ok(Refreshed::Dropped);
+        }
+        let Some(cert_id_der) = cert_id_of(&stored.der) else {
+            self.store.delete_ocsp_response(&ca.id, serial, variant)?;
+            return Ok(Refreshed::Dropped);
+        };
+        let cert_id =
+            CertIdDer::from_der(&cert_id_der).map_err(|e| Error::Internal(e.to_string()))?;
+        let (status, extended_revoke) = status_of(ca, record.as_ref());
+        let label = status.label();
+        let now = self.clock.now();
+        let times = self.times(ca, now)?;
+        let tbs =
+            response::tbs_response_data(ca, &[(cert_id, status)], times, None, extended_revoke)?;
+        let start = Instant::now();
+        let signature = ca.ocsp_signer.sign(&tbs).map_err(signing_error)?;
+        metrics::histogram!(m::OCSP_SIGNING_SECONDS).record(start.elapsed().as_secs_f64());
+        let der = response::assemble(ca, &tbs, &signature)?;
+        let fresh = StoredResponse {
+            version: stored.version,
+            produced_at: times.produced_at,
+            this_update: times.this_update,
+            next_update: times.next_update,
+            der: der.clone(),
+        };
+        // The fresh answer serves from memory even if the store cannot keep it.
+        let key = cache_key(ca.index, variant, &serial.der_content());
+        if self.cache.get(&key).is_some() {
+            self.cache.insert(
+                key,
+                CachedResponse::new(
+                    der,
+                    times,
+                    label,
+                    generation,
+                    ca,
+                    Some(serial),
+                    &cert_id_der,
+                    true,
+                ),
+            );
+        }
+        self.store
+            .put_ocsp_response(&ca.id, serial, variant, &fresh)?;
+        Ok(Refreshed::Resigned)
     }
 
     /// The registry served.
@@ -852,6 +899,13 @@ impl Responder {
 fn rationed(refused: ration::Refused, outcome: &'static str) {
     metrics::counter!(m::OCSP_RATIONED, "limit" => refused.label(), "outcome" => outcome)
         .increment(1);
+}
+
+/// Whether a cached answer was signed at a time later than `now`: the clock was set back since.
+/// Serving it would hand out a thisUpdate in the future (RFC 6960 §4.2.2.1: clients reject it);
+/// it is signed again instead.
+fn from_the_future(hit: &CachedResponse, now: UnixTime) -> bool {
+    hit.response.times.this_update > now || hit.response.times.produced_at > now
 }
 
 fn half_way(from: UnixTime, to: UnixTime) -> UnixTime {

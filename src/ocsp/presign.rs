@@ -128,6 +128,8 @@ impl Responder {
         if let Some(h) = stored
             && h.version == version
             && now < due_at(h.produced_at, h.next_update)
+            // Signed before the clock was set back: signed again, never served from the future.
+            && h.produced_at <= now
         {
             return Ok(Outcome::Fresh);
         }
@@ -434,7 +436,7 @@ impl Shared {
                          wanted: bool,
                          head: Option<&crate::store::presign::StoredHead>| {
             match head {
-                Some(h) if h.version == version => {
+                Some(h) if h.version == version && h.produced_at <= now => {
                     let due = due_at(h.produced_at, h.next_update);
                     if now >= due {
                         out.push((variant, wanted));

@@ -23,6 +23,7 @@
 //! a cheap way to notice changes without reading the store.
 
 pub mod backup;
+pub mod health;
 pub mod keys;
 pub mod presign;
 pub mod queue;
@@ -108,6 +109,19 @@ pub enum Error {
         /// The event offered.
         got: u64,
     },
+}
+
+impl Error {
+    /// Whether this is the store being unable to write for a reason outside vigie (a full
+    /// disk, a file system turned read-only, an I/O error: [`health::is_io`]), rather than a
+    /// refusal or a corruption. Callers answer 503 for it.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Error::Rocks(e) => health::is_io(e),
+            Error::Io(..) => true,
+            _ => false,
+        }
+    }
 }
 
 /// A revoked certificate as CRLs need it.
@@ -245,6 +259,8 @@ pub struct Store {
     committed: tokio::sync::broadcast::Sender<Committed>,
     /// The next audit record id (unique within the store, see [`keys::audit`]).
     audit_id: AtomicU64,
+    /// Whether writes go through, and why not ([`health`]).
+    health: health::Health,
 }
 
 impl std::fmt::Debug for Store {
@@ -342,6 +358,7 @@ impl Store {
             generations,
             committed,
             audit_id,
+            health: health::Health::default(),
         })
     }
 
@@ -349,6 +366,45 @@ impl Store {
         self.db
             .cf_handle(name)
             .expect("every column family in cf::ALL is created at open")
+    }
+
+    /// Notes the outcome of a write in [`Store::writable`]'s state.
+    fn wrote<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        match &result {
+            Ok(_) => self.health.succeeded(),
+            Err(e) if e.is_unavailable() => self.health.failed(
+                e.to_string(),
+                crate::clock::Clock::now(&crate::clock::SystemClock),
+            ),
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// `Ok` when the store writes, else why not ([`health`]). After a failed write, a small
+    /// synced probe write is tried (at most once a second) so that the answer comes back to
+    /// `Ok` by itself once RocksDB has resumed (a full disk that has room again).
+    pub fn writable(&self) -> Result<(), health::Unwritable> {
+        if self.health.probe_due(std::time::Instant::now()) {
+            let mut wo = WriteOptions::default();
+            wo.set_sync(self.sync);
+            let probe = self
+                .db
+                .put_cf_opt(
+                    self.cf(cf::META),
+                    keys::global_meta("write-probe"),
+                    crate::clock::Clock::now(&crate::clock::SystemClock)
+                        .0
+                        .to_be_bytes(),
+                    &wo,
+                )
+                .map_err(Error::from);
+            let _ = self.wrote(probe);
+        }
+        match self.health.problem() {
+            None => Ok(()),
+            Some(p) => Err(p),
+        }
     }
 
     fn last_event_seq(db: &DB, ca: &CaId) -> Result<u64, Error> {
@@ -400,9 +456,11 @@ impl Store {
     pub fn put_audit(&self, at: UnixTime, record: &[u8]) -> Result<(), Error> {
         let mut wo = WriteOptions::default();
         wo.set_sync(self.sync);
-        self.db
-            .put_cf_opt(self.cf(cf::AUDIT), self.next_audit_key(at), record, &wo)?;
-        Ok(())
+        self.wrote(
+            self.db
+                .put_cf_opt(self.cf(cf::AUDIT), self.next_audit_key(at), record, &wo)
+                .map_err(Error::from),
+        )
     }
 
     /// Audit records whose key is at or after `start` ([`keys::audit`]), in key order: by time,
@@ -501,7 +559,7 @@ impl Store {
         for (key, value) in &meta {
             batch.put_cf(self.cf(cf::META), key, value);
         }
-        self.db.write_opt(batch, &wo).map_err(Error::from)?;
+        self.wrote(self.db.write_opt(batch, &wo).map_err(Error::from))?;
         for (id, guard) in guards.iter_mut() {
             if let Some(seq) = seqs.get(id) {
                 **guard = *seq;
@@ -514,7 +572,7 @@ impl Store {
         let ticket = self.group.ticket();
         drop(guards);
         if self.sync {
-            self.group.wait(ticket, || self.db.flush_wal(true))?;
+            self.wrote(self.group.wait(ticket, || self.db.flush_wal(true)))?;
         }
         for (ca, last_seq) in seqs {
             let revocation_changed = revocation_changed.get(&ca).copied().unwrap_or(false);
@@ -563,13 +621,16 @@ impl Store {
     ) -> Result<(), Error> {
         let mut wo = WriteOptions::default();
         wo.disable_wal(true);
-        self.db.put_cf_opt(
-            self.cf(cf::OCSP),
-            keys::ocsp(ca, serial, variant),
-            encode(r),
-            &wo,
-        )?;
-        Ok(())
+        self.wrote(
+            self.db
+                .put_cf_opt(
+                    self.cf(cf::OCSP),
+                    keys::ocsp(ca, serial, variant),
+                    encode(r),
+                    &wo,
+                )
+                .map_err(Error::from),
+        )
     }
 
     /// Deletes a stored OCSP response.
@@ -579,9 +640,11 @@ impl Store {
         serial: &Serial,
         variant: u8,
     ) -> Result<(), Error> {
-        self.db
-            .delete_cf(self.cf(cf::OCSP), keys::ocsp(ca, serial, variant))?;
-        Ok(())
+        self.wrote(
+            self.db
+                .delete_cf(self.cf(cf::OCSP), keys::ocsp(ca, serial, variant))
+                .map_err(Error::from),
+        )
     }
 
     /// Every stored OCSP response of a CA: (serial, variant, response). For the refresher.
@@ -685,8 +748,7 @@ impl Store {
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(self.sync);
-        self.db.write_opt(batch, &wo)?;
-        Ok(())
+        self.wrote(self.db.write_opt(batch, &wo).map_err(Error::from))
     }
 
     /// A CA's named counter in `meta` (e.g. the next CRL number), raw bytes.
@@ -723,8 +785,7 @@ impl Store {
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(self.sync);
-        self.db.write_opt(batch, &wo)?;
-        Ok(())
+        self.wrote(self.db.write_opt(batch, &wo).map_err(Error::from))
     }
 
     /// Writes `crl` CF entries, keys in increasing order, as one SST file ingested into the
@@ -738,7 +799,9 @@ impl Store {
     ) -> Result<(), Error> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let dir = self.db.path().join(INGEST_DIR);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::Io(dir.display().to_string(), e))?;
+        self.wrote(
+            std::fs::create_dir_all(&dir).map_err(|e| Error::Io(dir.display().to_string(), e)),
+        )?;
         let path = dir.join(format!(
             "crl-{}-{}.sst",
             std::process::id(),
@@ -762,7 +825,7 @@ impl Store {
         if result.is_err() {
             let _ = std::fs::remove_file(&path);
         }
-        Ok(result?)
+        self.wrote(result.map_err(Error::from))
     }
 
     /// Every `crl` CF entry whose key starts with `prefix`, in key order.
@@ -790,8 +853,7 @@ impl Store {
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(self.sync);
-        self.db.write_opt(batch, &wo)?;
-        Ok(())
+        self.wrote(self.db.write_opt(batch, &wo).map_err(Error::from))
     }
 
     /// A raw `crl` CF value.
