@@ -111,6 +111,8 @@ pub struct Server {
     pub admin: String,
     child: Option<Child>,
     pub stderr_log: PathBuf,
+    /// Extra environment variables of the `vigie serve` process.
+    pub env: Vec<(String, String)>,
 }
 
 pub fn write_config(dir: &Path, opts: &Options) -> PathBuf {
@@ -227,6 +229,7 @@ impl Server {
             public: String::new(),
             admin: String::new(),
             child: None,
+            env: Vec::new(),
         };
         s.spawn();
         s
@@ -242,6 +245,7 @@ impl Server {
             public: String::new(),
             admin: String::new(),
             child: None,
+            env: Vec::new(),
         }
     }
 
@@ -272,6 +276,7 @@ impl Server {
             .args(["serve", "--config"])
             .arg(&self.config)
             .env("VIGIE_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
