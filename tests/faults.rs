@@ -294,7 +294,8 @@ fn a_full_disk_refuses_ingest_keeps_serving_and_recovers_without_a_restart() {
             "crl_validity = \"4h\"\ndelta_validity = \"2h\"\ndelta_schedule = \"0 0 0 1 1 *\"\n"
                 .into(),
         )],
-        global_extra: "\n[crl]\nsafety_margin = \"10m\"\n".into(),
+        // A short margin: the watchdog looks every 5 s.
+        global_extra: "\n[crl]\nsafety_margin = \"20s\"\n".into(),
         ..Options::ingest()
     };
     let mut s = Server::configured(&opts);
@@ -325,12 +326,12 @@ fn a_full_disk_refuses_ingest_keeps_serving_and_recovers_without_a_restart() {
     let (code, full) = get(&s.url(&format!("/crl/{CA}.crl")));
     assert_eq!(code, 200);
     let (base1, _, _, base1_next) = crl_facts(&full, CA);
-    // Late in the base's life (20 min before its nextUpdate, outside the 10 min margin), the
+    // Late in the base's life (20 min before its nextUpdate, outside the 20 s margin), the
     // watchdog builds a new delta on it (the first expired): that delta outlives its base.
     let t0 = common::now().0;
     let late = base1_next - t0 - 20 * 60;
     set_offset(&offset, late);
-    let delta = wait_for(20, "a delta on the old base", &s, || {
+    let delta = wait_for(40, "a delta on the old base", &s, || {
         let (code, der) = get(&s.url(&format!("/crl/{CA}-delta.crl")));
         (code == 200 && crl_facts(&der, CA).3 > base1_next).then_some(der)
     });
