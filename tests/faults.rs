@@ -215,8 +215,8 @@ fn ocsp(s: &Server, cert: &X509, ca: &str) -> (OcspCertStatus, i64) {
     let parsed = OcspResponse::from_der(&body).expect("OCSPResponse");
     let basic = parsed.basic().expect("a successful answer");
     let mut roots = X509StoreBuilder::new().expect("store");
-    for root in X509::stack_from_pem(&std::fs::read(&common::pki().roots).expect("roots"))
-        .expect("pem")
+    for root in
+        X509::stack_from_pem(&std::fs::read(&common::pki().roots).expect("roots")).expect("pem")
     {
         roots.add_cert(root).expect("add");
     }
@@ -226,7 +226,11 @@ fn ocsp(s: &Server, cert: &X509, ca: &str) -> (OcspCertStatus, i64) {
             .expect("add");
     }
     basic
-        .verify(&Stack::new().expect("stack"), &roots.build(), OcspFlag::empty())
+        .verify(
+            &Stack::new().expect("stack"),
+            &roots.build(),
+            OcspFlag::empty(),
+        )
         .expect("the answer verifies");
     let status = basic
         .find_status(&id().expect("id"))
@@ -270,14 +274,15 @@ fn set_offset(file: &Path, secs: i64) {
     std::thread::sleep(Duration::from_millis(150));
 }
 
+/// The sum of the series of a metric whose line starts with `name_and_labels`.
 fn metric(api: &Api, name_and_labels: &str) -> f64 {
     api.get("/metrics")
         .text()
         .lines()
-        .find(|l| l.starts_with(name_and_labels))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+        .filter(|l| l.starts_with(name_and_labels))
+        .filter_map(|l| l.rsplit(' ').next())
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum()
 }
 
 /// The disk fills up under a running server, then room comes back: ingest answers 503
@@ -340,10 +345,10 @@ fn a_full_disk_refuses_ingest_keeps_serving_and_recovers_without_a_restart() {
     let revoked_sample = common::sample(CA, |st| {
         matches!(st, vigie::pki::demo::SampleStatus::Revoked { .. })
     });
-    let revoked_cert = X509::from_pem(&std::fs::read(&revoked_sample.path).expect("pem"))
-        .expect("cert");
-    let good_cert = X509::from_pem(&std::fs::read(&common::good(CA).path).expect("pem"))
-        .expect("cert");
+    let revoked_cert =
+        X509::from_pem(&std::fs::read(&revoked_sample.path).expect("pem")).expect("cert");
+    let good_cert =
+        X509::from_pem(&std::fs::read(&common::good(CA).path).expect("pem")).expect("cert");
     // An acknowledged revocation of a certificate OCSP has answered for before.
     let ack_cert = issue(CA, &bulk[0], None);
     assert_eq!(ocsp(&s, &ack_cert, CA).0, OcspCertStatus::REVOKED);
@@ -366,7 +371,10 @@ fn a_full_disk_refuses_ingest_keeps_serving_and_recovers_without_a_restart() {
     let problem = answer.problem(503);
     assert_eq!(problem["type"], "store-unavailable", "{problem}");
     assert!(
-        problem["detail"].as_str().unwrap_or("").contains("No space left"),
+        problem["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("No space left"),
         "{problem}"
     );
     // Still refused, and nothing of the refused batch was written.
@@ -375,14 +383,18 @@ fn a_full_disk_refuses_ingest_keeps_serving_and_recovers_without_a_restart() {
     for serial in refused.iter().step_by(97) {
         let r = api.record(CA, serial);
         assert_eq!(r.status, 200, "{}", r.text());
-        assert_eq!(r.json()["status"], "good", "{serial}: half a refused batch written");
+        assert_eq!(
+            r.json()["status"],
+            "good",
+            "{serial}: half a refused batch written"
+        );
     }
     // OCSP answers: from memory, and from what the store can still read.
     assert_eq!(ocsp(&s, &ack_cert, CA).0, OcspCertStatus::REVOKED);
     assert_eq!(ocsp(&s, &revoked_cert, CA).0, OcspCertStatus::REVOKED);
     assert_eq!(ocsp(&s, &good_cert, CA).0, OcspCertStatus::GOOD);
-    let other = X509::from_pem(&std::fs::read(&common::good(OTHER_CA).path).expect("pem"))
-        .expect("cert");
+    let other =
+        X509::from_pem(&std::fs::read(&common::good(OTHER_CA).path).expect("pem")).expect("cert");
     assert_eq!(ocsp(&s, &other, OTHER_CA).0, OcspCertStatus::GOOD);
     // /readyz says why, and stays ready for serving.
     let ready = readyz(&api);
@@ -418,7 +430,10 @@ fn a_full_disk_refuses_ingest_keeps_serving_and_recovers_without_a_restart() {
         }
     });
     acknowledged.extend_from_slice(&resumed);
-    eprintln!("ingest resumed {:?} after room came back", started.elapsed());
+    eprintln!(
+        "ingest resumed {:?} after room came back",
+        started.elapsed()
+    );
     let ready = wait_for(10, "/readyz to see the store writable", &s, || {
         let r = readyz(&api);
         (r["store"]["writable"] == true).then_some(r)
@@ -440,7 +455,11 @@ fn a_full_disk_refuses_ingest_keeps_serving_and_recovers_without_a_restart() {
         .iter()
         .filter(|s| !listed.contains(&common::serial_key(s)))
         .collect();
-    assert!(missing.is_empty(), "{} acknowledged revocations missing", missing.len());
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged revocations missing",
+        missing.len()
+    );
 
     // And after a crash (no flush), every acknowledged revocation is still recorded.
     s.kill();
@@ -476,8 +495,8 @@ fn a_store_turned_read_only_refuses_ingest_and_keeps_serving() {
     let r = api.revoke(&revocations(&bulk[..100]));
     assert_eq!(r.status, 200, "{}", r.text());
     let acknowledged = bulk[..100].to_vec();
-    let good_cert = X509::from_pem(&std::fs::read(&common::good(CA).path).expect("pem"))
-        .expect("cert");
+    let good_cert =
+        X509::from_pem(&std::fs::read(&common::good(CA).path).expect("pem")).expect("cert");
     let ack_cert = issue(CA, &bulk[0], None);
     assert_eq!(ocsp(&s, &ack_cert, CA).0, OcspCertStatus::REVOKED);
 
@@ -508,7 +527,10 @@ fn a_store_turned_read_only_refuses_ingest_and_keeps_serving() {
             .is_some_and(|p| p.contains("Read-only") || p.contains("IO error")),
         "{ready}"
     );
-    assert_eq!(ready["ready"], true, "serving CAs keep the instance ready: {ready}");
+    assert_eq!(
+        ready["ready"], true,
+        "serving CAs keep the instance ready: {ready}"
+    );
 
     // Repaired (unmounted, checked, mounted again) and restarted.
     s.kill();
@@ -527,7 +549,11 @@ fn a_store_turned_read_only_refuses_ingest_and_keeps_serving() {
     s.spawn();
     let api = Api::new(&s, Some(TOKEN));
     for serial in &acknowledged {
-        assert_eq!(api.record(CA, serial).json()["status"], "revoked", "{serial} lost");
+        assert_eq!(
+            api.record(CA, serial).json()["status"],
+            "revoked",
+            "{serial} lost"
+        );
     }
     let r = api.revoke(&revocations(&bulk[100..150]));
     assert_eq!(r.status, 200, "{}", r.text());
@@ -560,8 +586,8 @@ fn the_clock_set_back_an_hour_never_publishes_from_the_future_nor_backwards() {
     )];
     s.spawn();
     let api = Api::new(&s, Some(TOKEN));
-    let good_cert = X509::from_pem(&std::fs::read(&common::good(CA).path).expect("pem"))
-        .expect("cert");
+    let good_cert =
+        X509::from_pem(&std::fs::read(&common::good(CA).path).expect("pem")).expect("cert");
     let (status, before) = ocsp(&s, &good_cert, CA);
     assert_eq!(status, OcspCertStatus::GOOD);
     let delta_url = s.url(&format!("/crl/{CA}-delta.crl"));
@@ -609,21 +635,22 @@ fn the_clock_set_back_an_hour_never_publishes_from_the_future_nor_backwards() {
     });
     assert!(after.2 >= during.2, "thisUpdate went backwards");
     let crl = openssl::x509::X509Crl::from_der(&get(&delta_url).1).expect("CRL");
-    assert!(common::lists(&crl, &bulk[1]), "the revocation made while behind is published");
+    assert!(
+        common::lists(&crl, &bulk[1]),
+        "the revocation made while behind is published"
+    );
     s.stop();
 }
 
-/// One stored OCSP answer that does not decode (a corrupt value, a key of another layout) is
-/// logged and counted; the refresher re-signs every other answer, of this CA and the next.
+/// Stored OCSP answers that do not decode (a corrupt value, a key of another layout) are logged
+/// and counted; the refresher re-signs every other answer, and so does pre-signing for a
+/// pre-signed CA.
 #[test]
-fn the_refresher_goes_on_past_a_corrupt_entry() {
+fn the_refresher_and_presigning_go_on_past_corrupt_entries() {
     let opts = Options {
         only: Some(vec![CA, OTHER_CA]),
-        // The refresher's CAs (pre-signed CAs are kept fresh by pre-signing instead).
-        ca_extra: vec![
-            (CA.into(), "presign = false".into()),
-            (OTHER_CA.into(), "presign = false".into()),
-        ],
+        // CA is the refresher's; OTHER_CA is pre-signed (the demo's default).
+        ca_extra: vec![(CA.into(), "presign = false".into())],
         global_extra: "refresh_interval = \"1s\"\n".into(),
         ..Options::ingest()
     };
@@ -640,8 +667,8 @@ fn the_refresher_goes_on_past_a_corrupt_entry() {
     let certs: Vec<(X509, &str)> = [CA, OTHER_CA]
         .iter()
         .map(|ca| {
-            let c = X509::from_pem(&std::fs::read(&common::good(ca).path).expect("pem"))
-                .expect("cert");
+            let c =
+                X509::from_pem(&std::fs::read(&common::good(ca).path).expect("pem")).expect("cert");
             (c, *ca)
         })
         .collect();
@@ -649,44 +676,61 @@ fn the_refresher_goes_on_past_a_corrupt_entry() {
         assert_eq!(ocsp(&s, c, ca).0, OcspCertStatus::GOOD);
     }
     s.stop();
-    // Corrupt entries, sorted before the good ones of the first CA.
+    // Corrupt entries in both CAs, sorted before their good ones.
     {
         let path = s.dir.path().join("data");
-        let db = rocksdb::DB::open_cf(
-            &rocksdb::Options::default(),
-            &path,
-            vigie::store::cf::ALL,
-        )
-        .expect("store opens");
+        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), &path, vigie::store::cf::ALL)
+            .expect("store opens");
         let ocsp_cf = db.cf_handle(vigie::store::cf::OCSP).expect("ocsp CF");
-        let ca = CaId::new(CA).expect("id");
-        let serial = Serial::from_hex("01").expect("serial");
-        db.put_cf(ocsp_cf, vigie::store::keys::ocsp(&ca, &serial, 0), b"\xff\xfe not postcard")
+        for ca in [CA, OTHER_CA] {
+            let ca = CaId::new(ca).expect("id");
+            let serial = Serial::from_hex("01").expect("serial");
+            db.put_cf(
+                ocsp_cf,
+                vigie::store::keys::ocsp(&ca, &serial, 0),
+                b"\xff\xfe not postcard",
+            )
             .expect("put");
-        let mut bad_key = vigie::store::keys::ca_prefix(&ca);
-        bad_key.push(0);
-        db.put_cf(ocsp_cf, bad_key, b"x").expect("put");
+            let mut bad_key = vigie::store::keys::ca_prefix(&ca);
+            bad_key.push(0);
+            db.put_cf(ocsp_cf, bad_key, b"x").expect("put");
+        }
         db.flush_wal(true).expect("sync");
     }
+    // 13 h later, every stored answer (1 day validity) is past half-way (and past pre-signing's
+    // 2/5): the refresher's and pre-signing's work.
+    set_offset(&offset, 13 * 3600);
     s.spawn();
     let api = Api::new(&s, Some(TOKEN));
-    // 13 h later, every stored answer (1 day validity) is past half-way: the refresher's work.
-    set_offset(&offset, 13 * 3600);
-    wait_for(30, "the refresher to re-sign both CAs' answers", &s, || {
-        (metric(&api, "vigie_ocsp_refreshed_total") >= 2.0).then_some(())
+    wait_for(30, "the refresher and pre-signing to re-sign", &s, || {
+        (metric(&api, "vigie_ocsp_refreshed_total") >= 1.0
+            && metric(
+                &api,
+                &format!("vigie_ocsp_presigned_total{{ca=\"{OTHER_CA}\""),
+            ) >= 1.0)
+            .then_some(())
     });
-    let errors = metric(
-        &api,
-        &format!("vigie_refresh_errors_total{{ca=\"{CA}\",task=\"ocsp\"}}"),
+    let errors = |ca: &str, task: &str| {
+        metric(
+            &api,
+            &format!("vigie_refresh_errors_total{{ca=\"{ca}\",task=\"{task}\"}}"),
+        )
+    };
+    assert!(errors(CA, "ocsp") >= 1.0, "refresher errors counted");
+    assert!(
+        errors(OTHER_CA, "presign") >= 1.0,
+        "pre-signing errors counted"
     );
-    assert!(errors >= 1.0, "errors counted: {errors}");
     assert!(s.stderr().contains("going on with the others"));
     // The re-signed answers serve (thisUpdate after the jump).
     let now = common::now().0 + 13 * 3600;
     for (c, ca) in &certs {
         let (status, this_update) = ocsp(&s, c, ca);
         assert_eq!(status, OcspCertStatus::GOOD);
-        assert!(this_update > now - 3600, "{ca}: not re-signed ({this_update})");
+        assert!(
+            this_update > now - 3600,
+            "{ca}: not re-signed ({this_update})"
+        );
     }
     s.stop();
 }

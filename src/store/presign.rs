@@ -48,6 +48,14 @@ fn head(value: &[u8]) -> Result<StoredHead, Error> {
         })
 }
 
+/// One entry of the walk that does not decode: logged and counted in
+/// `vigie_refresh_errors_total{ca, task="presign"}`; the walk goes on with the others.
+fn skipped(ca: &CaId, e: &Error) {
+    metrics::counter!(crate::metrics::REFRESH_ERRORS, "ca" => ca.to_string(), "task" => "presign")
+        .increment(1);
+    tracing::error!(ca = %ca, error = %e, "pre-signing skips an entry that does not decode; going on with the others");
+}
+
 impl Store {
     /// The head (version and times) of a stored OCSP response.
     pub fn ocsp_head(
@@ -67,7 +75,8 @@ impl Store {
 
     /// Up to `max` serials of `ca` that have a record or a stored response, in serial order,
     /// starting after `after` (from the first when `None`). The second value says whether more
-    /// follow. Bypasses the block cache, like every whole-CA scan.
+    /// follow. Bypasses the block cache, like every whole-CA scan. A key or value that does not
+    /// decode is skipped and reported ([`skipped`]): one bad entry does not stop the walk.
     pub fn presign_chunk(
         &self,
         ca: &CaId,
@@ -108,8 +117,14 @@ impl Store {
         loop {
             let cert_key = certs.key();
             let ocsp_key = match ocsp.key() {
-                Some(k) if !k.is_empty() => Some(&k[..k.len() - 1]),
-                Some(_) => return Err(bad_key(cf::OCSP)),
+                // An `ocsp` key is a `certs` key and a variant octet: one that cannot be is
+                // skipped (and reported), not the end of the walk.
+                Some(k) if k.len() > prefix.len() + 1 => Some(&k[..k.len() - 1]),
+                Some(_) => {
+                    skipped(ca, &bad_key(cf::OCSP));
+                    ocsp.next();
+                    continue;
+                }
                 None => None,
             };
             let key: Vec<u8> = match (cert_key, ocsp_key) {
@@ -122,7 +137,20 @@ impl Store {
                 more = true;
                 break;
             }
-            let serial = keys::serial_of(&key).ok_or_else(|| bad_key(cf::CERTS))?;
+            let Some(serial) = keys::serial_of(&key) else {
+                // Not a serial's key: skip it in both column families.
+                skipped(ca, &bad_key(cf::CERTS));
+                if cert_key == Some(key.as_slice()) {
+                    certs.next();
+                }
+                while ocsp
+                    .key()
+                    .is_some_and(|k| k.len() == key.len() + 1 && k.starts_with(&key))
+                {
+                    ocsp.next();
+                }
+                continue;
+            };
             let mut entry = PresignEntry {
                 serial,
                 record_version: None,
@@ -131,9 +159,14 @@ impl Store {
             };
             if cert_key == Some(key.as_slice()) {
                 if let Some(v) = certs.value() {
-                    let record: CertRecord = decode(cf::CERTS, v)?;
-                    entry.record_version = Some(record.version);
-                    entry.registered = record.issuance.is_some() || record.revocation.is_some();
+                    match decode::<CertRecord>(cf::CERTS, v) {
+                        Ok(record) => {
+                            entry.record_version = Some(record.version);
+                            entry.registered =
+                                record.issuance.is_some() || record.revocation.is_some();
+                        }
+                        Err(e) => skipped(ca, &e),
+                    }
                 }
                 certs.next();
             }
@@ -141,7 +174,10 @@ impl Store {
                 if k.len() != key.len() + 1 || !k.starts_with(&key) {
                     break;
                 }
-                entry.stored.push((k[key.len()], head(v)?));
+                match head(v) {
+                    Ok(h) => entry.stored.push((k[key.len()], h)),
+                    Err(e) => skipped(ca, &e),
+                }
                 ocsp.next();
             }
             out.push(entry);
@@ -237,6 +273,25 @@ mod tests {
         let lone_entry = all.iter().find(|e| e.serial == lone).expect("there");
         assert_eq!(lone_entry.record_version, None);
         assert_eq!(lone_entry.stored.len(), 1);
+        // Corrupt entries (a value that does not decode, a key that is no serial's) are
+        // skipped: the walk still sees everything else.
+        let ocsp_cf = store.cf(cf::OCSP);
+        store
+            .db
+            .put_cf(ocsp_cf, keys::ocsp(&ca, &serials[8], 0), b"\xff\xff\xff")
+            .expect("put");
+        let mut junk = keys::ca_prefix(&ca);
+        junk.push(0);
+        store.db.put_cf(ocsp_cf, &junk, b"x").expect("put");
+        let (again, _) = store
+            .presign_chunk(&ca, None, 1000)
+            .expect("walks past them");
+        assert_eq!(again.len(), 301);
+        let nine = again
+            .iter()
+            .find(|e| e.serial == serials[8])
+            .expect("there");
+        assert!(nine.registered && nine.stored.is_empty());
         assert_eq!(
             store.ocsp_head(&ca, &serials[6], 1).expect("reads"),
             Some(StoredHead {
