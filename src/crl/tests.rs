@@ -861,3 +861,51 @@ proptest! {
         prop_assert_eq!(merged, expected);
     }
 }
+
+#[test]
+fn a_clock_set_back_an_hour_never_publishes_from_the_future_backwards_or_on_a_reused_number() {
+    let f = Fixture::new("");
+    let first = f.publish(CrlKind::Full);
+    assert_eq!(first.len(), 2, "a complete CRL and a delta");
+    let last_this_update = first
+        .iter()
+        .map(|c| c.record.this_update)
+        .max()
+        .expect("two");
+    let last_number = first.iter().map(|c| c.record.number).max().expect("two");
+    // An hour back: further than the backdate, so nothing is built, of either kind.
+    f.clock.set(T0.minus(3600));
+    for kind in [CrlKind::Full, CrlKind::Delta] {
+        match f.publisher.publish("test", kind) {
+            Err(Error::ClockBehind { previous, .. }) => assert_eq!(previous, last_this_update),
+            other => panic!("{kind:?}: {:?}", other.map(|built| built.len())),
+        }
+    }
+    // The CRLs already published are still current.
+    let current = f.publisher.current("test").expect("CA");
+    assert_eq!(
+        current.full.as_ref().map(|c| c.record.number),
+        Some(first[0].record.number)
+    );
+    // Back within the backdate: the last thisUpdate is reused, never in the future.
+    let now = last_this_update.plus(10);
+    f.clock.set(now);
+    let again = f.publish(CrlKind::Delta);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].record.this_update, last_this_update);
+    assert!(again[0].record.this_update <= now);
+    assert_eq!(
+        again[0].record.number,
+        last_number + 1,
+        "no number reused or skipped back"
+    );
+    // Caught up: forward again.
+    f.clock.set(T0.plus(3600));
+    let later = f.publish(CrlKind::Full);
+    assert!(
+        later
+            .iter()
+            .all(|c| c.record.this_update > last_this_update)
+    );
+    assert!(later.iter().all(|c| c.record.number > last_number + 1));
+}
