@@ -99,3 +99,22 @@ fn the_schema_check_refuses_a_broken_problem() {
         );
     }
 }
+
+/// The public listener's spec repeats the Problem schema (each spec stands alone for its
+/// clients): both say the same.
+#[test]
+fn both_specs_define_the_same_problem() {
+    let public = schema::load("openapi-public.yaml");
+    let a = &public["components"]["schemas"]["Problem"];
+    let b = schema::component("Problem");
+    assert_eq!(a["required"], b["required"]);
+    let (pa, pb) = (
+        a["properties"].as_object().expect("properties"),
+        b["properties"].as_object().expect("properties"),
+    );
+    assert_eq!(pa.keys().collect::<Vec<_>>(), pb.keys().collect::<Vec<_>>());
+    for (k, v) in pa {
+        assert_eq!(v["type"], pb[k]["type"], "{k}");
+        assert_eq!(v["enum"], pb[k]["enum"], "{k}");
+    }
+}

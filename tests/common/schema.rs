@@ -15,14 +15,17 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+/// A spec file at the repository root (`openapi.yaml`, `openapi-public.yaml`), as JSON.
+pub fn load(file: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{file} is not YAML: {e}"))
+}
+
 /// `openapi.yaml`, as JSON.
 pub fn openapi() -> &'static Value {
     static SPEC: OnceLock<Value> = OnceLock::new();
-    SPEC.get_or_init(|| {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.yaml");
-        let text = std::fs::read_to_string(&path).expect("openapi.yaml readable");
-        serde_yaml::from_str(&text).expect("openapi.yaml is YAML")
-    })
+    SPEC.get_or_init(|| load("openapi.yaml"))
 }
 
 /// `components.schemas.{name}` of the spec.
