@@ -320,7 +320,7 @@ fn replays_are_no_ops_and_conflicts_explain_themselves() {
 
     let conflict = api.revoke(&json!({"ca": CA, "serial": serial, "reason": "affiliationChanged", "revoked_at": "2026-03-01T10:00:00Z"}));
     conflict.problem(409);
-    golden("conflict_final_revocation", &conflict.body);
+    golden("conflict-final-revocation", &conflict.body);
 
     // keyCompromise may follow a final revocation; the revocation time is kept.
     let kc = api.revoke(&json!({"ca": CA, "serial": serial, "reason": "keyCompromise", "invalidity_date": "2026-02-01T00:00:00Z"}));
@@ -366,7 +366,7 @@ fn a_batch_with_one_bad_item_writes_nothing() {
     let r = api.revoke(&Value::Array(items.clone()));
     let p = r.problem(422);
     assert_eq!(p["field"], "revocations[3].serial");
-    golden("invalid_serial_in_batch", &r.body);
+    golden("invalid-field-serial-in-batch", &r.body);
     for s in &serials {
         api.record(CA, s).problem(404);
     }
@@ -412,7 +412,7 @@ fn unknown_cas_and_malformed_input_name_the_field() {
     );
     let r = api.revoke(&json!({"ca": "no-such-ca", "serial": serial, "reason": "superseded"}));
     r.problem(422);
-    golden("unknown_ca_field", &r.body);
+    golden("invalid-field-unknown-ca", &r.body);
     api.record(CA, &serial).problem(404);
 
     let r = api.request(
@@ -422,7 +422,7 @@ fn unknown_cas_and_malformed_input_name_the_field() {
         Some(br#"{"ca": "aci-el-org", "serial": "#),
     );
     r.problem(400);
-    golden("malformed_json", &r.body);
+    golden("bad-request-malformed-json", &r.body);
 
     let cases: [(Value, &str); 8] = [
         (json!({"ca": CA, "serial": 1234}), "serial"),
@@ -462,7 +462,7 @@ fn unknown_cas_and_malformed_input_name_the_field() {
         Some(b"ca=x"),
     );
     r.problem(415);
-    golden("unsupported_media_type", &r.body);
+    golden("unsupported-media-type", &r.body);
     // Declared too large: refused before the body is read.
     let raw = raw_http(
         &_s.admin,
@@ -473,7 +473,7 @@ fn unknown_cas_and_malformed_input_name_the_field() {
     );
     assert!(raw.starts_with("HTTP/1.1 413"), "{raw}");
     let body = raw.split("\r\n\r\n").nth(1).expect("a body");
-    golden("too_large", body.as_bytes());
+    golden("too-large-ingest-body", body.as_bytes());
     api.request("PUT", "/v1/revocations", None, None)
         .problem(405);
     api.get("/v1/nothing-here").problem(404);
@@ -626,14 +626,14 @@ fn problem_bodies_of_domain_errors_are_stable() {
     use vigie::ingest::Error;
     let cases = [
         (
-            "ingest_invalid",
+            "invalid-field-serial",
             ApiError::from(
                 Error::invalid("serial", "\"zz\": not a hexadecimal number")
                     .within("revocations[0]"),
             ),
         ),
         (
-            "ingest_not_found",
+            "not-found-certificate",
             ApiError::from(Error::NotFound("no such certificate".into())),
         ),
         ("internal", ApiError::Internal("disk on fire".into())),

@@ -7,9 +7,12 @@
 //! silently hold garbage. `VIGIE_BLESS=1 cargo test --release --test responder` rewrites the files
 //! after an intended change; review the diff with `openssl ocsp -respin … -resp_text`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use common::golden;
 use vigie::clock::{FixedClock, SharedClock};
 use vigie::config::Config;
 use vigie::http::ApiError;
@@ -18,31 +21,13 @@ use vigie::model::{CaId, Issuance, RevocationReason, Serial, UnixTime};
 use vigie::ocsp::{Answer, Responder};
 use vigie::pki::HashAlg;
 use vigie::store::{Store, StoreOptions};
+use x509_cert::ext::pkix::crl::CrlReason;
 
 /// 2026-06-01T00:00:00Z.
 const NOW: UnixTime = UnixTime(1_780_272_000);
 
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden-pki")
-}
-
-fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
-}
-
-fn check_golden(name: &str, bytes: &[u8]) {
-    let path = golden_dir().join(name);
-    if std::env::var_os("VIGIE_BLESS").is_some() {
-        std::fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
-        std::fs::write(&path, bytes).expect("write golden");
-        return;
-    }
-    let want = std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with VIGIE_BLESS=1 to create)", path.display()));
-    assert!(
-        want == bytes,
-        "{name} differs from its golden file; inspect, then re-bless if intended"
-    );
 }
 
 struct Fixture {
@@ -214,42 +199,242 @@ fn verify_cli(der: &[u8], serials: &[&str], want: &[&str]) {
     }
 }
 
+/// What one SingleResponse of a golden response must say.
+#[derive(Clone, Copy, Debug)]
+enum Want {
+    Good,
+    Unknown,
+    Revoked {
+        /// revocationTime, Unix seconds.
+        at: u64,
+        reason: Option<CrlReason>,
+        /// The invalidityDate single extension (RFC 5280 §5.3.2 as used by RFC 6960 §4.4), Unix
+        /// seconds.
+        invalidity: Option<u64>,
+    },
+}
+
+/// What a golden response must say, field by field.
+struct Fields<'a> {
+    statuses: Vec<(&'a str, Want)>,
+    nonce: Option<&'a [u8]>,
+    extended_revoke: bool,
+}
+
+/// id-pkix-ocsp-extended-revoke (RFC 6960 §4.4.8).
+const EXTENDED_REVOKE: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.9");
+/// id-pkix-ocsp-nonce (RFC 6960 §4.4.1, RFC 9654).
+const NONCE: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.2");
+/// id-ce-invalidityDate (RFC 5280 §5.3.2).
+const INVALIDITY_DATE: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("2.5.29.24");
+
+fn seconds(t: &x509_ocsp::OcspGeneralizedTime) -> u64 {
+    t.0.to_unix_duration().as_secs()
+}
+
+/// Reads a golden response with parsers vigie does not use to build it — the `openssl` crate
+/// (OpenSSL's d2i_OCSP_RESPONSE) for the response status and the BasicOCSPResponse, RustCrypto's
+/// `x509-ocsp` for every field — and checks what it says: status, CertID echoed (SHA-1, the CA's
+/// hashes, the serial), cert status, revocation time and reason, invalidity date, producedAt,
+/// thisUpdate/nextUpdate from the fixed clock, the nonce echoed, the extended-revoke extension.
+fn check_fields(f: &Fixture, name: &str, der: &[u8], want: &Fields) {
+    use der::Decode;
+    use x509_ocsp::{BasicOcspResponse, CertStatus, OcspResponse};
+    let o = openssl::ocsp::OcspResponse::from_der(der)
+        .unwrap_or_else(|e| panic!("{name}: OpenSSL cannot read it: {e}"));
+    assert_eq!(
+        o.status(),
+        openssl::ocsp::OcspResponseStatus::SUCCESSFUL,
+        "{name}"
+    );
+    o.basic()
+        .unwrap_or_else(|e| panic!("{name}: no BasicOCSPResponse for OpenSSL: {e}"));
+
+    let resp = OcspResponse::from_der(der).expect("x509-ocsp reads it");
+    assert_eq!(
+        resp.response_status,
+        x509_ocsp::OcspResponseStatus::Successful,
+        "{name}"
+    );
+    let bytes = resp.response_bytes.expect("responseBytes");
+    assert_eq!(
+        bytes.response_type,
+        const_oid::db::rfc6960::ID_PKIX_OCSP_BASIC,
+        "{name}"
+    );
+    let basic = BasicOcspResponse::from_der(bytes.response.as_bytes()).expect("BasicOCSPResponse");
+    let data = &basic.tbs_response_data;
+    assert_eq!(
+        seconds(&data.produced_at),
+        NOW.0 as u64,
+        "{name}: producedAt"
+    );
+    let ca = f.config.registry.by_id("golden").expect("configured");
+    let h = &ca.hashes[HashAlg::Sha1.index()];
+    assert_eq!(data.responses.len(), want.statuses.len(), "{name}");
+    for (single, (serial, status)) in data.responses.iter().zip(&want.statuses) {
+        let id = &single.cert_id;
+        assert_eq!(
+            id.hash_algorithm.oid,
+            const_oid::db::rfc5912::ID_SHA_1,
+            "{name}: CertID hash echoed"
+        );
+        assert_eq!(id.issuer_name_hash.as_bytes(), &h.name[..], "{name}");
+        assert_eq!(id.issuer_key_hash.as_bytes(), &h.key[..], "{name}");
+        assert_eq!(
+            id.serial_number.as_bytes(),
+            &Serial::from_hex(serial).expect("hex").der_content()[..],
+            "{name}: serial echoed"
+        );
+        // RFC 6960 §2.4 / RFC 9919: thisUpdate backdated 5 min, nextUpdate one ocsp_validity on.
+        let this_update = seconds(&single.this_update);
+        assert_eq!(this_update, NOW.0 as u64 - 300, "{name}: thisUpdate");
+        assert_eq!(
+            single.next_update.as_ref().map(seconds),
+            Some(this_update + 86400),
+            "{name}: nextUpdate"
+        );
+        let invalidity = single.single_extensions.as_ref().and_then(|exts| {
+            exts.iter().find(|e| e.extn_id == INVALIDITY_DATE).map(|e| {
+                der::asn1::GeneralizedTime::from_der(e.extn_value.as_bytes())
+                    .expect("invalidityDate is a GeneralizedTime")
+                    .to_unix_duration()
+                    .as_secs()
+            })
+        });
+        match (*status, &single.cert_status) {
+            (Want::Good, CertStatus::Good(_)) | (Want::Unknown, CertStatus::Unknown(_)) => {
+                assert_eq!(invalidity, None, "{name}: {serial}");
+            }
+            (
+                Want::Revoked {
+                    at,
+                    reason,
+                    invalidity: want_invalidity,
+                },
+                CertStatus::Revoked(info),
+            ) => {
+                assert_eq!(seconds(&info.revocation_time), at, "{name}: revocationTime");
+                assert_eq!(info.revocation_reason, reason, "{name}: revocationReason");
+                assert_eq!(invalidity, want_invalidity, "{name}: invalidityDate");
+            }
+            (w, got) => panic!("{name}: serial {serial} should be {w:?}, is {got:?}"),
+        }
+    }
+    let exts = data.response_extensions.as_deref().unwrap_or_default();
+    let nonce = exts.iter().find(|e| e.extn_id == NONCE);
+    match want.nonce {
+        // RFC 9654: the extension's value is the request's, an OCTET STRING, echoed exactly.
+        Some(n) => {
+            let e = nonce.unwrap_or_else(|| panic!("{name}: nonce not echoed"));
+            let inner = der::asn1::OctetString::from_der(e.extn_value.as_bytes())
+                .expect("the nonce is an OCTET STRING");
+            assert_eq!(inner.as_bytes(), n, "{name}: nonce echoed");
+            assert!(!e.critical, "{name}");
+        }
+        None => assert!(nonce.is_none(), "{name}: a nonce nobody sent"),
+    }
+    let extended = exts.iter().find(|e| e.extn_id == EXTENDED_REVOKE);
+    if want.extended_revoke {
+        let e = extended.unwrap_or_else(|| panic!("{name}: extended-revoke missing"));
+        // RFC 6960 §4.4.8: value NULL, never critical.
+        assert_eq!(e.extn_value.as_bytes(), &[0x05, 0x00], "{name}");
+        assert!(!e.critical, "{name}");
+    } else {
+        assert!(extended.is_none(), "{name}: extended-revoke");
+    }
+}
+
+/// The golden file's own bytes, for [`check_fields`] (so the file itself is what is checked).
+fn golden_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(golden::dir().join(name)).expect("golden file present")
+}
+
 #[test]
 fn ocsp_responses_match_their_golden_files() {
     let f = fixture("unknown");
-    type Case<'a> = (&'a str, Vec<&'a str>, Option<&'a [u8]>, Vec<&'a str>);
+    let revoked = Want::Revoked {
+        at: 1_780_000_000,
+        reason: Some(CrlReason::KeyCompromise),
+        invalidity: Some(1_779_900_000),
+    };
+    type Case<'a> = (&'a str, Vec<&'a str>, Option<&'a [u8]>, Vec<Want>);
     let cases: [Case; 5] = [
-        ("ocsp/good.der", vec!["1001"], None, vec!["good"]),
+        ("ocsp/good.der", vec!["1001"], None, vec![Want::Good]),
         (
             "ocsp/revoked-keycompromise.der",
             vec!["1002"],
             None,
-            vec!["revoked"],
+            vec![revoked],
         ),
-        ("ocsp/unknown.der", vec!["1003"], None, vec!["unknown"]),
+        ("ocsp/unknown.der", vec!["1003"], None, vec![Want::Unknown]),
         (
             "ocsp/nonce.der",
             vec!["1001"],
             Some(&[0x42; 16]),
-            vec!["good"],
+            vec![Want::Good],
         ),
         (
             "ocsp/several.der",
             vec!["1001", "1002", "1003"],
             None,
-            vec!["good", "revoked", "unknown"],
+            vec![Want::Good, revoked, Want::Unknown],
         ),
     ];
     for (name, serials, nonce, want) in cases {
         let der = answer(&f, &request(&f, &serials, nonce));
-        verify_cli(&der, &serials, &want);
-        check_golden(name, &der);
+        let words: Vec<&str> = want
+            .iter()
+            .map(|w| match w {
+                Want::Good => "good",
+                Want::Unknown => "unknown",
+                Want::Revoked { .. } => "revoked",
+            })
+            .collect();
+        verify_cli(&der, &serials, &words);
+        golden::check(name, &der);
+        let fields = Fields {
+            statuses: serials.iter().copied().zip(want).collect(),
+            nonce,
+            extended_revoke: false,
+        };
+        check_fields(&f, name, &golden_bytes(name), &fields);
     }
     let g = fixture("revoked");
     let der = answer(&g, &request(&g, &["1003"], None));
     verify_cli(&der, &["1003"], &["revoked"]);
-    check_golden("ocsp/never-issued-revoked-policy.der", &der);
-    check_golden("ocsp/malformed.der", &answer(&f, b"\x30\x03garbage"));
+    let name = "ocsp/never-issued-revoked-policy.der";
+    golden::check(name, &der);
+    // RFC 6960 §2.2 and §4.4.8: revoked at 1970-01-01, certificateHold, extended-revoke.
+    let never_issued = Want::Revoked {
+        at: 0,
+        reason: Some(CrlReason::CertificateHold),
+        invalidity: None,
+    };
+    let fields = Fields {
+        statuses: vec![("1003", never_issued)],
+        nonce: None,
+        extended_revoke: true,
+    };
+    check_fields(&g, name, &golden_bytes(name), &fields);
+
+    let name = "ocsp/malformed.der";
+    golden::check(name, &answer(&f, b"\x30\x03garbage"));
+    let bytes = golden_bytes(name);
+    let o = openssl::ocsp::OcspResponse::from_der(&bytes).expect("OpenSSL reads it");
+    assert_eq!(
+        o.status(),
+        openssl::ocsp::OcspResponseStatus::MALFORMED_REQUEST
+    );
+    let x = <x509_ocsp::OcspResponse as der::Decode>::from_der(&bytes).expect("x509-ocsp reads it");
+    assert_eq!(
+        x.response_status,
+        x509_ocsp::OcspResponseStatus::MalformedRequest
+    );
+    assert!(x.response_bytes.is_none(), "an error status has no body");
 }
 
 #[test]
@@ -261,16 +446,10 @@ fn problem_bodies_match_their_golden_files() {
         ),
         ("errors/too-large.json", ApiError::TooLarge(4096)),
         ("errors/unauthorized.json", ApiError::Unauthorized),
-        (
-            "errors/invalid-field.json",
-            ApiError::Unprocessable {
-                field: "revocations[0].reason".into(),
-                message: "unknown revocation reason \"lost\"".into(),
-            },
-        ),
+        ("errors/method-not-allowed.json", ApiError::MethodNotAllowed),
     ];
     for (name, e) in cases {
-        check_golden(name, &vigie::http::error::problem_body(&e));
+        golden::check(name, &vigie::http::error::problem_body(&e));
     }
 }
 

@@ -215,25 +215,13 @@ fn entries_of(der: &[u8]) -> Entries {
     out
 }
 
+/// The project's one golden-file helper (and its one bless variable, `VIGIE_BLESS`), shared with
+/// the integration tests.
+#[path = "../../tests/common/golden.rs"]
+mod golden_files;
+
 fn golden(name: &str, der: &[u8]) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("VIGIE_BLESS").is_some() {
-        std::fs::write(&path, der).expect("golden written");
-        return;
-    }
-    let expected = std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run with VIGIE_BLESS=1 to create it)",
-            path.display()
-        )
-    });
-    assert!(
-        expected == der,
-        "{} differs from what was built (run with VIGIE_BLESS=1 after checking the change)",
-        path.display()
-    );
+    golden_files::check(name, der);
 }
 
 #[test]

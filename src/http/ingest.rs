@@ -511,10 +511,18 @@ pub async fn get_audit(
         ),
         None => None,
     };
+    let limit = p.limit.unwrap_or(1000);
+    if !(1..=audit::MAX_LIMIT).contains(&limit) {
+        // Said rather than clamped: a client asking for more would otherwise believe it has all.
+        return Err(ApiError::Unprocessable {
+            field: "limit".into(),
+            message: format!("{limit}: between 1 and {}", audit::MAX_LIMIT),
+        });
+    }
     let query = audit::Query {
         since,
         ca,
-        limit: p.limit.unwrap_or(1000),
+        limit,
         after: p.after,
     };
     let st = state.clone();

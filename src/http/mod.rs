@@ -99,12 +99,16 @@ async fn public_fallback(state: web::Data<AppState>, req: HttpRequest) -> HttpRe
         };
         return ocsp::get(state, req, prefix).await;
     }
-    let e = if req.path() == "/ocsp" || req.path() == "/" {
-        ApiError::MethodNotAllowed
-    } else {
-        ApiError::NotFound(format!("no such resource: {} {}", req.method(), req.path()))
-    };
-    actix_web::ResponseError::error_response(&e)
+    match req.path() {
+        // `GET /ocsp/{request}` and `GET /{request}` are other resources.
+        "/ocsp" => method_not_allowed_allowing("POST"),
+        "/" => method_not_allowed_allowing("GET, POST"),
+        "/healthz" => method_not_allowed_allowing("GET"),
+        path => actix_web::ResponseError::error_response(&ApiError::NotFound(format!(
+            "no such resource: {} {path}",
+            req.method()
+        ))),
+    }
 }
 
 /// Every route of the admin listener, (method, path pattern): what [`admin_routes`] registers and
@@ -148,7 +152,17 @@ pub fn admin_routes(cfg: &mut web::ServiceConfig) {
         for (method, _) in ADMIN_ROUTES.iter().filter(|(_, p)| *p == path) {
             resource = resource.route(admin_route(method, path));
         }
-        cfg.service(resource.default_service(web::to(method_not_allowed)));
+        // RFC 9110 §15.5.6: a 405 names the methods the resource has.
+        let allow: Vec<&str> = ADMIN_ROUTES
+            .iter()
+            .filter(|(_, p)| *p == path)
+            .map(|(m, _)| *m)
+            .collect();
+        let allow = allow.join(", ");
+        cfg.service(resource.default_service(web::to(move || {
+            let allow = allow.clone();
+            async move { method_not_allowed_allowing(&allow) }
+        })));
     }
     cfg.default_service(web::to(not_found));
 }
@@ -172,8 +186,13 @@ async fn crl_fallback(req: HttpRequest) -> HttpResponse {
     resp
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// 405 with the `Allow` header RFC 9110 §15.5.6 requires.
+fn method_not_allowed_allowing(allow: &str) -> HttpResponse {
+    let mut resp = actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed);
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(allow) {
+        resp.headers_mut().insert(actix_web::http::header::ALLOW, v);
+    }
+    resp
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {

@@ -410,7 +410,12 @@ fn json_certificates(body: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
                 ));
             };
             if s.contains("-----BEGIN") {
-                let mut blocks = pem_blocks(s).map_err(|e| e.within(&field))?;
+                // The JSON parsed: a PEM string that does not decode is this field's fault
+                // (422 naming it), not an unreadable body (400).
+                let mut blocks = pem_blocks(s).map_err(|e| match e {
+                    Error::Malformed(m) => Error::invalid(field.clone(), m),
+                    other => other.within(&field),
+                })?;
                 match (blocks.pop(), blocks.is_empty()) {
                     (Some((label, der)), true) if label == "CERTIFICATE" => Ok(der),
                     (Some((label, _)), true) => Err(Error::invalid(

@@ -258,27 +258,9 @@ pub fn pem(cert: &X509) -> String {
     String::from_utf8(cert.to_pem().expect("pem")).expect("utf-8")
 }
 
-/// Compares `body` with `tests/golden/errors/{name}.json` (written when VIGIE_UPDATE_GOLDEN=1).
+/// Compares a problem body with `tests/golden/errors/{name}.json` ([`super::golden::check`]).
+/// Names are kebab-case and start with the problem's `type` (`invalid-field-unknown-ca`), so a
+/// file says which problem it holds; `tests/problems.rs` checks every one against `openapi.yaml`.
 pub fn golden(name: &str, body: &[u8]) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden/errors")
-        .join(format!("{name}.json"));
-    if std::env::var_os("VIGIE_UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
-        std::fs::write(&path, body).expect("golden written");
-        return;
-    }
-    let expected = std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run with VIGIE_UPDATE_GOLDEN=1 to create it); body: {}",
-            path.display(),
-            String::from_utf8_lossy(body)
-        )
-    });
-    assert_eq!(
-        String::from_utf8_lossy(body),
-        String::from_utf8_lossy(&expected),
-        "client-visible bytes changed: {}",
-        path.display()
-    );
+    super::golden::check(&format!("errors/{name}.json"), body);
 }

@@ -3,6 +3,8 @@
 #![allow(dead_code, missing_docs)]
 
 pub mod api;
+pub mod golden;
+pub mod schema;
 pub mod slapd;
 pub mod tls;
 
