@@ -191,7 +191,9 @@ fn node_options(
         ),
         ca_extra: vec![(
             CA.into(),
-            "publish_delta_on_revoke = true\ndelta_debounce = \"1s\"".into(),
+            // Pre-signing (issue 11) would make every node sign every certificate's answers:
+            // not what these tests are about, and most of their CPU time.
+            "publish_delta_on_revoke = true\ndelta_debounce = \"1s\"\npresign = false".into(),
         )],
         ..Options::default()
     }
@@ -249,6 +251,7 @@ fn serial_of(i: u64) -> String {
 
 /// Registers the certificates of these serials through the writer, in batches.
 fn issue_all(api: &Api, issuer: &Issuer, serials: &[String]) {
+    let t0 = Instant::now();
     let pems: Vec<String> = {
         let chunks: Vec<&[String]> = serials.chunks(serials.len().div_ceil(2).max(1)).collect();
         std::thread::scope(|s| {
@@ -262,9 +265,16 @@ fn issue_all(api: &Api, issuer: &Issuer, serials: &[String]) {
                 .collect()
         })
     };
+    let signed = Instant::now();
     for batch in pems.chunks(500) {
         acknowledged(|| api.post_json("/v1/certificates", &json!({ "certificates": batch })));
     }
+    eprintln!(
+        "{} certificates signed in {:?}, registered through the writer in {:?}",
+        serials.len(),
+        signed - t0,
+        signed.elapsed()
+    );
 }
 
 /// Sends until answered 200: a 503 (the stream did not acknowledge in time) is retried, as a
@@ -414,6 +424,24 @@ fn metric(node: &Server, name: &str) -> f64 {
         .lines()
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
         .unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
+/// A log without its colour escapes.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A JetStream cluster, a writer and replicas, each node with its own store.
@@ -607,7 +635,7 @@ fn replicas_serve_the_writers_statuses_and_identical_crls() {
 #[test]
 fn acknowledged_events_survive_the_loss_of_a_nats_node() {
     let mut c = Cluster::start(3, 2);
-    let serials: Vec<String> = (1..=3_000).map(|i| serial_of(100_000 + i)).collect();
+    let serials: Vec<String> = (1..=2_000).map(|i| serial_of(100_000 + i)).collect();
     c.issue(&serials);
     let api = c.api();
     let (_, leader) = stream_state(&c.nats);
@@ -683,13 +711,18 @@ fn acknowledged_events_survive_the_loss_of_a_nats_node() {
 #[test]
 fn a_killed_replica_resumes_and_applies_each_event_once() {
     let mut c = Cluster::start(3, 1);
-    let serials: Vec<String> = (1..=2_000).map(|i| serial_of(200_000 + i)).collect();
+    let serials: Vec<String> = (1..=1_000).map(|i| serial_of(200_000 + i)).collect();
     c.issue(&serials);
     let api = c.api();
     let first: Vec<String> = serials.iter().step_by(3).cloned().collect();
     let more: Vec<String> = serials[1..].iter().step_by(7).cloned().collect();
     std::thread::scope(|s| {
-        let load = s.spawn(|| revoke_all(&api, &first));
+        // Ten at a time: the replica is killed while it applies them.
+        let load = s.spawn(|| {
+            for batch in first.chunks(10) {
+                revoke_all(&api, batch);
+            }
+        });
         std::thread::sleep(Duration::from_millis(150));
         c.replicas[0].kill();
         load.join().expect("revocations");
@@ -851,12 +884,12 @@ fn replicas_out_of_contact_answer_try_later_then_catch_up() {
 #[test]
 fn a_backup_taken_under_load_restores_a_replica_that_catches_up() {
     let mut c = Cluster::start(3, 1);
-    let serials: Vec<String> = (1..=2_000).map(|i| serial_of(500_000 + i)).collect();
+    let serials: Vec<String> = (1..=1_000).map(|i| serial_of(500_000 + i)).collect();
     c.issue(&serials);
     let api = c.api();
     let backup = tempfile::tempdir().expect("tempdir");
     let backup_dir = backup.path().join("b");
-    let revoked: Vec<String> = serials.iter().step_by(4).cloned().collect();
+    let revoked: Vec<String> = serials.iter().step_by(2).cloned().collect();
     let r1 = &c.replicas[0];
     let during = std::thread::scope(|s| {
         // Revocations ten at a time while the copy is made.
@@ -895,12 +928,23 @@ fn a_backup_taken_under_load_restores_a_replica_that_catches_up() {
     assert!(r2_store.join("CURRENT").exists());
     r2.spawn();
     // It resumed from the backup's position, not from the stream's start.
-    let log = r2.stderr();
-    let from = log
-        .lines()
-        .find(|l| l.contains("replication consumer started"))
-        .unwrap_or_else(|| panic!("no consumer start in the log: {log}"));
-    assert!(!from.contains("from=1 ") && !from.ends_with("from=1"), "{from}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let from = loop {
+        let log = strip_ansi(&r2.stderr());
+        if let Some(line) = log
+            .lines()
+            .find(|l| l.contains("replication consumer started"))
+        {
+            break line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("from="))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("no position in {line}"));
+        }
+        assert!(Instant::now() < deadline, "no consumer start in the log: {log}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(from > 1, "the restored replica started from the stream's beginning");
     c.replicas.push(r2);
     c.wait_caught_up(Duration::from_secs(30));
     let r2 = &c.replicas[1];
