@@ -191,7 +191,9 @@ fn node_options(
         ),
         ca_extra: vec![(
             CA.into(),
-            "publish_delta_on_revoke = true\ndelta_debounce = \"1s\"".into(),
+            // Pre-signing (issue 11) would make every node sign every certificate's answers:
+            // not what these tests are about, and most of their CPU time.
+            "publish_delta_on_revoke = true\ndelta_debounce = \"1s\"\npresign = false".into(),
         )],
         ..Options::default()
     }
@@ -249,6 +251,7 @@ fn serial_of(i: u64) -> String {
 
 /// Registers the certificates of these serials through the writer, in batches.
 fn issue_all(api: &Api, issuer: &Issuer, serials: &[String]) {
+    let t0 = Instant::now();
     let pems: Vec<String> = {
         let chunks: Vec<&[String]> = serials.chunks(serials.len().div_ceil(2).max(1)).collect();
         std::thread::scope(|s| {
@@ -262,9 +265,16 @@ fn issue_all(api: &Api, issuer: &Issuer, serials: &[String]) {
                 .collect()
         })
     };
+    let signed = Instant::now();
     for batch in pems.chunks(500) {
         acknowledged(|| api.post_json("/v1/certificates", &json!({ "certificates": batch })));
     }
+    eprintln!(
+        "{} certificates signed in {:?}, registered through the writer in {:?}",
+        serials.len(),
+        signed - t0,
+        signed.elapsed()
+    );
 }
 
 /// Sends until answered 200: a 503 (the stream did not acknowledge in time) is retried, as a
@@ -416,19 +426,140 @@ fn metric(node: &Server, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {name} in /metrics"))
 }
 
-/// Tests 1, 4, 3, 5, 2 of issue 12 on one cluster: three JetStream nodes, a writer, two replicas.
+/// A log without its colour escapes.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A JetStream cluster, a writer and replicas, each node with its own store.
+struct Cluster {
+    writer: Server,
+    replicas: Vec<Server>,
+    issuer: Issuer,
+    // Last: the NATS nodes outlive the vigie nodes (dropped, i.e. killed, first).
+    nats: Nats,
+}
+
+impl Cluster {
+    /// `nats_nodes` JetStream nodes (the stream has as many copies), a writer and `replicas`
+    /// replicas r1, r2…
+    fn start(nats_nodes: usize, replicas: usize) -> Cluster {
+        let nats = Nats::start(nats_nodes);
+        let writer = node(&nats, "writer", "w1", nats_nodes);
+        let replicas = (1..=replicas)
+            .map(|i| node(&nats, "replica", &format!("r{i}"), nats_nodes))
+            .collect();
+        Cluster {
+            writer,
+            replicas,
+            issuer: Issuer::new(),
+            nats,
+        }
+    }
+
+    fn api(&self) -> Api {
+        Api::new(&self.writer, Some(TOKEN))
+    }
+
+    /// Registers these serials through the writer and waits for every replica.
+    fn issue(&self, serials: &[String]) {
+        issue_all(&self.api(), &self.issuer, serials);
+        self.wait_caught_up(Duration::from_secs(30));
+    }
+
+    fn wait_caught_up(&self, within: Duration) {
+        let replicas: Vec<&Server> = self.replicas.iter().collect();
+        wait_caught_up(&self.writer, &replicas, within);
+    }
+}
+
+/// Runs `f` with a JetStream context on the first NATS node.
+fn with_jetstream<T>(
+    nats: &Nats,
+    f: impl AsyncFnOnce(async_nats::jetstream::Context) -> T,
+) -> T {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let url = nats
+        .nodes
+        .iter()
+        .find(|n| n.child.is_some())
+        .expect("a running NATS node")
+        .url();
+    rt.block_on(async {
+        let client = async_nats::connect(url).await.expect("nats");
+        f(async_nats::jetstream::new(client)).await
+    })
+}
+
+/// The stream's last sequence and the name of its leader.
+fn stream_state(nats: &Nats) -> (u64, Option<String>) {
+    with_jetstream(nats, async |js| {
+        let mut stream = js.get_stream("VIGIE").await.expect("stream");
+        let info = stream.info().await.expect("stream info");
+        (
+            info.state.last_sequence,
+            info.cluster.as_ref().and_then(|c| c.leader.clone()),
+        )
+    })
+}
+
+/// The CA's event log in a stopped node's store.
+fn event_log(node: &Server) -> Vec<vigie::model::Event> {
+    let config = vigie::config::Config::load(&node.config).expect("config loads");
+    let store = vigie::service::open_store(&config).expect("store opens");
+    let ca = vigie::model::CaId::new(CA).expect("CA id");
+    store
+        .events_after(&ca, 0)
+        .collect::<Result<Vec<_>, _>>()
+        .expect("events read")
+}
+
+/// Stops the nodes and checks that each replica holds the writer's event log exactly: the same
+/// events, numbered 1, 2, 3… without a gap or a repeat, with their origin time.
+fn assert_same_event_logs(writer: &mut Server, replicas: &mut [&mut Server]) {
+    writer.stop();
+    let want = event_log(writer);
+    assert!(!want.is_empty());
+    for (i, e) in want.iter().enumerate() {
+        assert_eq!(e.seq, i as u64 + 1, "the writer's log is numbered without gaps");
+    }
+    for r in replicas.iter_mut() {
+        r.stop();
+        let got = event_log(r);
+        assert_eq!(got.len(), want.len(), "events on the replica");
+        if let Some((w, g)) = want.iter().zip(&got).find(|(w, g)| w != g) {
+            panic!("the replica's event {} differs: {g:?} != {w:?}", w.seq);
+        }
+    }
+}
+
+/// Test 1 of issue 12: 10,000 issuances and 1,000 revocations through the writer; both
+/// replicas reach the end of the stream, give the writer's `openssl ocsp` status for a sample
+/// of serials, and serve byte-identical CRLs (current and past).
 #[test]
-#[ignore = "not yet seen passing: it did not complete on the contended 2-core machine of the session that wrote it (issue 12 left open); run with --ignored"]
-fn replicas_follow_the_writer_through_failures() {
-    let mut nats = Nats::start(3);
-    let mut writer = node(&nats, "writer", "w1", 3);
-    let r1 = node(&nats, "replica", "r1", 3);
-    let mut r2 = node(&nats, "replica", "r2", 3);
-    let api = Api::new(&writer, Some(TOKEN));
-    let issuer = Issuer::new();
+fn replicas_serve_the_writers_statuses_and_identical_crls() {
+    let c = Cluster::start(3, 2);
+    let api = c.api();
+    let (writer, r1, r2) = (&c.writer, &c.replicas[0], &c.replicas[1]);
 
     // A replica refuses writes, naming its role.
-    let refused = Api::new(&r1, Some(TOKEN)).revoke(&json!({"ca": CA, "serial": "01"}));
+    let refused = Api::new(r1, Some(TOKEN)).revoke(&json!({"ca": CA, "serial": "01"}));
     let problem = refused.problem(403);
     assert!(
         problem["detail"]
@@ -437,14 +568,13 @@ fn replicas_follow_the_writer_through_failures() {
         "{problem}"
     );
 
-    // 1. 10,000 issuances and 1,000 revocations through the writer.
     let started = Instant::now();
     let serials: Vec<String> = (1..=10_000).map(serial_of).collect();
-    issue_all(&api, &issuer, &serials);
+    issue_all(&api, &c.issuer, &serials);
     let revoked: Vec<String> = serials.iter().step_by(10).cloned().collect();
     revoke_all(&api, &revoked);
-    assert_eq!(last_seq(&writer), 11_000);
-    wait_caught_up(&writer, &[&r1, &r2], Duration::from_secs(60));
+    assert_eq!(last_seq(writer), 11_000);
+    c.wait_caught_up(Duration::from_secs(60));
     eprintln!(
         "10,000 issuances + 1,000 revocations replicated in {:?}",
         started.elapsed()
@@ -455,185 +585,313 @@ fn replicas_follow_the_writer_through_failures() {
         .chain(revoked.iter().step_by(101))
         .map(String::as_str)
         .collect();
-    let want = ocsp_statuses(&writer, &sample);
+    let want = ocsp_statuses(writer, &sample);
     assert!(want.iter().any(|s| s == "good") && want.iter().any(|s| s == "revoked"));
-    assert_eq!(ocsp_statuses(&r1, &sample), want, "replica 1");
-    assert_eq!(ocsp_statuses(&r2, &sample), want, "replica 2");
+    assert_eq!(ocsp_statuses(r1, &sample), want, "replica 1");
+    assert_eq!(ocsp_statuses(r2, &sample), want, "replica 2");
+
     // The writer's CRLs (the delta published after the revocations) reach the replicas as
     // identical bytes.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let full = crl(&writer, &format!("{CA}.crl"));
-        let delta = crl(&writer, &format!("{CA}-delta.crl"));
+        let full = crl(writer, &format!("{CA}.crl"));
+        let delta = crl(writer, &format!("{CA}-delta.crl"));
         let listed = common::listed_serials(
             &openssl::x509::X509Crl::from_der(&delta).expect("delta parses"),
         );
         let same = |r: &Server| {
             crl(r, &format!("{CA}.crl")) == full && crl(r, &format!("{CA}-delta.crl")) == delta
         };
-        if listed.len() >= revoked.len() && same(&r1) && same(&r2) {
-            // A past CRL, by number, too.
+        if listed.len() >= revoked.len() && same(r1) && same(r2) {
+            // Past CRLs, by number, too.
             let n = common::number_of(&full);
-            let path = format!("{CA}/{n}.crl");
-            assert_eq!(crl(&r1, &path), crl(&writer, &path));
+            for path in [format!("{CA}/{n}.crl"), format!("{CA}/1.crl")] {
+                assert_eq!(crl(r1, &path), crl(writer, &path), "{path}");
+                assert_eq!(crl(r2, &path), crl(writer, &path), "{path}");
+            }
             break;
         }
         assert!(Instant::now() < deadline, "CRLs differ on the replicas");
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(metric(&r1, "vigie_replication_lag_events"), 0.0);
-    assert!(metric(&r1, "vigie_replication_applied_sequence") > 11_000.0);
-    assert!(metric(&r1, "vigie_replication_last_contact_seconds") < 3.0);
 
-    // 4. A message id replayed is dropped by JetStream; a replayed event that gets through
-    // (another id) is applied once: nothing changes on the replicas.
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let before = (last_seq(&r1), ocsp_statuses(&r1, &sample));
-    rt.block_on(async {
-        let client = async_nats::connect(nats.nodes[0].url())
-            .await
-            .expect("nats");
-        let js = async_nats::jetstream::new(client);
-        let stream = js.get_stream("VIGIE").await.expect("stream");
-        let subject = format!("VIGIE.events.{CA}");
-        let original = stream
-            .get_first_raw_message_by_subject(&subject, 1)
-            .await
-            .expect("the first event");
-        let ack = js
-            .send_publish(
-                subject.clone(),
-                async_nats::jetstream::message::PublishMessage::build()
-                    .payload(original.payload.clone())
-                    .message_id(format!("{CA}/1")),
-            )
-            .await
-            .expect("published")
-            .await
-            .expect("acknowledged");
-        assert!(
-            ack.duplicate,
-            "JetStream drops a replayed Nats-Msg-Id: {ack:?}"
-        );
-        let ack = js
-            .send_publish(
-                subject,
-                async_nats::jetstream::message::PublishMessage::build()
-                    .payload(original.payload.clone())
-                    .message_id("a-replay-with-another-id"),
-            )
-            .await
-            .expect("published")
-            .await
-            .expect("acknowledged");
-        assert!(!ack.duplicate);
-    });
-    // The writer goes on (it reads the stream again after the foreign message).
-    let extra = serial_of(20_001);
-    issue_all(&api, &issuer, std::slice::from_ref(&extra));
-    wait_caught_up(&writer, &[&r1, &r2], Duration::from_secs(20));
-    assert_eq!(last_seq(&r1), before.0 + 1);
-    assert_eq!(ocsp_statuses(&r1, &sample), before.1);
+    // Both replicas are at the end of the stream, and say so.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (end, _) = stream_state(&c.nats);
+    for r in [r1, r2] {
+        while metric(r, "vigie_replication_applied_sequence") < end as f64
+            || metric(r, "vigie_replication_lag_events") != 0.0
+        {
+            assert!(Instant::now() < deadline, "replica not at the stream's end {end}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(metric(r, "vigie_replication_last_contact_seconds") < 3.0);
+    }
+}
 
-    // 3. kill -9 of a replica, more revocations, restart: it resumes, each event applied once.
-    r2.kill();
-    let more: Vec<String> = serials[1..].iter().step_by(50).take(100).cloned().collect();
-    revoke_all(&api, &more);
-    r2.spawn();
-    wait_caught_up(&writer, &[&r1, &r2], Duration::from_secs(30));
-    let statuses = ocsp_statuses(&r2, &more.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(statuses.iter().all(|s| s == "revoked"), "{statuses:?}");
-    // Sequences without gaps or repeats: the replica's record versions are the writer's.
-    for s in more.iter().take(5) {
-        let w = Api::new(&writer, Some(TOKEN)).record(CA, s).json();
-        let r = Api::new(&r2, Some(TOKEN)).record(CA, s).json();
-        assert_eq!(w, r, "record of {s}");
-    }
-
-    // 5. SIGSTOP of every NATS node: within max_staleness + 1 s the replicas answer tryLater
-    // and /readyz is 503 "stale"; after SIGCONT they catch up and answer again.
-    let req = ocsp_request(&serials[3], false);
-    assert_ne!(ocsp_post(&r1, &req), TRY_LATER);
-    for n in &nats.nodes {
-        signal(n.pid(), "-STOP");
-    }
-    let stopped = Instant::now();
-    std::thread::sleep(Duration::from_secs(4));
-    for r in [&r1, &r2] {
-        assert_eq!(
-            ocsp_post(r, &req),
-            TRY_LATER,
-            "stale replica answers tryLater"
-        );
-        let (status, body) = readyz(r);
-        assert_eq!(status, 503, "{body}");
-        assert_eq!(body["replication"]["state"], "stale", "{body}");
-    }
-    assert!(stopped.elapsed() < Duration::from_secs(5));
-    for n in &nats.nodes {
-        signal(n.pid(), "-CONT");
-    }
-    let late = serials[7].clone();
-    revoke_all(&api, std::slice::from_ref(&late));
-    wait_caught_up(&writer, &[&r1, &r2], Duration::from_secs(30));
-    assert_eq!(ocsp_statuses(&r1, &[&late]), vec!["revoked"]);
-    assert_ne!(ocsp_post(&r2, &req), TRY_LATER);
-
-    // 2. kill -9 of one NATS node during ingest: every acknowledged event is on every replica.
-    let todo: Vec<String> = serials[2..].iter().step_by(10).take(300).cloned().collect();
-    let acknowledged = std::thread::scope(|s| {
+/// Test 2 of issue 12: `kill -9` of the stream's leader node during ingest; every event the
+/// writer acknowledged is on every replica afterwards (and so is every event it answered 503
+/// for: the outbox publishes them when the stream is back).
+#[test]
+fn acknowledged_events_survive_the_loss_of_a_nats_node() {
+    let mut c = Cluster::start(3, 2);
+    let serials: Vec<String> = (1..=2_000).map(|i| serial_of(100_000 + i)).collect();
+    c.issue(&serials);
+    let api = c.api();
+    let (_, leader) = stream_state(&c.nats);
+    let leader = leader.expect("a replicated stream has a leader");
+    let victim = c
+        .nats
+        .nodes
+        .iter()
+        .position(|n| n.name == leader)
+        .expect("the leader is a node of the test");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let started = Instant::now();
+    let (acknowledged, refused) = std::thread::scope(|s| {
         let ingest = s.spawn(|| {
-            let mut acked = Vec::new();
-            for s in &todo {
-                let a = api.revoke(&json!({"ca": CA, "serial": s, "reason": "superseded"}));
+            let (mut acked, mut refused) = (Vec::new(), 0);
+            for serial in &serials {
+                if stop.load(std::sync::atomic::Ordering::Acquire) {
+                    break;
+                }
+                let a = api.revoke(&json!({"ca": CA, "serial": serial, "reason": "superseded"}));
                 match a.status {
-                    200 => acked.push(s.clone()),
-                    503 => {}
+                    200 => acked.push((serial.clone(), started.elapsed())),
+                    503 => refused += 1,
                     other => panic!("unexpected {other}: {}", a.text()),
                 }
             }
-            acked
+            (acked, refused)
         });
-        std::thread::sleep(Duration::from_millis(300));
-        nats.nodes[1].kill9();
-        ingest.join().expect("ingest thread")
+        std::thread::sleep(Duration::from_secs(1));
+        c.nats.nodes[victim].kill9();
+        let killed = started.elapsed();
+        std::thread::sleep(Duration::from_secs(8));
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        let (acked, refused) = ingest.join().expect("ingest thread");
+        let after = acked.iter().filter(|(_, at)| *at > killed).count();
+        eprintln!(
+            "stream leader {leader} killed at {killed:?}: {} revocations acknowledged ({after} after the kill), {refused} answered 503",
+            acked.len()
+        );
+        assert!(after > 0, "ingest did not resume on the remaining quorum");
+        (acked, refused)
     });
+    let acknowledged: Vec<String> = acknowledged.into_iter().map(|(s, _)| s).collect();
     assert!(
-        acknowledged.len() > 100,
-        "{} acknowledged",
+        acknowledged.len() > 10,
+        "{} acknowledged, {refused} refused",
         acknowledged.len()
     );
-    wait_caught_up(&writer, &[&r1, &r2], Duration::from_secs(60));
+    c.wait_caught_up(Duration::from_secs(60));
     for chunk in acknowledged.chunks(50) {
-        let c: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        for r in [&r1, &r2] {
-            let st = ocsp_statuses(r, &c);
-            assert!(st.iter().all(|s| s == "revoked"), "{st:?}\n{}", nats.logs());
+        let serials: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        for r in &c.replicas {
+            let st = ocsp_statuses(r, &serials);
+            assert!(
+                st.iter().all(|s| s == "revoked"),
+                "{st:?}\n{}",
+                c.nats.logs()
+            );
         }
     }
-    writer.stop();
+    let Cluster {
+        mut writer,
+        mut replicas,
+        ..
+    } = c;
+    let mut rs: Vec<&mut Server> = replicas.iter_mut().collect();
+    assert_same_event_logs(&mut writer, &mut rs);
 }
 
-/// Tests 8 and 6 of issue 12: a backup taken under ingest load restored into a new replica,
-/// which catches up; then the writer killed and a replica promoted: revocations go on, CRL
-/// numbers keep rising, and the old writer, restarted as writer, is refused.
+/// Test 3 of issue 12: `kill -9` of a replica while it applies revocations, more revocations,
+/// restart: it resumes and applies each event once — its event log is the writer's, numbered
+/// without gaps or repeats, and its records have the writer's versions.
 #[test]
-#[ignore = "not yet seen passing: it did not complete on the contended 2-core machine of the session that wrote it (issue 12 left open); run with --ignored"]
-fn backups_restore_new_replicas_and_a_replica_takes_over() {
-    let nats = Nats::start(3);
-    let mut writer = node(&nats, "writer", "w1", 3);
-    let mut r1 = node(&nats, "replica", "r1", 3);
-    let api = Api::new(&writer, Some(TOKEN));
-    let issuer = Issuer::new();
-    let serials: Vec<String> = (30_001..=32_000).map(serial_of).collect();
-    issue_all(&api, &issuer, &serials);
-    wait_caught_up(&writer, &[&r1], Duration::from_secs(30));
+fn a_killed_replica_resumes_and_applies_each_event_once() {
+    let mut c = Cluster::start(3, 1);
+    let serials: Vec<String> = (1..=1_000).map(|i| serial_of(200_000 + i)).collect();
+    c.issue(&serials);
+    let api = c.api();
+    let first: Vec<String> = serials.iter().step_by(3).cloned().collect();
+    let more: Vec<String> = serials[1..].iter().step_by(7).cloned().collect();
+    std::thread::scope(|s| {
+        // Ten at a time: the replica is killed while it applies them.
+        let load = s.spawn(|| {
+            for batch in first.chunks(10) {
+                revoke_all(&api, batch);
+            }
+        });
+        std::thread::sleep(Duration::from_millis(150));
+        c.replicas[0].kill();
+        load.join().expect("revocations");
+    });
+    revoke_all(&api, &more);
+    c.replicas[0].spawn();
+    c.wait_caught_up(Duration::from_secs(30));
+    let r = &c.replicas[0];
+    let sample: Vec<&str> = more.iter().step_by(20).map(String::as_str).collect();
+    let statuses = ocsp_statuses(r, &sample);
+    assert!(statuses.iter().all(|s| s == "revoked"), "{statuses:?}");
+    for s in more.iter().take(5).chain(first.iter().take(5)) {
+        let w = Api::new(&c.writer, Some(TOKEN)).record(CA, s).json();
+        let got = Api::new(r, Some(TOKEN)).record(CA, s).json();
+        assert_eq!(w, got, "record of {s}");
+    }
+    let Cluster {
+        mut writer,
+        mut replicas,
+        ..
+    } = c;
+    assert_same_event_logs(&mut writer, &mut [&mut replicas[0]]);
+}
 
-    // 8. Backup of the replica under ingest load.
+/// Test 4 of issue 12: a replayed message id is dropped by JetStream; a replayed event that
+/// gets through under another id is applied once (nothing changes on the replicas), and the
+/// writer goes on publishing after the foreign message.
+#[test]
+fn replayed_messages_are_applied_once() {
+    let c = Cluster::start(1, 1);
+    let serials: Vec<String> = (1..=50).map(|i| serial_of(300_000 + i)).collect();
+    c.issue(&serials);
+    revoke_all(&c.api(), &serials[..5]);
+    c.wait_caught_up(Duration::from_secs(20));
+    let r1 = &c.replicas[0];
+    let sample: Vec<&str> = serials.iter().step_by(4).map(String::as_str).collect();
+    let before = (last_seq(r1), ocsp_statuses(r1, &sample));
+    let subject = format!("VIGIE.events.{CA}");
+    let (end, _) = stream_state(&c.nats);
+    with_jetstream(&c.nats, async |js| {
+        let stream = js.get_stream("VIGIE").await.expect("stream");
+        // The first issuance and the first revocation, as the writer published them.
+        for event in [1, 51] {
+            let id = format!("{CA}/{event}");
+            let mut original = None;
+            for seq in 1..=end {
+                let m = stream.get_raw_message(seq).await.expect("message");
+                if m.headers.get("Nats-Msg-Id").map(|v| v.as_str()) == Some(id.as_str()) {
+                    original = Some(m);
+                    break;
+                }
+            }
+            let original = original.unwrap_or_else(|| panic!("no message {id} on the stream"));
+            let ack = js
+                .send_publish(
+                    subject.clone(),
+                    async_nats::jetstream::message::PublishMessage::build()
+                        .payload(original.payload.clone())
+                        .message_id(id.clone()),
+                )
+                .await
+                .expect("published")
+                .await
+                .expect("acknowledged");
+            assert!(
+                ack.duplicate,
+                "JetStream drops a replayed Nats-Msg-Id: {ack:?}"
+            );
+            let ack = js
+                .send_publish(
+                    subject.clone(),
+                    async_nats::jetstream::message::PublishMessage::build()
+                        .payload(original.payload.clone())
+                        .message_id(format!("a-replay-of-{event}-with-another-id")),
+                )
+                .await
+                .expect("published")
+                .await
+                .expect("acknowledged");
+            assert!(!ack.duplicate);
+        }
+    });
+    // The replica has applied the replays (the stream's end), and nothing changed.
+    let (end, _) = stream_state(&c.nats);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(r1, "vigie_replication_applied_sequence") < end as f64 {
+        assert!(Instant::now() < deadline, "the replays were not consumed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(last_seq(r1), before.0);
+    assert_eq!(ocsp_statuses(r1, &sample), before.1);
+    // The writer goes on (it reads the stream again after the foreign messages).
+    let extra = serial_of(300_999);
+    c.issue(std::slice::from_ref(&extra));
+    assert_eq!(last_seq(&c.replicas[0]), before.0 + 1);
+    let Cluster {
+        mut writer,
+        mut replicas,
+        ..
+    } = c;
+    assert_same_event_logs(&mut writer, &mut [&mut replicas[0]]);
+}
+
+/// Test 5 of issue 12: `SIGSTOP` of every NATS node: within `max_staleness` (3 s) + 1 s the
+/// replicas answer `tryLater` and `/readyz` is 503 `stale`; after `SIGCONT` they catch up and
+/// answer again.
+#[test]
+fn replicas_out_of_contact_answer_try_later_then_catch_up() {
+    let c = Cluster::start(3, 2);
+    let serials: Vec<String> = (1..=20).map(|i| serial_of(400_000 + i)).collect();
+    c.issue(&serials);
+    let req = ocsp_request(&serials[3], false);
+    for r in &c.replicas {
+        assert_ne!(ocsp_post(r, &req), TRY_LATER);
+        assert_eq!(readyz(r).0, 200);
+    }
+    for n in &c.nats.nodes {
+        signal(n.pid(), "-STOP");
+    }
+    let stopped = Instant::now();
+    let mut stale = vec![None; c.replicas.len()];
+    while stale.iter().any(Option::is_none) {
+        for (i, r) in c.replicas.iter().enumerate() {
+            if stale[i].is_none() && ocsp_post(r, &req) == TRY_LATER {
+                let (status, body) = readyz(r);
+                assert_eq!(status, 503, "{body}");
+                assert_eq!(body["replication"]["state"], "stale", "{body}");
+                stale[i] = Some(stopped.elapsed());
+            }
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(4),
+            "still answering from the store {:?} after the stream stopped: {stale:?}",
+            stopped.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("tryLater after {stale:?} (max_staleness 3 s)");
+    for s in stale.iter().flatten() {
+        assert!(
+            *s >= Duration::from_secs(2),
+            "stale too early ({s:?}): the heartbeat gives 3 s"
+        );
+    }
+    for n in &c.nats.nodes {
+        signal(n.pid(), "-CONT");
+    }
+    let late = serials[7].clone();
+    revoke_all(&c.api(), std::slice::from_ref(&late));
+    c.wait_caught_up(Duration::from_secs(30));
+    for r in &c.replicas {
+        assert_eq!(ocsp_statuses(r, &[&late]), vec!["revoked"]);
+        assert_ne!(ocsp_post(r, &req), TRY_LATER);
+    }
+}
+
+/// Test 8 of issue 12: `vigie backup create` of a replica under ingest load, restored into a
+/// new replica, which catches up.
+#[test]
+fn a_backup_taken_under_load_restores_a_replica_that_catches_up() {
+    let mut c = Cluster::start(3, 1);
+    let serials: Vec<String> = (1..=1_000).map(|i| serial_of(500_000 + i)).collect();
+    c.issue(&serials);
+    let api = c.api();
     let backup = tempfile::tempdir().expect("tempdir");
     let backup_dir = backup.path().join("b");
-    let revoked: Vec<String> = serials.iter().step_by(4).cloned().collect();
-    std::thread::scope(|s| {
+    let revoked: Vec<String> = serials.iter().step_by(2).cloned().collect();
+    let r1 = &c.replicas[0];
+    let during = std::thread::scope(|s| {
         // Revocations ten at a time while the copy is made.
         let load = s.spawn(|| {
             for batch in revoked.chunks(10) {
@@ -641,6 +899,7 @@ fn backups_restore_new_replicas_and_a_replica_takes_over() {
             }
         });
         std::thread::sleep(Duration::from_millis(200));
+        let at = last_seq(r1);
         let out = Command::new(env!("CARGO_BIN_EXE_vigie"))
             .args(["backup", "create", "--config"])
             .arg(&r1.config)
@@ -648,9 +907,16 @@ fn backups_restore_new_replicas_and_a_replica_takes_over() {
             .output()
             .expect("vigie backup");
         assert!(out.status.success(), "{}", common::text(&out));
+        let after = last_seq(r1);
         load.join().expect("load thread");
+        (at, after)
     });
-    let mut r2 = Server::configured(&node_options(&nats, "replica", "r2", 3, ""));
+    let total = last_seq(&c.writer);
+    assert!(
+        during.1 > during.0 && total > during.1,
+        "the backup was taken while the replica applied revocations: {during:?} of {total}"
+    );
+    let mut r2 = Server::configured(&node_options(&c.nats, "replica", "r2", 3, ""));
     let r2_store = r2.dir.path().join("data");
     let out = Command::new(env!("CARGO_BIN_EXE_vigie"))
         .args(["backup", "restore", "--config"])
@@ -661,17 +927,73 @@ fn backups_restore_new_replicas_and_a_replica_takes_over() {
     assert!(out.status.success(), "{}", common::text(&out));
     assert!(r2_store.join("CURRENT").exists());
     r2.spawn();
-    wait_caught_up(&writer, &[&r1, &r2], Duration::from_secs(30));
+    // It resumed from the backup's position, not from the stream's start.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let from = loop {
+        let log = strip_ansi(&r2.stderr());
+        if let Some(line) = log
+            .lines()
+            .find(|l| l.contains("replication consumer started"))
+        {
+            break line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("from="))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("no position in {line}"));
+        }
+        assert!(Instant::now() < deadline, "no consumer start in the log: {log}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(from > 1, "the restored replica started from the stream's beginning");
+    c.replicas.push(r2);
+    c.wait_caught_up(Duration::from_secs(30));
+    let r2 = &c.replicas[1];
     let sample: Vec<&str> = revoked.iter().step_by(37).map(String::as_str).collect();
-    assert!(ocsp_statuses(&r2, &sample).iter().all(|s| s == "revoked"));
+    assert!(ocsp_statuses(r2, &sample).iter().all(|s| s == "revoked"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while crl(r2, &format!("{CA}-delta.crl")) != crl(&c.writer, &format!("{CA}-delta.crl")) {
+        assert!(Instant::now() < deadline, "the restored replica's delta CRL differs");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert_eq!(
-        crl(&r2, &format!("{CA}.crl")),
-        crl(&writer, &format!("{CA}.crl"))
+        crl(r2, &format!("{CA}.crl")),
+        crl(&c.writer, &format!("{CA}.crl"))
     );
+    let Cluster {
+        mut writer,
+        mut replicas,
+        ..
+    } = c;
+    let mut rs: Vec<&mut Server> = replicas.iter_mut().collect();
+    assert_same_event_logs(&mut writer, &mut rs);
+}
 
-    // 6. The writer dies; r1 is promoted.
-    let number_before = common::number_of(&crl(&writer, &format!("{CA}-delta.crl")));
-    writer.kill();
+/// Test 6 of issue 12: the writer killed, a replica promoted: revocations go on, CRL numbers
+/// keep rising, and the old writer restarted as writer is refused by the fencing.
+#[test]
+fn a_promoted_replica_goes_on_and_the_old_writer_is_fenced() {
+    let mut c = Cluster::start(3, 2);
+    let serials: Vec<String> = (1..=300).map(|i| serial_of(600_000 + i)).collect();
+    c.issue(&serials);
+    revoke_all(&c.api(), &serials[..10]);
+    c.wait_caught_up(Duration::from_secs(20));
+    let delta = format!("{CA}-delta.crl");
+    // The delta published on those revocations, on every node.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let number_before = loop {
+        let d = crl(&c.writer, &delta);
+        if common::listed_serials(&openssl::x509::X509Crl::from_der(&d).expect("delta")).len()
+            >= 10
+            && c.replicas.iter().all(|r| crl(r, &delta) == d)
+        {
+            break common::number_of(&d);
+        }
+        assert!(Instant::now() < deadline, "no delta with the revocations");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+
+    c.writer.kill();
+    let r1 = &mut c.replicas[0];
     r1.stop();
     let text = std::fs::read_to_string(&r1.config).expect("config");
     std::fs::write(
@@ -680,23 +1002,24 @@ fn backups_restore_new_replicas_and_a_replica_takes_over() {
     )
     .expect("config written");
     r1.spawn();
-    let promoted = Api::new(&r1, Some(TOKEN));
-    let after: Vec<String> = serials[1..].iter().step_by(4).take(20).cloned().collect();
+    let promoted = Api::new(&c.replicas[0], Some(TOKEN));
+    let after: Vec<String> = serials[10..].iter().step_by(4).take(20).cloned().collect();
     revoke_all(&promoted, &after);
-    wait_caught_up(&r1, &[&r2], Duration::from_secs(30));
-    assert!(
-        ocsp_statuses(&r2, &after.iter().map(String::as_str).collect::<Vec<_>>())
-            .iter()
-            .all(|s| s == "revoked")
-    );
-    // The delta published on revocation by the new writer continues the numbers, and the
+    wait_caught_up(&c.replicas[0], &[&c.replicas[1]], Duration::from_secs(30));
+    let (new_writer, r2) = (&c.replicas[0], &c.replicas[1]);
+    let st = ocsp_statuses(r2, &after.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(st.iter().all(|s| s == "revoked"), "{st:?}");
+    // Event numbers continue the old writer's.
+    assert_eq!(last_seq(new_writer), 300 + 10 + 20);
+    // The delta published on revocation by the new writer continues the CRL numbers, and the
     // remaining replica serves it.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let delta = crl(&r1, &format!("{CA}-delta.crl"));
-        if common::number_of(&delta) > number_before
-            && crl(&r2, &format!("{CA}-delta.crl")) == delta
-        {
+        let d = crl(new_writer, &delta);
+        if common::number_of(&d) > number_before && crl(r2, &delta) == d {
+            let listed =
+                common::listed_serials(&openssl::x509::X509Crl::from_der(&d).expect("delta"));
+            assert!(listed.len() >= 30, "{} listed", listed.len());
             break;
         }
         assert!(
@@ -706,10 +1029,10 @@ fn backups_restore_new_replicas_and_a_replica_takes_over() {
         std::thread::sleep(Duration::from_millis(200));
     }
     // The old writer, restarted as writer, is refused by the fencing.
-    let log = writer.dir.path().join("refused.log");
+    let log = c.writer.dir.path().join("refused.log");
     let mut old = Command::new(env!("CARGO_BIN_EXE_vigie"))
         .args(["serve", "--config"])
-        .arg(&writer.config)
+        .arg(&c.writer.config)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(std::fs::File::create(&log).expect("log")))
@@ -733,7 +1056,8 @@ fn backups_restore_new_replicas_and_a_replica_takes_over() {
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(!status.success(), "the old writer must not start: {text}");
     assert!(text.contains("fenced"), "{text}");
-    r1.stop();
+    // And the new writer still writes.
+    revoke_all(&promoted, &serials[200..201]);
 }
 
 /// The nginx of the test, with `config/nginx/vigie-cache.conf` adapted to its ports.
@@ -887,7 +1211,6 @@ fn b64(der: &[u8]) -> String {
 
 /// Test 7 of issue 12: nginx with `config/nginx/vigie-cache.conf` in front of a replica.
 #[test]
-#[ignore = "passed on its branch, fails after the merge of this stop (a nonce GET through nginx answered 503); to investigate with issue 12"]
 fn the_cache_tier_serves_hits_and_passes_revocations_within_max_age() {
     let nats = Nats::start(1);
     let ocsp = "max_age_cap = \"3s\"\n";

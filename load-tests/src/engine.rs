@@ -36,14 +36,25 @@ use crate::stats::{Kind, Outcome, Recorder, Shared};
 /// Where to send.
 #[derive(Debug, Clone)]
 pub struct Targets {
-    /// The public listener (OCSP, CRLs).
+    /// The public listener (OCSP, CRLs): the first of [`Targets::publics`].
     pub public: Endpoint,
+    /// Every public listener given (`--url A,B,…`: replicas of one service). Each virtual
+    /// client sends its OCSP and CRL requests to one of them, in turn (client i to endpoint
+    /// i mod n); a revocation's visibility probe waits until every one of them says revoked.
+    pub publics: Vec<Endpoint>,
     /// The admin listener (ingest), when the plan needs it.
     pub admin: Option<Endpoint>,
     /// Bearer token for the admin listener.
     pub token: Option<String>,
     /// POST to `/ocsp/<URL-safe base64>` rather than `/ocsp` (static servers in `compare`).
     pub post_to_file_path: bool,
+}
+
+impl Targets {
+    /// The public endpoint of index `i` (the first when there is no such one).
+    pub fn public_of(&self, i: usize) -> &Endpoint {
+        self.publics.get(i).unwrap_or(&self.public)
+    }
 }
 
 /// What the engine works with besides the plan.
@@ -173,6 +184,8 @@ struct Engine {
 /// One virtual client.
 struct Client {
     rng: SmallRng,
+    /// Index of this client's endpoint in [`Targets::publics`].
+    public_at: usize,
     public: Option<Conn>,
     admin: Option<Conn>,
     etags: HashMap<(u16, bool), String>,
@@ -380,6 +393,7 @@ impl Engine {
             rng: SmallRng::seed_from_u64(
                 self.plan.scenario.load.seed.wrapping_add(id as u64 * 7919),
             ),
+            public_at: id % self.targets.publics.len().max(1),
             public: None,
             admin: None,
             etags: HashMap::new(),
@@ -485,7 +499,7 @@ impl Engine {
                 };
             }
         };
-        let endpoint = &self.targets.public;
+        let endpoint = self.targets.public_of(c.public_at);
         match kind {
             Kind::OcspPost | Kind::OcspPostNonce => {
                 let path = if self.targets.post_to_file_path {
@@ -585,7 +599,7 @@ impl Engine {
             Some(e) => vec![("If-None-Match", e.as_str())],
             None => Vec::new(),
         };
-        let endpoint = &self.targets.public;
+        let endpoint = self.targets.public_of(c.public_at);
         http::write_request(&mut c.buf, "GET", endpoint, &path, &headers, b"");
         let (sent, r) = exchange(&mut c.public, endpoint, &c.buf, self.plan.timeout).await;
         let done = Instant::now();
@@ -905,7 +919,11 @@ impl Engine {
         };
         let issuers = Arc::clone(&self.ctx.issuers);
         let shared = Arc::clone(&self.shared);
-        let endpoint = self.targets.public.clone();
+        let endpoints = if self.targets.publics.is_empty() {
+            vec![self.targets.public.clone()]
+        } else {
+            self.targets.publics.clone()
+        };
         let limit = self.plan.probe_timeout;
         let timeout = self.plan.timeout;
         tokio::spawn(async move {
@@ -916,36 +934,42 @@ impl Engine {
             let Ok(req) = ocsp_request(issuer, HashAlg::Sha1, &serial, None) else {
                 return;
             };
-            let mut buf = Vec::new();
-            http::write_request(
-                &mut buf,
-                "POST",
-                &endpoint,
-                "/ocsp",
-                &[("Content-Type", "application/ocsp-request")],
-                &req.der,
-            );
-            let mut conn = None;
+            // Every endpoint in turn: the time recorded is when the last one said revoked
+            // (an endpoint already revoked when its turn comes counts at that moment: an
+            // upper bound).
             let mut stale = 0;
-            while acked.elapsed() < limit {
-                let (_, r) = exchange(&mut conn, &endpoint, &buf, timeout).await;
-                if let Ok(resp) = r {
-                    let want = OcspExpectation {
-                        issuer,
-                        cert_id: &req.cert_id,
-                        expected: Expected::Revoked(code),
-                        nonce: None,
-                        now: now_unix(),
-                    };
-                    if check::check_ocsp(&resp.body, &want) == Verdict::Ok {
-                        shared.record_visibility(Some(acked.elapsed()), stale);
-                        return;
+            'endpoints: for endpoint in &endpoints {
+                let mut buf = Vec::new();
+                http::write_request(
+                    &mut buf,
+                    "POST",
+                    endpoint,
+                    "/ocsp",
+                    &[("Content-Type", "application/ocsp-request")],
+                    &req.der,
+                );
+                let mut conn = None;
+                while acked.elapsed() < limit {
+                    let (_, r) = exchange(&mut conn, endpoint, &buf, timeout).await;
+                    if let Ok(resp) = r {
+                        let want = OcspExpectation {
+                            issuer,
+                            cert_id: &req.cert_id,
+                            expected: Expected::Revoked(code),
+                            nonce: None,
+                            now: now_unix(),
+                        };
+                        if check::check_ocsp(&resp.body, &want) == Verdict::Ok {
+                            continue 'endpoints;
+                        }
+                        stale += 1;
                     }
-                    stale += 1;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(1)).await;
+                shared.record_visibility(None, stale);
+                return;
             }
-            shared.record_visibility(None, stale);
+            shared.record_visibility(Some(acked.elapsed()), stale);
         });
     }
 }

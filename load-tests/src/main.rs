@@ -30,7 +30,9 @@ struct Common {
     /// The demo directory (`vigie demo --dir`): CA certificates, configuration, population.
     #[arg(long, default_value = "demo")]
     demo_dir: PathBuf,
-    /// Public listener URL (OCSP, CRLs).
+    /// Public listener URL (OCSP, CRLs); several, comma-separated, for replicas of one
+    /// service: connections are spread over them, and a revocation is visible when every one
+    /// of them says revoked.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
     /// Admin listener URL (ingest API).

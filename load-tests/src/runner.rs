@@ -239,14 +239,21 @@ pub fn execute(opts: &RunOptions, plan: &Plan, prep: &Prepared) -> Result<RunRes
             .build()
     }
     .map_err(io("starting the runtime"))?;
-    let (public, admin) = rt.block_on(async {
-        let public = Endpoint::parse(&opts.public_url).await?;
+    let (publics, admin) = rt.block_on(async {
+        let mut publics = Vec::new();
+        for url in opts.public_url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+            publics.push(Endpoint::parse(url).await?);
+        }
         let admin = match &opts.admin_url {
             Some(a) => Some(Endpoint::parse(a).await?),
             None => None,
         };
-        Ok::<_, Error>((public, admin))
+        Ok::<_, Error>((publics, admin))
     })?;
+    let public = publics
+        .first()
+        .cloned()
+        .ok_or_else(|| Error::Option("--url: no URL given".into()))?;
     let uses_ingest = plan.uses(Kind::is_ingest);
     if uses_ingest && (admin.is_none() || opts.token.is_none()) {
         return Err(Error::Option(
@@ -296,8 +303,11 @@ pub fn execute(opts: &RunOptions, plan: &Plan, prep: &Prepared) -> Result<RunRes
         fresh: Mutex::new(Vec::new()),
     });
     let server_pids = if opts.server_pids.is_empty() {
-        if public.addr.ip().is_loopback() {
-            machine::pids_listening_on(public.addr.port())
+        if publics.iter().all(|p| p.addr.ip().is_loopback()) {
+            publics
+                .iter()
+                .flat_map(|p| machine::pids_listening_on(p.addr.port()))
+                .collect()
         } else {
             Vec::new()
         }
@@ -308,6 +318,7 @@ pub fn execute(opts: &RunOptions, plan: &Plan, prep: &Prepared) -> Result<RunRes
     let started_at = now_rfc3339();
     let targets = Targets {
         public: public.clone(),
+        publics: publics.clone(),
         admin: admin.clone(),
         token: opts.token.clone(),
         post_to_file_path: opts.post_to_file_path,

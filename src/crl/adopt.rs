@@ -2,6 +2,11 @@
 //! bytes its writer published, with the writer's record, instead of building its own. Numbers
 //! stay those of the writer's sequence, and the next number kept in `meta` follows them, so a
 //! replica promoted to writer continues the sequence.
+//!
+//! An adopted CRL becomes current exactly as a built one does: queued for this node's
+//! publication sinks in the same batch as its record, and announced to every subscriber
+//! ([`super::announce`]) — HTTP serves what is announced, so a CRL adopted without an
+//! announcement would never be served.
 
 use std::sync::Arc;
 
@@ -61,8 +66,12 @@ impl Publisher {
         let next = number.next()?.value().max(stored_next).to_be_bytes();
         let mut meta: Vec<(Vec<u8>, &[u8])> = vec![(keys::meta(ca, NEXT_NUMBER), &next[..])];
         meta.extend(globals);
-        self.store
-            .write_synced(&[(record_key, record_bytes.as_slice())], &meta)?;
+        let queued = self.queue_entries(ca, &record);
+        self.store.write_synced_queued(
+            &[(record_key, record_bytes.as_slice())],
+            &meta,
+            &queued,
+        )?;
         let kind = record.kind;
         let published = Arc::new(PublishedCrl::new(ca.clone(), record, der, None));
         let mut current = write(&slot.current);
@@ -70,7 +79,7 @@ impl Publisher {
             c.as_ref()
                 .is_none_or(|c| c.record.number < published.record.number)
         };
-        match kind {
+        let made_current = match kind {
             CrlKind::Full if newer(&current.full) => {
                 current.full = Some(Arc::clone(&published));
                 if current
@@ -80,6 +89,7 @@ impl Publisher {
                 {
                     current.delta = None;
                 }
+                true
             }
             CrlKind::Delta
                 if newer(&current.delta)
@@ -89,8 +99,16 @@ impl Publisher {
                         .is_some_and(|f| published.record.base == Some(f.record.number)) =>
             {
                 current.delta = Some(Arc::clone(&published));
+                true
             }
-            _ => {}
+            _ => false,
+        };
+        // The publication event, under the lock as for a built CRL: subscribers see a CA's
+        // CRLs in order.
+        if made_current {
+            for subscriber in super::read(&self.subscribers).iter() {
+                subscriber.announce(&published);
+            }
         }
         drop(current);
         tracing::info!(
@@ -101,6 +119,26 @@ impl Publisher {
             "CRL adopted from the writer"
         );
         Ok(true)
+    }
+
+    /// The publication queue entries of a CRL about to become current: one per sink, written
+    /// in the batch that stores its record, so a current CRL is never missing from a sink's
+    /// queue, even after a crash.
+    pub(super) fn queue_entries(&self, ca: &CaId, record: &CrlRecord) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.sinks
+            .iter()
+            .map(|sink| {
+                let q = crate::store::queue::QueuedCrl {
+                    sink: sink.clone(),
+                    ca: ca.clone(),
+                    delta: record.kind.is_delta(),
+                    number: record.number,
+                    enqueued_at: self.clock.now(),
+                    next_update: record.next_update,
+                };
+                (q.key(), q.value())
+            })
+            .collect()
     }
 
     /// The highest CRL number of a CA among its current CRLs (0: none).

@@ -1148,23 +1148,8 @@ impl Publisher {
         )?;
         let record_bytes = encode_record(&record)?;
         let next = number.next()?.value().to_be_bytes();
-        // Queued for every sink in the batch that makes it current: a served CRL is never
-        // missing from a sink's queue, even after a crash.
-        let queued: Vec<(Vec<u8>, Vec<u8>)> = self
-            .sinks
-            .iter()
-            .map(|sink| {
-                let q = store::queue::QueuedCrl {
-                    sink: sink.clone(),
-                    ca: ca.clone(),
-                    delta: record.kind.is_delta(),
-                    number: record.number,
-                    enqueued_at: self.clock.now(),
-                    next_update: record.next_update,
-                };
-                (q.key(), q.value())
-            })
-            .collect();
+        // Queued for every sink in the batch that makes it current.
+        let queued = self.queue_entries(ca, &record);
         self.store.write_synced_queued(
             &[(
                 keys::crl_record(ca, record.kind.is_delta(), &number.key_bytes()),
