@@ -61,8 +61,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::SharedClock;
-use crate::config::{CaCrlConfig, Config, CrlConfig, KeepExpired};
-use crate::model::{CaId, UnixTime};
+use crate::config::{CaCrlConfig, Config, CrlConfig};
+use crate::model::{CaId, KeepExpired, UnixTime};
 use crate::pki::Ca;
 use crate::store::{self, RevocationView, SerialRange, Store, keys};
 use build::{CrlTemplate, CrlWriter, EntryReason, Scope};

@@ -46,9 +46,11 @@ use self::pool::SigningPool;
 use self::ration::Ration;
 use self::response::{SingleStatus, Times};
 use crate::clock::SharedClock;
-use crate::config::{NoncePolicy, OcspConfig, UnknownSerialPolicy};
+use crate::config::OcspConfig;
 use crate::metrics as m;
-use crate::model::{CertRecord, CertStatus, RevocationReason, Serial, UnixTime};
+use crate::model::{
+    CertRecord, CertStatus, NoncePolicy, RevocationReason, Serial, UnixTime, UnknownSerialPolicy,
+};
 use crate::pki::{Ca, CaRegistry};
 use crate::store::{Store, StoredResponse};
 

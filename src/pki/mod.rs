@@ -14,8 +14,8 @@ use openssl::hash::{MessageDigest, hash};
 use openssl::x509::{X509, X509VerifyResult};
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage};
 
-use crate::config::{CaConfig, NoncePolicy, UnknownSerialPolicy};
-use crate::model::{CaId, UnixTime};
+use crate::config::CaConfig;
+use crate::model::{CaId, NoncePolicy, UnixTime, UnknownSerialPolicy};
 use crate::signer::{Pkcs11Settings, Signer};
 
 /// Why a CA could not be loaded. Carries the index of its `[[ca]]` table and the key at fault.
