@@ -48,7 +48,6 @@ fn check_golden(name: &str, bytes: &[u8]) {
 struct Fixture {
     _dir: tempfile::TempDir,
     responder: Arc<Responder>,
-    config: Config,
     store: Arc<Store>,
     clock: Arc<FixedClock>,
 }
@@ -109,8 +108,14 @@ fn fixture(unknown_serial: &str) -> Fixture {
         .expect("seeded");
     let clock = Arc::new(FixedClock::new(NOW));
     let shared: SharedClock = clock.clone();
+    let registry = Arc::new(vigie::pki::CaRegistry::load(
+        &config.cas,
+        config.pkcs11.as_ref(),
+        NOW,
+    ));
+    assert!(registry.problems().is_empty(), "{:?}", registry.problems());
     let responder = Arc::new(Responder::new(
-        Arc::clone(&config.registry),
+        Arc::clone(&registry),
         Arc::clone(&store),
         shared,
         &config.ocsp,
@@ -118,14 +123,14 @@ fn fixture(unknown_serial: &str) -> Fixture {
     Fixture {
         _dir: dir,
         responder,
-        config,
         store,
         clock,
     }
 }
 
 fn request(f: &Fixture, serials: &[&str], nonce: Option<&[u8]>) -> Vec<u8> {
-    let ca = f.config.registry.by_id("golden").expect("configured");
+    let registry = f.responder.registry();
+    let ca = registry.by_id("golden").expect("configured");
     let h = &ca.hashes[HashAlg::Sha1.index()];
     let first = Serial::from_hex(serials[0]).expect("hex").der_content();
     let one = vigie::ocsp::request::build(HashAlg::Sha1, &h.name, &h.key, &first, nonce)

@@ -1,7 +1,7 @@
 //! `[[ca]]`: one table per CA served. Its raw table (the policy keys deserialize straight into
 //! the [`crate::model`] enums), its defaults, its validation into [`CaConfig`] (paths resolved,
-//! durations parsed, key references parsed; no file opened but for permission checks), and
-//! [`load_registry`], the one place that loads certificates and keys.
+//! durations parsed, key references parsed; no file opened but for permission checks). The
+//! certificates and keys are loaded by the service ([`crate::pki::CaRegistry::load`]).
 
 use std::path::PathBuf;
 
@@ -9,7 +9,6 @@ use serde::Deserialize;
 
 use super::{Ctx, Error};
 use crate::model::{CaId, KeepExpired, NoncePolicy, OcspSignerPolicy, UnknownSerialPolicy};
-use crate::pki::CaRegistry;
 use crate::signer::{KeyRef, Pkcs11Settings};
 
 /// One `[[ca]]` table.
@@ -89,6 +88,15 @@ pub struct RawCa {
     /// Default: the CA certificate's subject as an RFC 4514 string.
     #[serde(default)]
     pub ldap_dn: Option<String>,
+    /// The OCSP signer certificate that takes over at `rollover_at` (with `next_ocsp_key`).
+    #[serde(default)]
+    pub next_ocsp_cert: Option<String>,
+    /// Its key: a file path or a `pkcs11:` URI (RFC 7512).
+    #[serde(default)]
+    pub next_ocsp_key: Option<String>,
+    /// When the next signer takes over (RFC 3339, e.g. "2027-01-15T00:00:00Z").
+    #[serde(default)]
+    pub rollover_at: Option<String>,
 }
 
 mod defaults {
@@ -174,6 +182,67 @@ pub struct CaConfig {
     pub presign: bool,
     /// `ldap_dn` as configured (`None`: from the CA certificate's subject).
     pub ldap_dn: Option<String>,
+    /// The signer that takes over at a set instant (`next_ocsp_cert`, `next_ocsp_key`,
+    /// `rollover_at`).
+    pub next_ocsp: Option<NextOcspConfig>,
+}
+
+/// `next_ocsp_cert`, `next_ocsp_key` and `rollover_at` of a `[[ca]]`, validated.
+#[derive(Debug, Clone)]
+pub struct NextOcspConfig {
+    /// The next OCSP signer certificate file.
+    pub cert: PathBuf,
+    /// Its key (file or PKCS#11 URI).
+    pub key: KeyRef,
+    /// From this instant, new answers are signed by it.
+    pub rollover_at: crate::model::UnixTime,
+}
+
+/// `next_ocsp_cert`, `next_ocsp_key`, `rollover_at`: all three or none.
+fn next_ocsp(
+    c: &RawCa,
+    table: &str,
+    ctx: &Ctx<'_>,
+    pkcs11: Option<&Pkcs11Settings>,
+) -> Result<Option<NextOcspConfig>, Error> {
+    match (&c.next_ocsp_cert, &c.next_ocsp_key, &c.rollover_at) {
+        (None, None, None) => Ok(None),
+        (Some(cert), Some(key), Some(at)) => {
+            let key = KeyRef::parse(key, ctx.dir)
+                .map_err(|e| ctx.invalid(table, "next_ocsp_key", e.to_string()))?;
+            if key.is_pkcs11() && pkcs11.is_none() {
+                return Err(ctx.invalid(
+                    table,
+                    "next_ocsp_key",
+                    "a pkcs11: URI needs a [pkcs11] table (module, pin_file)".into(),
+                ));
+            }
+            let rollover_at =
+                crate::model::UnixTime::parse_rfc3339(at.trim()).ok_or_else(|| {
+                    ctx.invalid(
+                        table,
+                        "rollover_at",
+                        format!("{at:?} is not an RFC 3339 time like \"2027-01-15T00:00:00Z\""),
+                    )
+                })?;
+            Ok(Some(NextOcspConfig {
+                cert: ctx.resolve(cert),
+                key,
+                rollover_at,
+            }))
+        }
+        _ => Err(ctx.invalid(
+            table,
+            if c.next_ocsp_cert.is_none() {
+                "next_ocsp_cert"
+            } else if c.next_ocsp_key.is_none() {
+                "next_ocsp_key"
+            } else {
+                "rollover_at"
+            },
+            "next_ocsp_cert, next_ocsp_key and rollover_at go together".into(),
+        )),
+    }
 }
 
 /// Checks a policy value, saying what is wrong in the enum's own words.
@@ -407,7 +476,12 @@ fn validate(
             super::check_cron(expr).map_err(|m| ctx.invalid(table, key, m))?;
         }
     }
-    for (key, path) in [("key", c.key.as_deref()), ("ocsp_key", Some(&*c.ocsp_key))] {
+    let next_ocsp = next_ocsp(c, table, ctx, pkcs11)?;
+    for (key, path) in [
+        ("key", c.key.as_deref()),
+        ("ocsp_key", Some(&*c.ocsp_key)),
+        ("next_ocsp_key", c.next_ocsp_key.as_deref()),
+    ] {
         // A pkcs11: URI names no file.
         let Some(path) = path.filter(|p| !p.starts_with("pkcs11:")) else {
             continue;
@@ -440,19 +514,7 @@ fn validate(
         ocsp_signer_is_ca: c.ocsp_signer == OcspSignerPolicy::Ca,
         presign: c.presign,
         ldap_dn,
-    })
-}
-
-/// Loads every CA's certificates and keys ([`CaRegistry::load`]); a failure names the `[[ca]]`
-/// table and key at fault.
-pub fn load_registry(
-    cas: &[CaConfig],
-    pkcs11: Option<&Pkcs11Settings>,
-    ctx: &Ctx<'_>,
-) -> Result<CaRegistry, Error> {
-    CaRegistry::load(cas, pkcs11).map_err(|e| {
-        let (index, key, message) = e.parts();
-        ctx.invalid(&table_name(index, cas[index].id.as_str()), key, message)
+        next_ocsp,
     })
 }
 

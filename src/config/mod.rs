@@ -1,6 +1,8 @@
 //! Configuration, in two stages: [`RawConfig`] is what the TOML file says (serde, with defaults);
 //! [`Config`] is what the service runs with, after [`RawConfig::validate`] resolved paths against
-//! the file's directory, parsed durations and loaded every CA's certificates and keys.
+//! the file's directory and parsed durations. The CAs' certificates and keys are loaded by the
+//! service, from [`Config::cas`] ([`crate::pki::CaRegistry`]): a CA that does not load is left
+//! out there, and a reload loads them again.
 //!
 //! Validation is a pipeline: one file per section, each with its raw table and a function that
 //! checks it and returns its runtime part (`public`, `admin`, `security`, `store`, `ocsp`, `crl`,
@@ -13,11 +15,9 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::pki::CaRegistry;
 use crate::signer::Pkcs11Settings;
 
 pub mod admin;
@@ -30,7 +30,7 @@ pub mod security;
 pub mod store;
 
 pub use self::admin::{AdminConfig, RawAdmin, RawToken};
-pub use self::ca::{CaConfig, CaCrlConfig, RawCa};
+pub use self::ca::{CaConfig, CaCrlConfig, NextOcspConfig, RawCa};
 pub use self::crl::{CrlConfig, RawCrl, check_cron};
 pub use self::ocsp::{OcspConfig, RawOcsp};
 pub use self::pkcs11::RawPkcs11;
@@ -129,8 +129,6 @@ pub struct Config {
     pub security: SecurityConfig,
     /// The `[[publish]]` tables.
     pub publish: Vec<crate::publish::SinkConfig>,
-    /// The CAs with their certificates and keys loaded and checked.
-    pub registry: Arc<CaRegistry>,
     /// `[pkcs11]`, with the PIN read (never shown by `Debug`).
     pub pkcs11: Option<Pkcs11Settings>,
     /// `[replication]`, when this node is one of several.
@@ -194,7 +192,8 @@ impl RawConfig {
         Ok(raw)
     }
 
-    /// Checks every section in turn and loads every CA; `dir` is where relative paths start.
+    /// Checks every section in turn; `dir` is where relative paths start. Opens no key: the
+    /// service loads the CAs ([`crate::pki::CaRegistry::load`]).
     pub fn validate(self, shown: &str, dir: &Path) -> Result<Config, Error> {
         let security = security::validate(&self.security);
         let ctx = Ctx {
@@ -223,7 +222,6 @@ impl RawConfig {
         let publish = crate::publish::config::validate(&self.publish, |p| ctx.resolve(p)).map_err(
             |(i, key, message)| ctx.invalid(&format!("[[publish]] #{}", i + 1), key, message),
         )?;
-        let registry = ca::load_registry(&cas, pkcs11.as_ref(), &ctx)?;
         let replication = match &self.replication {
             Some(r) => Some(
                 r.validate(dir)
@@ -242,7 +240,6 @@ impl RawConfig {
             cas,
             security,
             publish,
-            registry: Arc::new(registry),
             pkcs11,
         })
     }
