@@ -149,6 +149,7 @@ fn post_ocsp(agent: &ureq::Agent, server_url: &str, body: &[u8]) -> Result<Vec<u
 /// What one answer says of itself, read with `x509-ocsp` and checked with openssl.
 #[derive(Debug, Clone)]
 struct Seen {
+    /// When the request was sent (Unix seconds, rounded down).
     at: i64,
     signer_der: Vec<u8>,
     signer_not_before: i64,
@@ -166,7 +167,7 @@ fn unix_of(t: &openssl::asn1::Asn1TimeRef) -> i64 {
 /// Reads a successful answer: the signer the ResponderID names among the included
 /// certificates, issued by `ca` and whose signature over the ResponseData verifies; its
 /// validity; producedAt and nextUpdate. `Err` for anything else.
-fn read_answer(ca: &X509, der: &[u8]) -> Result<Seen, String> {
+fn read_answer(ca: &X509, der: &[u8], sent_at: i64) -> Result<Seen, String> {
     let resp = OcspResponse::from_der(der).map_err(|e| format!("does not parse: {e}"))?;
     if resp.response_status != OcspResponseStatus::Successful {
         return Err(format!("status {:?}", resp.response_status));
@@ -221,7 +222,7 @@ fn read_answer(ca: &X509, der: &[u8]) -> Result<Seen, String> {
         .to_unix_duration()
         .as_secs() as i64;
     Ok(Seen {
-        at: unix_now(),
+        at: sent_at,
         signer_not_before: unix_of(signer_x.not_before()),
         signer_not_after: unix_of(signer_x.not_after()),
         signer_der: signer,
@@ -438,8 +439,9 @@ impl Poller {
             let issuer = ca_x509(ca);
             let request = ocsp_request(ca, &cert);
             while !st.load(Ordering::Acquire) {
-                let outcome =
-                    post_ocsp(&agent, &public, &request).and_then(|der| read_answer(&issuer, &der));
+                let sent_at = unix_now();
+                let outcome = post_ocsp(&agent, &public, &request)
+                    .and_then(|der| read_answer(&issuer, &der, sent_at));
                 match outcome {
                     Ok(s) => {
                         let mut problems = Vec::new();
@@ -657,7 +659,7 @@ fn reload_adds_removes_rolls_over_and_refuses_a_broken_configuration() {
             .any(|a| a.signer_der == old_der && a.at < rollover),
         "the old signer answered before the rollover"
     );
-    // One second of slack each side: the poller's clock reads whole seconds.
+    // A request sent a second after the rollover instant is answered after it (whole seconds).
     for a in &seen {
         if a.at >= rollover + 1 {
             assert_eq!(a.signer_der, new_der, "answer after the rollover: {a:?}");
@@ -699,7 +701,7 @@ fn stored_answers_made_under_another_policy_or_incarnation_are_not_served() {
     let request = ocsp_request("aci-el-org", &good("aci-el-org").path);
     let ask = |s: &Server| {
         let der = post_ocsp(&agent, &s.public, &request).expect("answered");
-        let seen = read_answer(&issuer, &der).expect("a good answer");
+        let seen = read_answer(&issuer, &der, unix_now()).expect("a good answer");
         (der, seen)
     };
     let (first, seen) = ask(&s);
