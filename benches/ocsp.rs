@@ -28,7 +28,6 @@ use vigie::signer::Signer;
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    config: Config,
     responder: Arc<Responder>,
     rt: tokio::runtime::Runtime,
     /// (CA id, serial) of a good sample per CA, in registry order.
@@ -48,14 +47,14 @@ fn fixture() -> Fixture {
     let prepared = prepare(&setup).expect("demo prepares");
     let config = Config::load(&prepared.config_path).expect("config loads");
     let store = Arc::new(vigie::service::open_store(&config).expect("store opens"));
+    let registry = Arc::new(vigie::pki::CaRegistry::from_config(&config));
     let responder = Arc::new(Responder::new(
-        Arc::clone(&config.registry),
+        Arc::clone(&registry),
         store,
         Arc::new(SystemClock),
         &config.ocsp,
     ));
-    let good = config
-        .registry
+    let good = registry
         .iter()
         .filter_map(|ca| {
             let c = prepared
@@ -72,7 +71,6 @@ fn fixture() -> Fixture {
         .expect("runtime");
     Fixture {
         _dir: dir,
-        config,
         responder,
         rt,
         good,
@@ -80,7 +78,8 @@ fn fixture() -> Fixture {
 }
 
 fn request_for(f: &Fixture, ca: &str, serial: &Serial, nonce: Option<&[u8]>) -> Vec<u8> {
-    let ca = f.config.registry.by_id(ca).expect("CA");
+    let registry = f.responder.registry();
+    let ca = registry.by_id(ca).expect("CA");
     let h = &ca.hashes[HashAlg::Sha1.index()];
     request::build(HashAlg::Sha1, &h.name, &h.key, &serial.der_content(), nonce).expect("builds")
 }
@@ -117,12 +116,12 @@ fn benches(c: &mut Criterion) {
         })
     });
     // The last CA of the registry: the lookup's longest walk.
-    let ca = f.config.registry.by_id(&last_ca).expect("CA");
+    let registry = f.responder.registry();
+    let ca = registry.by_id(&last_ca).expect("CA");
     let h = ca.hashes[HashAlg::Sha1.index()].clone();
     g.bench_function("certid_to_ca", |b| {
         b.iter(|| {
-            f.config
-                .registry
+            registry
                 .find(HashAlg::Sha1, black_box(&h.name), black_box(&h.key))
                 .map(|c| c.index)
         })
@@ -138,9 +137,10 @@ fn benches(c: &mut Criterion) {
     });
     // Nonce: a response signed for this request, per signer key type.
     for (ca_id, serial) in &f.good {
-        let ca = f.config.registry.by_id(ca_id).expect("CA");
+        let registry = f.responder.registry();
+        let ca = registry.by_id(ca_id).expect("CA");
         let req = request_for(&f, ca_id, serial, Some(&[9u8; 32]));
-        let name = format!("answer_nonce_{}_{}", ca_id, ca.ocsp_signer.kind())
+        let name = format!("answer_nonce_{}_{}", ca_id, ca.ocsp.signer.kind())
             .replace([' ', '-'], "_")
             .to_lowercase();
         g.bench_function(name, |b| {

@@ -272,6 +272,7 @@ fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// The text `vigie demo` prints: commands to paste.
 pub fn instructions(setup: &DemoSetup, prepared: &Prepared, config: &Config) -> String {
+    let registry = crate::pki::CaRegistry::from_config(config);
     let shown = |p: &Path| -> String {
         let cwd = std::env::current_dir().ok();
         match cwd.as_deref().and_then(|c| p.strip_prefix(c).ok()) {
@@ -331,7 +332,7 @@ pub fn instructions(setup: &DemoSetup, prepared: &Prepared, config: &Config) -> 
         ));
     }
     if let Some(cert) = pick(true) {
-        let ca = config.registry.by_id(&cert.ca_id);
+        let ca = registry.by_id(&cert.ca_id);
         let serial = Serial::from_hex(&cert.serial_hex).ok();
         if let (Some(ca), Some(serial)) = (ca, serial) {
             let h = &ca.hashes[HashAlg::Sha1.index()];
@@ -392,7 +393,7 @@ pub fn instructions(setup: &DemoSetup, prepared: &Prepared, config: &Config) -> 
     }
     if let (Some(l), Some(ca), Some(demo_ca)) = (
         &setup.ldap,
-        config.registry.by_id("aci-el-org"),
+        registry.by_id("aci-el-org"),
         prepared.pki.cas.iter().find(|c| c.id == "aci-el-org"),
     ) {
         let dn = config

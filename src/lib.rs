@@ -23,6 +23,7 @@
 //! - [`status`]: the operator's overview behind `/status` (CRL freshness, signers, rates).
 //! - [`probe`]: `vigie probe`, the service checked from outside as a relying party sees it.
 //! - [`replicate`]: one writer and responder replicas over NATS JetStream.
+//! - [`reload`]: live reload of the configuration (`SIGHUP`, `POST /v1/admin/reload`).
 
 #![forbid(unsafe_code)]
 
@@ -41,6 +42,7 @@ pub mod ocsp;
 pub mod pki;
 pub mod probe;
 pub mod publish;
+pub mod reload;
 pub mod replicate;
 pub mod security;
 pub mod service;

@@ -366,8 +366,9 @@ fn import(
 ) -> anyhow::Result<()> {
     use vigie::ingest::import::{CertificateDir, ImportOptions, import};
     let ca_id = config
-        .registry
-        .by_id(ca)
+        .cas
+        .iter()
+        .find(|c| c.id.as_str() == ca)
         .map(|c| c.id.clone())
         .with_context(|| format!("no [[ca]] with id {ca:?} in {}", config.source.display()))?;
     let file =
@@ -394,7 +395,7 @@ fn import(
         chunk,
         certificates: certs.map(|dir| CertificateDir {
             dir,
-            registry: Arc::clone(&config.registry),
+            registry: Arc::new(vigie::pki::CaRegistry::from_config(config)),
         }),
         ..ImportOptions::default()
     };
@@ -520,7 +521,11 @@ fn crl_build(
     out: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     use vigie::crl::{CrlKind, Publisher};
-    if config.registry.by_id(ca).is_none() {
+    let registry = vigie::pki::CaRegistry::from_config(config);
+    if let Some(problem) = registry.problem(ca) {
+        anyhow::bail!("{problem}");
+    }
+    if registry.by_id(ca).is_none() {
         let ids: Vec<&str> = config.cas.iter().map(|c| c.id.as_str()).collect();
         anyhow::bail!(
             "no CA {ca:?} in {}; configured: {}",
@@ -546,16 +551,15 @@ fn crl_build(
         "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} partitions, {msg} ({per_sec}, eta {eta})",
     );
     let progress_bar = bar.clone();
-    let publisher = Publisher::new(config, Arc::new(store), Arc::new(SystemClock))?.with_progress(
-        Arc::new(move |step| match step {
+    let publisher = Publisher::new(config, &registry, Arc::new(store), Arc::new(SystemClock))?
+        .with_progress(Arc::new(move |step| match step {
             Some((done, all, entries)) => {
                 progress_bar.set_length(all as u64);
                 progress_bar.set_position(done as u64);
                 progress_bar.set_message(format!("{entries} entries"));
             }
             None => progress_bar.set_message("signing and storing"),
-        }),
-    );
+        }));
     let kind = if delta { CrlKind::Delta } else { CrlKind::Full };
     let published = publisher.publish(ca, kind);
     bar.finish_and_clear();
@@ -677,19 +681,42 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Check { config } => {
             let config = Config::load(&config)?;
+            let registry = vigie::pki::CaRegistry::from_config(&config);
             println!(
                 "{}: {} CA(s) ready",
                 config.source.display(),
-                config.registry.len()
+                registry.len()
             );
-            for ca in config.registry.iter() {
+            let now = vigie::clock::Clock::now(&SystemClock);
+            for ca in registry.iter() {
+                let signer = ca.signer_at(now);
                 println!(
                     "  {}  {}  (OCSP signer {}, valid until {})",
                     ca.id,
                     ca.subject,
-                    ca.ocsp_signer.kind(),
-                    ca.ocsp_cert_not_after
+                    signer.signer.kind(),
+                    signer.not_after
                 );
+                if let Some(next) = &ca.next_ocsp {
+                    println!(
+                        "      next OCSP signer {} from {}, valid until {}",
+                        next.signer.signer.kind(),
+                        next.at,
+                        next.signer.not_after
+                    );
+                }
+            }
+            // Every CA that would be left out, then a failure: `serve` would run without them.
+            if !registry.problems().is_empty() {
+                eprintln!(
+                    "{}: {} CA(s) do not load:",
+                    config.source.display(),
+                    registry.problems().len()
+                );
+                for p in registry.problems() {
+                    eprintln!("  {p}");
+                }
+                std::process::exit(1);
             }
             Ok(())
         }

@@ -80,6 +80,10 @@ pub const REPLICATION_LAG_EVENTS: &str = "vigie_replication_lag_events";
 pub const REPLICATION_LAST_CONTACT_SECONDS: &str = "vigie_replication_last_contact_seconds";
 /// Replication: stream sequence of the last message applied (replica) or acknowledged (writer).
 pub const REPLICATION_APPLIED_SEQUENCE: &str = "vigie_replication_applied_sequence";
+/// Configuration reloads applied (`SIGHUP`, `POST /v1/admin/reload`).
+pub const CONFIG_RELOADS: &str = "vigie_config_reloads_total";
+/// Configuration reloads refused (the running configuration was kept).
+pub const CONFIG_RELOAD_FAILURES: &str = "vigie_config_reload_failures_total";
 
 /// Installs the global recorder (once per process) and returns the handle that renders it.
 pub fn install() -> PrometheusHandle {
@@ -227,6 +231,11 @@ fn describe() {
         REPLICATION_LAST_CONTACT_SECONDS,
         metrics::Unit::Seconds,
         "Seconds since the last contact with the replication stream"
+    );
+    metrics::describe_counter!(CONFIG_RELOADS, "Configuration reloads applied");
+    metrics::describe_counter!(
+        CONFIG_RELOAD_FAILURES,
+        "Configuration reloads refused; the running configuration was kept"
     );
     metrics::describe_gauge!(
         REPLICATION_APPLIED_SEQUENCE,

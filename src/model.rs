@@ -434,3 +434,93 @@ mod tests {
         assert!(CaId::new("").is_err());
     }
 }
+
+/// What a CA answers for a serial it never registered (`[[ca]] unknown_serial`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum UnknownSerialPolicy {
+    /// `unknown` (the default).
+    Unknown,
+    /// `revoked`, certificateHold, 1970-01-01, extended-revoke (RFC 6960 §2.2, §4.4.8).
+    Revoked,
+}
+
+impl TryFrom<String> for UnknownSerialPolicy {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.as_str() {
+            "unknown" => Ok(UnknownSerialPolicy::Unknown),
+            "revoked" => Ok(UnknownSerialPolicy::Revoked),
+            other => Err(format!("{other:?}: expected \"unknown\" or \"revoked\"")),
+        }
+    }
+}
+
+/// What a CA does with a request nonce (`[[ca]] nonce`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum NoncePolicy {
+    /// Sign a fresh response that echoes it (RFC 9654).
+    Echo,
+    /// Serve the cached response without the nonce.
+    Ignore,
+}
+
+impl TryFrom<String> for NoncePolicy {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.as_str() {
+            "echo" => Ok(NoncePolicy::Echo),
+            "ignore" => Ok(NoncePolicy::Ignore),
+            other => Err(format!("{other:?}: expected \"echo\" or \"ignore\"")),
+        }
+    }
+}
+
+/// How long revoked certificates stay on CRLs after they expire (`[[ca]] crl_keep_expired`:
+/// a duration, or `"forever"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum KeepExpired {
+    /// This many seconds after notAfter.
+    For(i64),
+    /// Forever (ExpiredCertsOnCRL says since when: RFC 5280 §5.2.7 (X.509 2019)).
+    Forever,
+}
+
+impl TryFrom<String> for KeepExpired {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        if value == "forever" {
+            return Ok(KeepExpired::Forever);
+        }
+        let d = humantime::parse_duration(&value).map_err(|e| {
+            format!("{value:?} is not a duration like \"1d\", \"6h\", \"30s\" ({e})")
+        })?;
+        i64::try_from(d.as_secs())
+            .map(KeepExpired::For)
+            .map_err(|_| format!("{value:?} is too long"))
+    }
+}
+
+/// Who signs a CA's OCSP responses (`[[ca]] ocsp_signer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "String")]
+pub enum OcspSignerPolicy {
+    /// `delegated` (the default): a delegated OCSP signer issued by the CA.
+    #[default]
+    Delegated,
+    /// `ca`: the CA certificate itself.
+    Ca,
+}
+
+impl TryFrom<String> for OcspSignerPolicy {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.as_str() {
+            "delegated" => Ok(OcspSignerPolicy::Delegated),
+            "ca" => Ok(OcspSignerPolicy::Ca),
+            other => Err(format!("{other:?}: expected \"delegated\" or \"ca\"")),
+        }
+    }
+}

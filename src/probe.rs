@@ -1289,11 +1289,12 @@ impl Report {
 /// the configuration.
 pub fn cas_from_config(config: &crate::config::Config, url: &str) -> Vec<ProbeCa> {
     let base = url.trim_end_matches('/');
+    let registry = crate::pki::CaRegistry::from_config(config);
     config
         .cas
         .iter()
         .filter_map(|c| {
-            let ca = config.registry.by_id(c.id.as_str())?;
+            let ca = registry.by_id(c.id.as_str())?;
             Some(ProbeCa {
                 id: c.id.to_string(),
                 cert: ca.cert.clone(),

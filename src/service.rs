@@ -1,9 +1,13 @@
-//! Running the service: opens the store, builds the responder and the CRL publisher, subscribes
+//! Running the service: opens the store, loads the CAs ([`crate::pki::CaRegistry`]: a CA that
+//! does not load is left out and reported, the others serve), builds the responder and the CRL
+//! publisher, subscribes
 //! HTTP serving and the publication sinks to the CRL publication event, starts the background
 //! tasks ([`crate::tasks`]: the CRL schedule, the OCSP refresher, one publication worker per
 //! sink) and both listeners, and shuts all of it down in order on SIGTERM/SIGINT (stop
 //! accepting, finish in-flight requests, stop the background tasks — letting a build or a
-//! publication in progress finish — then flush the store).
+//! publication in progress finish — then flush and close the store).
+//!
+//! `SIGHUP` reloads the configuration ([`crate::reload`]), as `POST /v1/admin/reload` does.
 //!
 //! The admin listener speaks HTTPS when `[admin] tls_cert`/`tls_key` are set (openssl), and
 //! requires a client certificate that verifies up to `[admin] client_ca` when that is set: the
@@ -109,20 +113,44 @@ pub async fn run(
     crate::limits::raise_open_files(config.public.max_connections);
     let metrics = crate::metrics::install();
     let store = Arc::new(open_store(&config)?);
+    let registry = Arc::new(crate::pki::CaRegistry::load(
+        &config.cas,
+        config.pkcs11.as_ref(),
+        clock.now(),
+    ));
+    // One CA that does not load is left out; none loading at all is a configuration to fix.
+    if registry.is_empty() {
+        let problems: Vec<String> = registry.problems().iter().map(|p| p.to_string()).collect();
+        return Err(Error::Config(crate::config::Error::Invalid {
+            path: config.source.display().to_string(),
+            table: "[[ca]]".into(),
+            key: registry.problems().first().map_or("id", |p| p.key).into(),
+            message: format!("no CA loads: {}", problems.join("; ")),
+        }));
+    }
+    for p in registry.problems() {
+        tracing::error!(problem = %p, "CA left out: the others serve without it");
+    }
     let responder = Arc::new(Responder::new(
-        Arc::clone(&config.registry),
+        Arc::clone(&registry),
         Arc::clone(&store),
         Arc::clone(&clock),
         &config.ocsp,
     ));
     let publisher = Arc::new(Publisher::new(
         &config,
+        &registry,
         Arc::clone(&store),
         Arc::clone(&clock),
     )?);
     // Subscribers of the CRL publication event: HTTP serving, and the sinks' workers.
     let served = http::crl::Served::subscribe(&publisher);
-    let publication = Publication::new(&config, Arc::clone(&publisher), Arc::clone(&clock))?;
+    let publication = Publication::new(
+        &config,
+        &registry,
+        Arc::clone(&publisher),
+        Arc::clone(&clock),
+    )?;
     // With [replication], a writer catches up with the stream and claims it before anything
     // else; a replica starts following it (crate::replicate).
     let replication = match config.replication.clone() {
@@ -154,6 +182,15 @@ pub async fn run(
         Arc::clone(&clock),
     ));
     let status_sampler = history.start(Duration::from_secs(10));
+    // Starts pre-signing, and restarts it with each reload.
+    let reloader = Arc::new(crate::reload::Reloader::new(
+        config.clone(),
+        Arc::clone(&responder),
+        Arc::clone(&publisher),
+        Arc::clone(&store),
+        Arc::clone(&clock),
+        builds_crls,
+    ));
     let state = web::Data::new(AppState {
         responder: Arc::clone(&responder),
         crl: Arc::clone(&publisher),
@@ -165,9 +202,10 @@ pub async fn run(
         body_timeout: config.public.body_timeout,
         max_age_cap: config.ocsp.max_age_cap,
         metrics,
-        admin_auth: AdminAuth::from_config(&config.admin, &config.registry),
+        admin_auth: AdminAuth::from_config(&config.admin, &registry),
         history,
         replication: replication.as_ref().map(|(r, _)| Arc::clone(r)),
+        reloader: Arc::clone(&reloader),
     });
     if state.admin_auth.refuses_everyone() {
         tracing::warn!(
@@ -238,31 +276,45 @@ pub async fn run(
 
     // Background tasks: one start/stop pattern for all (see crate::tasks).
     let mut tasks = Tasks::new();
-    let presign_cas: Vec<_> = config
-        .cas
-        .iter()
-        .filter(|c| c.presign)
-        .map(|c| c.id.clone())
-        .collect();
-    if let Some(presigning) = crate::ocsp::presign::Presigning::start(
-        Arc::clone(&responder),
-        &presign_cas,
-        &config.ocsp.presign_hashes,
-        config.ocsp.refresh_interval,
-    ) {
-        // Pre-signing runs on its own threads; the task only stops them at shutdown.
+    {
+        // Pre-signing runs on its own threads (started by the reloader, restarted by each
+        // reload); the task only stops them at shutdown.
+        let reloader = Arc::clone(&reloader);
         tasks.spawn("ocsp-presign", move |mut stop| async move {
             stop.stopped().await;
-            let _ = tokio::task::spawn_blocking(move || presigning.stop()).await;
+            let _ = tokio::task::spawn_blocking(move || reloader.stop()).await;
         });
     }
     if builds_crls {
-        let schedule = Schedule::start(Arc::clone(&publisher)).await?;
+        // The schedule follows the CA set: restarted after each reload.
+        let mut schedule = Schedule::start(Arc::clone(&publisher)).await?;
+        let mut reloads = reloader.subscribe();
+        let publisher = Arc::clone(&publisher);
         tasks.spawn("crl-schedule", move |mut stop| async move {
-            stop.stopped().await;
+            loop {
+                tokio::select! {
+                    _ = stop.stopped() => break,
+                    changed = reloads.changed() => {
+                        if changed.is_err() {
+                            stop.stopped().await;
+                            break;
+                        }
+                        schedule.stop().await;
+                        match Schedule::start(Arc::clone(&publisher)).await {
+                            Ok(s) => schedule = s,
+                            Err(e) => {
+                                tracing::error!(error = %e, "CRL schedule not restarted after a reload");
+                                stop.stopped().await;
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
             schedule.stop().await;
         });
     }
+    spawn_sighup(&mut tasks, Arc::clone(&reloader));
     spawn_refresher(
         &mut tasks,
         Arc::clone(&responder),
@@ -290,7 +342,8 @@ pub async fn run(
     drop(publisher);
     drop(responder);
     drop(state);
-    store.flush()?;
+    drop(reloader);
+    store.close()?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -316,6 +369,38 @@ fn spawn_refresher(tasks: &mut Tasks, responder: Arc<Responder>, every: Duration
             }
         }
     });
+}
+
+/// `SIGHUP`: reload the configuration ([`crate::reload`]); the outcome is logged and counted.
+fn spawn_sighup(tasks: &mut Tasks, reloader: Arc<crate::reload::Reloader>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("SIGHUP cannot be caught: reload through POST /v1/admin/reload");
+            return;
+        };
+        tasks.spawn("sighup", move |mut stop| async move {
+            loop {
+                tokio::select! {
+                    _ = stop.stopped() => break,
+                    got = hangups.recv() => {
+                        if got.is_none() {
+                            break;
+                        }
+                        tracing::info!("SIGHUP: reloading the configuration");
+                        let r = Arc::clone(&reloader);
+                        // Logged and counted by the reloader.
+                        let _ = tokio::task::spawn_blocking(move || r.reload()).await;
+                    }
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (tasks, reloader);
+    }
 }
 
 /// SIGTERM and SIGINT, caught from the moment this is made: created before the listeners

@@ -523,7 +523,8 @@ pub fn gather(
             .map(event_line)
             .collect();
         last_events.reverse();
-        let signer_subject = openssl::x509::X509::from_der(&ca.ocsp_cert_der)
+        let signer = ca.signer_at(now);
+        let signer_subject = openssl::x509::X509::from_der(&signer.cert_der)
             .map(|c| crate::pki::one_line_name(c.subject_name()))
             .unwrap_or_default();
         cas.push(CaOverview {
@@ -539,8 +540,8 @@ pub fn gather(
                 .map(|p| crl_overview(p, now, publisher.safety_margin(policy.delta_validity))),
             has_deltas: policy.delta_schedule.is_some(),
             ocsp_signer_subject: signer_subject,
-            ocsp_signer_not_after: ca.ocsp_cert_not_after,
-            ocsp_signer_days_left: (ca.ocsp_cert_not_after.0 - now.0).div_euclid(86_400),
+            ocsp_signer_not_after: signer.not_after,
+            ocsp_signer_days_left: (signer.not_after.0 - now.0).div_euclid(86_400),
             last_events,
             last_seq,
         });
@@ -563,8 +564,10 @@ pub fn gather(
 pub fn export_static_gauges(responder: &Responder, publisher: &Publisher) {
     for ca in responder.registry().iter() {
         let id = ca.id.to_string();
+        // The signer that will be in charge last: the next one when a rollover is set.
+        let last = ca.next_ocsp.as_ref().map_or(&ca.ocsp, |n| &n.signer);
         metrics::gauge!(crate::metrics::OCSP_SIGNER_NOT_AFTER, "ca" => id.clone())
-            .set(ca.ocsp_cert_not_after.0 as f64);
+            .set(last.not_after.0 as f64);
         let Ok(policy) = publisher.policy(ca.id.as_str()) else {
             continue;
         };

@@ -57,7 +57,13 @@ fn old_crls_are_pruned_numbers_go_on_and_expired_history_is_not_cached() {
         let config = Config::load(&config_path).expect("config");
         let store = Arc::new(vigie::service::open_store(&config).expect("store"));
         let clock = Arc::new(FixedClock::new(now.minus(500 * DAY)));
-        let publisher = Publisher::new(&config, store, clock.clone()).expect("publisher");
+        let publisher = Publisher::new(
+            &config,
+            &vigie::pki::CaRegistry::from_config(&config),
+            store,
+            clock.clone(),
+        )
+        .expect("publisher");
         for days_ago in [500, 450, 10] {
             clock.set(now.minus(days_ago * DAY));
             let built = publisher.publish(CA, CrlKind::Full).expect("built");
@@ -158,8 +164,13 @@ fn old_crls_are_pruned_numbers_go_on_and_expired_history_is_not_cached() {
     s.stop();
     let config = Config::load(&s.config).expect("config");
     let store = Arc::new(vigie::service::open_store(&config).expect("store"));
-    let publisher =
-        Publisher::new(&config, store, Arc::new(vigie::clock::SystemClock)).expect("publisher");
+    let publisher = Publisher::new(
+        &config,
+        &vigie::pki::CaRegistry::from_config(&config),
+        store,
+        Arc::new(vigie::clock::SystemClock),
+    )
+    .expect("publisher");
     let built = publisher.publish(CA, CrlKind::Full).expect("built");
     assert_eq!(built[0].record.number, 9);
 }

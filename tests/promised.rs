@@ -507,8 +507,9 @@ fn a_ca_without_a_valid_crl_answers_503_and_is_not_ready_while_others_serve() {
         let config = Config::load(&config_path).expect("config");
         let store = Arc::new(vigie::service::open_store(&config).expect("store"));
         let clock = Arc::new(FixedClock::new(now().minus(10 * 86400)));
-        let publisher =
-            Publisher::new(&config, Arc::clone(&store), clock.clone()).expect("publisher");
+        let registry = vigie::pki::CaRegistry::from_config(&config);
+        let publisher = Publisher::new(&config, &registry, Arc::clone(&store), clock.clone())
+            .expect("publisher");
         let built = publisher.publish(BROKEN, CrlKind::Full).expect("built");
         assert_eq!(built.len(), 1);
         let ca = CaId::new(BROKEN).expect("id");
@@ -635,8 +636,10 @@ fn the_watchdog_rebuilds_a_crl_within_the_safety_margin_and_not_before() {
     let store = Arc::new(vigie::service::open_store(&config).expect("store"));
     let t0 = now();
     let clock = Arc::new(FixedClock::new(t0));
-    let publisher =
-        Arc::new(Publisher::new(&config, Arc::clone(&store), clock.clone()).expect("publisher"));
+    let registry = vigie::pki::CaRegistry::from_config(&config);
+    let publisher = Arc::new(
+        Publisher::new(&config, &registry, Arc::clone(&store), clock.clone()).expect("publisher"),
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -33,7 +33,6 @@ fn data() -> PathBuf {
 struct Fixture {
     _dir: tempfile::TempDir,
     responder: Arc<Responder>,
-    config: Config,
     store: Arc<Store>,
     clock: Arc<FixedClock>,
 }
@@ -94,8 +93,14 @@ fn fixture(unknown_serial: &str) -> Fixture {
         .expect("seeded");
     let clock = Arc::new(FixedClock::new(NOW));
     let shared: SharedClock = clock.clone();
+    let registry = Arc::new(vigie::pki::CaRegistry::load(
+        &config.cas,
+        config.pkcs11.as_ref(),
+        NOW,
+    ));
+    assert!(registry.problems().is_empty(), "{:?}", registry.problems());
     let responder = Arc::new(Responder::new(
-        Arc::clone(&config.registry),
+        Arc::clone(&registry),
         Arc::clone(&store),
         shared,
         &config.ocsp,
@@ -103,14 +108,14 @@ fn fixture(unknown_serial: &str) -> Fixture {
     Fixture {
         _dir: dir,
         responder,
-        config,
         store,
         clock,
     }
 }
 
 fn request(f: &Fixture, serials: &[&str], nonce: Option<&[u8]>) -> Vec<u8> {
-    let ca = f.config.registry.by_id("golden").expect("configured");
+    let registry = f.responder.registry();
+    let ca = registry.by_id("golden").expect("configured");
     let h = &ca.hashes[HashAlg::Sha1.index()];
     let first = Serial::from_hex(serials[0]).expect("hex").der_content();
     let one = vigie::ocsp::request::build(HashAlg::Sha1, &h.name, &h.key, &first, nonce)
@@ -272,7 +277,8 @@ fn check_fields(f: &Fixture, name: &str, der: &[u8], want: &Fields) {
         NOW.0 as u64,
         "{name}: producedAt"
     );
-    let ca = f.config.registry.by_id("golden").expect("configured");
+    let registry = f.responder.registry();
+    let ca = registry.by_id("golden").expect("configured");
     let h = &ca.hashes[HashAlg::Sha1.index()];
     assert_eq!(data.responses.len(), want.statuses.len(), "{name}");
     for (single, (serial, status)) in data.responses.iter().zip(&want.statuses) {

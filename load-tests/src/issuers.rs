@@ -110,8 +110,8 @@ fn policies(dir: &Path) -> Result<Vec<(String, bool, bool)>, Error> {
         .map(|c| {
             (
                 c.id.clone(),
-                c.nonce != "ignore",
-                c.unknown_serial == "revoked",
+                c.nonce != vigie::model::NoncePolicy::Ignore,
+                c.unknown_serial == vigie::model::UnknownSerialPolicy::Revoked,
             )
         })
         .collect())

@@ -19,8 +19,7 @@ use std::collections::BTreeSet;
 
 use super::build::{self, CrlEntry, EntryReason, RawEntry};
 use super::{CrlRecord, Error};
-use crate::config::KeepExpired;
-use crate::model::{Serial, UnixTime};
+use crate::model::{KeepExpired, Serial, UnixTime};
 use crate::store::{RevocationView, RevokedEntry};
 
 /// When an entry for a certificate with this notAfter leaves complete CRLs, under this

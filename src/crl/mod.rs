@@ -62,9 +62,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::SharedClock;
-use crate::config::{CaCrlConfig, Config, CrlConfig, KeepExpired};
-use crate::model::{CaId, UnixTime};
-use crate::pki::Ca;
+use crate::config::{CaCrlConfig, Config, CrlConfig};
+use crate::model::{CaId, KeepExpired, UnixTime};
+use crate::pki::{Ca, CaRegistry};
 use crate::store::{self, RevocationView, SerialRange, Store, keys};
 use build::{CrlTemplate, CrlWriter, EntryReason, Scope};
 pub use number::{CrlNumber, DeltaNumbers};
@@ -366,9 +366,12 @@ struct CaSlot {
     idp_policy: IdpPolicy,
     /// A complete CRL for a new scope is waiting to be built (coalescing).
     scope_pending: AtomicBool,
-    current: RwLock<Current>,
-    /// Serialises builds of this CA: numbering and the choice of base depend on it.
-    building: Mutex<()>,
+    /// Shared with the slot that replaces this one at a reload ([`Publisher::reconcile`]).
+    current: Arc<RwLock<Current>>,
+    /// Serialises builds of this CA: numbering and the choice of base depend on it. Shared
+    /// with the slot that replaces this one at a reload, so a build started before the reload
+    /// and one after never run at once.
+    building: Arc<Mutex<()>>,
     /// A delta-on-revoke build is waiting for its debounce delay.
     delta_pending: AtomicBool,
 }
@@ -380,7 +383,8 @@ pub struct Publisher {
     store: Arc<Store>,
     clock: SharedClock,
     settings: CrlConfig,
-    slots: Vec<CaSlot>,
+    /// One per CA with its CA key here, in configuration order; replaced whole by a reload.
+    slots: RwLock<Vec<Arc<CaSlot>>>,
     pool: rayon::ThreadPool,
     history: history::History,
     /// Told of every CRL that becomes current ([`announce`]).
@@ -392,7 +396,7 @@ pub struct Publisher {
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Publisher")
-            .field("cas", &self.slots.len())
+            .field("cas", &read(&self.slots).len())
             .finish_non_exhaustive()
     }
 }
@@ -487,10 +491,16 @@ struct Part {
 }
 
 impl Publisher {
-    /// A publisher for every configured CA, holding what the store already has (the latest
-    /// complete CRL, and the latest delta if it is based on it). Builds nothing: see
-    /// [`Publisher::catch_up`] and [`schedule`].
-    pub fn new(config: &Config, store: Arc<Store>, clock: SharedClock) -> Result<Self, Error> {
+    /// A publisher for every configured CA of `registry` that has its CA key here, holding what
+    /// the store already has (the latest complete CRL, and the latest delta if it is based on
+    /// it). Builds nothing: see [`Publisher::catch_up`] and [`schedule`]. A configured CA that
+    /// did not load (not in `registry`) has no CRLs here.
+    pub fn new(
+        config: &Config,
+        registry: &CaRegistry,
+        store: Arc<Store>,
+        clock: SharedClock,
+    ) -> Result<Self, Error> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(config.crl.threads.max(1))
             .thread_name(|i| format!("vigie-crl-{i}"))
@@ -498,51 +508,109 @@ impl Publisher {
             .map_err(|e| Error::Pool(e.to_string()))?;
         let mut slots = Vec::with_capacity(config.cas.len());
         for c in &config.cas {
-            let ca = config
-                .registry
-                .by_id(c.id.as_str())
-                .ok_or_else(|| Error::UnknownCa(c.id.to_string()))?;
+            let Some(ca) = registry.by_id(c.id.as_str()) else {
+                continue;
+            };
             // A CA without a key here (no crl_schedule) has its CRLs built elsewhere.
             if ca.crl_signer.is_none() {
                 continue;
             }
-            slots.push(CaSlot {
+            slots.push(Arc::new(CaSlot {
                 ca: Arc::clone(ca),
                 idp_policy: IdpPolicy::from_urls(c.crl.idp_urls.as_deref())?,
                 scope_pending: AtomicBool::new(false),
                 policy: c.crl.clone(),
-                current: RwLock::new(Current::default()),
-                building: Mutex::new(()),
+                current: Arc::new(RwLock::new(Current::default())),
+                building: Arc::new(Mutex::new(())),
                 delta_pending: AtomicBool::new(false),
-            });
+            }));
         }
         let publisher = Publisher {
             progress: None,
             store,
             clock,
             settings: config.crl.clone(),
-            slots,
+            slots: RwLock::new(slots),
             pool,
             history: history::History::default(),
             subscribers: RwLock::new(Vec::new()),
             sinks: config.publish.iter().map(|s| s.id()).collect(),
         };
-        for slot in &publisher.slots {
-            publisher.report_uncovered(slot);
-            let loaded = publisher.load_current(slot);
-            match loaded {
-                Ok(current) => {
-                    for p in [&current.full, &current.delta].into_iter().flatten() {
-                        export_gauges(p);
-                    }
-                    *write(&slot.current) = current
+        for slot in publisher.slots_now() {
+            publisher.load_slot(&slot);
+        }
+        Ok(publisher)
+    }
+
+    /// Reads what the store has for a new slot.
+    fn load_slot(&self, slot: &CaSlot) {
+        self.report_uncovered(slot);
+        match self.load_current(slot) {
+            Ok(current) => {
+                for p in [&current.full, &current.delta].into_iter().flatten() {
+                    export_gauges(p);
                 }
-                Err(e) => {
-                    tracing::warn!(ca = %slot.ca.id, error = %e, "stored CRLs unusable; new ones will be built");
+                *write(&slot.current) = current
+            }
+            Err(e) => {
+                tracing::warn!(ca = %slot.ca.id, error = %e, "stored CRLs unusable; new ones will be built");
+            }
+        }
+    }
+
+    fn slots_now(&self) -> Vec<Arc<CaSlot>> {
+        read(&self.slots).clone()
+    }
+
+    /// Takes the CA set of a reloaded configuration: a CA added gets a slot holding what the
+    /// store has for it (announced to the subscribers at once), a CA removed (or that no longer
+    /// has its key here) loses its slot, a CA kept takes its new certificate, key and settings
+    /// while keeping its published CRLs and its build lock. Returns the CAs added. Builds
+    /// nothing: the caller catches up ([`Publisher::catch_up`]).
+    pub fn reconcile(&self, config: &Config, registry: &CaRegistry) -> Result<Vec<CaId>, Error> {
+        let old = self.slots_now();
+        let mut slots = Vec::with_capacity(config.cas.len());
+        let mut added = Vec::new();
+        for c in &config.cas {
+            let Some(ca) = registry.by_id(c.id.as_str()) else {
+                continue;
+            };
+            if ca.crl_signer.is_none() {
+                continue;
+            }
+            let previous = old.iter().find(|s| s.ca.id == c.id);
+            let slot = Arc::new(CaSlot {
+                ca: Arc::clone(ca),
+                idp_policy: IdpPolicy::from_urls(c.crl.idp_urls.as_deref())?,
+                scope_pending: AtomicBool::new(false),
+                policy: c.crl.clone(),
+                current: previous.map_or_else(
+                    || Arc::new(RwLock::new(Current::default())),
+                    |p| Arc::clone(&p.current),
+                ),
+                building: previous
+                    .map_or_else(|| Arc::new(Mutex::new(())), |p| Arc::clone(&p.building)),
+                delta_pending: AtomicBool::new(false),
+            });
+            if previous.is_none() {
+                self.load_slot(&slot);
+                added.push(c.id.clone());
+            }
+            slots.push(slot);
+        }
+        let new_slots = slots.clone();
+        *write(&self.slots) = slots;
+        // The subscribers (HTTP serving, sinks) learn the CRLs of the CAs added.
+        let subscribers = read(&self.subscribers).clone();
+        for slot in new_slots.iter().filter(|s| added.contains(&s.ca.id)) {
+            let current = read(&slot.current).clone();
+            for crl in [&current.full, &current.delta].into_iter().flatten() {
+                for s in &subscribers {
+                    s.announce(crl);
                 }
             }
         }
-        Ok(publisher)
+        Ok(added)
     }
 
     fn load_current(&self, slot: &CaSlot) -> Result<Current, Error> {
@@ -600,10 +668,11 @@ impl Publisher {
         Ok(Bytes::from(der))
     }
 
-    fn slot(&self, ca: &str) -> Result<&CaSlot, Error> {
-        self.slots
+    fn slot(&self, ca: &str) -> Result<Arc<CaSlot>, Error> {
+        read(&self.slots)
             .iter()
             .find(|s| s.ca.id.as_str() == ca)
+            .cloned()
             .ok_or_else(|| Error::UnknownCa(ca.to_owned()))
     }
 
@@ -614,15 +683,15 @@ impl Publisher {
     }
 
     /// The CA ids, in configuration order.
-    pub fn ca_ids(&self) -> impl Iterator<Item = &CaId> {
-        self.slots.iter().map(|s| &s.ca.id)
+    pub fn ca_ids(&self) -> Vec<CaId> {
+        read(&self.slots).iter().map(|s| s.ca.id.clone()).collect()
     }
 
     /// Adds a subscriber to the publication event; it is told at once of the CRLs current now
     /// (under the same locks as later announcements, so it misses none and sees them in order).
     pub fn subscribe(&self, subscriber: Arc<dyn announce::Subscriber>) {
         write(&self.subscribers).push(Arc::clone(&subscriber));
-        for slot in &self.slots {
+        for slot in self.slots_now() {
             let current = read(&slot.current);
             for crl in [&current.full, &current.delta].into_iter().flatten() {
                 subscriber.announce(crl);
@@ -641,8 +710,8 @@ impl Publisher {
     }
 
     /// A CA's CRL settings.
-    pub fn policy(&self, ca: &str) -> Result<&CaCrlConfig, Error> {
-        Ok(&self.slot(ca)?.policy)
+    pub fn policy(&self, ca: &str) -> Result<CaCrlConfig, Error> {
+        Ok(self.slot(ca)?.policy.clone())
     }
 
     /// The store it reads and writes.
@@ -708,7 +777,7 @@ impl Publisher {
             None => true,
             Some(f) => {
                 f.record.next_update.0 - now.0 < self.margin(p.validity)
-                    || f.record.idp != self.desired_idp(slot)?
+                    || f.record.idp != self.desired_idp(&slot)?
                     || f.record.freshest_url != self.freshest_url(p)
                     || f.record.keep_expired != retention(p.keep_expired)
                     || (p.delta_schedule.is_some() && now >= f.record.horizon)
@@ -822,9 +891,9 @@ impl Publisher {
         let due = self.due(ca, self.clock.now())?;
         let mut out = Vec::new();
         if due.full {
-            out.extend(self.publish_locked(slot, CrlKind::Full)?);
+            out.extend(self.publish_locked(&slot, CrlKind::Full)?);
         } else if due.delta {
-            out.extend(self.publish_locked(slot, CrlKind::Delta)?);
+            out.extend(self.publish_locked(&slot, CrlKind::Delta)?);
         }
         Ok(out)
     }
@@ -832,7 +901,7 @@ impl Publisher {
     /// [`Publisher::catch_up`] for every CA, one after the other; failures are logged and
     /// counted (the watchdog retries them).
     pub fn catch_up_all(&self) {
-        for slot in &self.slots {
+        for slot in self.slots_now() {
             let _ = self.catch_up(slot.ca.id.as_str());
         }
     }
@@ -844,7 +913,7 @@ impl Publisher {
     pub fn publish(&self, ca: &str, kind: CrlKind) -> Result<Vec<Arc<PublishedCrl>>, Error> {
         let slot = self.slot(ca)?;
         let _guard = lock(&slot.building);
-        self.publish_locked(slot, kind)
+        self.publish_locked(&slot, kind)
     }
 
     /// As [`Publisher::publish`], but returns `None` at once if a build of this CA is running.
@@ -857,7 +926,7 @@ impl Publisher {
         let Some(_guard) = try_lock(&slot.building) else {
             return Ok(None);
         };
-        self.publish_locked(slot, kind).map(Some)
+        self.publish_locked(&slot, kind).map(Some)
     }
 
     /// Waits for a build in progress, then builds a complete CRL (and its delta) if one is due
@@ -866,7 +935,7 @@ impl Publisher {
         let slot = self.slot(ca)?;
         let _guard = lock(&slot.building);
         if self.due(ca, self.clock.now())?.full {
-            self.publish_locked(slot, CrlKind::Full)
+            self.publish_locked(&slot, CrlKind::Full)
         } else {
             Ok(Vec::new())
         }
@@ -874,7 +943,7 @@ impl Publisher {
 
     /// Waits until no build is running (for shutdown).
     pub fn wait_idle(&self) {
-        for slot in &self.slots {
+        for slot in self.slots_now() {
             drop(lock(&slot.building));
         }
     }
@@ -1195,7 +1264,7 @@ impl Publisher {
 
     /// For `/readyz`: each CA and, when it has no valid complete CRL at `now`, why.
     pub fn readiness(&self, now: UnixTime) -> Vec<(CaId, Option<String>)> {
-        self.slots
+        read(&self.slots)
             .iter()
             .map(|s| {
                 let current = read(&s.current).clone();

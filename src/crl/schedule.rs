@@ -84,7 +84,7 @@ impl Schedule {
     /// tokio runtime.
     pub async fn start(publisher: Arc<Publisher>) -> Result<Schedule, Error> {
         let scheduler = JobScheduler::new().await.map_err(schedule_error)?;
-        let ids: Vec<CaId> = publisher.ca_ids().cloned().collect();
+        let ids: Vec<CaId> = publisher.ca_ids();
         for ca in &ids {
             let policy = publisher
                 .policy(ca.as_str())

@@ -58,8 +58,13 @@ impl Fixture {
         let store = Arc::new(crate::service::open_store(&config).expect("store opens"));
         let clock = Arc::new(FixedClock::new(T0));
         let publisher = Arc::new(
-            Publisher::new(&config, Arc::clone(&store), clock.clone() as SharedClock)
-                .expect("publisher"),
+            Publisher::new(
+                &config,
+                &crate::pki::CaRegistry::from_config(&config),
+                Arc::clone(&store),
+                clock.clone() as SharedClock,
+            )
+            .expect("publisher"),
         );
         Fixture {
             _dir: dir,
@@ -85,8 +90,13 @@ impl Fixture {
         drop(store);
         let store = Arc::new(crate::service::open_store(&config).expect("store reopens"));
         let publisher = Arc::new(
-            Publisher::new(&config, Arc::clone(&store), clock.clone() as SharedClock)
-                .expect("publisher"),
+            Publisher::new(
+                &config,
+                &crate::pki::CaRegistry::from_config(&config),
+                Arc::clone(&store),
+                clock.clone() as SharedClock,
+            )
+            .expect("publisher"),
         );
         Fixture {
             _dir,
@@ -115,8 +125,13 @@ impl Fixture {
         let config = Config::load(&path).expect("config loads");
         let store = Arc::new(crate::service::open_store(&config).expect("store reopens"));
         let publisher = Arc::new(
-            Publisher::new(&config, Arc::clone(&store), clock.clone() as SharedClock)
-                .expect("publisher"),
+            Publisher::new(
+                &config,
+                &crate::pki::CaRegistry::from_config(&config),
+                Arc::clone(&store),
+                clock.clone() as SharedClock,
+            )
+            .expect("publisher"),
         );
         Fixture {
             _dir,
@@ -172,8 +187,7 @@ impl Fixture {
     }
 
     fn ca_public_key(&self) -> openssl::pkey::PKey<openssl::pkey::Public> {
-        self.config
-            .registry
+        crate::pki::CaRegistry::from_config(&self.config)
             .by_id("test")
             .expect("CA")
             .cert

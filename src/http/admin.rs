@@ -22,21 +22,32 @@ pub async fn healthz() -> HttpResponse {
 struct CaReadiness {
     id: String,
     ready: bool,
-    ocsp_signer_not_after: String,
+    /// `None` for a CA that did not load.
+    ocsp_signer_not_after: Option<String>,
     problems: Vec<String>,
 }
 
-/// `GET /readyz`: 200 when every CA is ready, 503 with the reasons otherwise.
-pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+/// `?strict=true` (or `1`): ready only when every configured CA is.
+fn strict(req: &HttpRequest) -> bool {
+    req.query_string()
+        .split('&')
+        .any(|pair| matches!(pair.split_once('='), Some(("strict", "true" | "1"))))
+}
+
+/// `GET /readyz`: each CA's readiness (`cas`, with the problems of those that are not: no valid
+/// CRL, an expired signer, or a CA left out because it did not load). 200 while at least one
+/// CA is ready — a load balancer must not drop the healthy CAs for one that is down — and
+/// 503 when none is; with `?strict=true`, 503 while any CA is not ready.
+pub async fn readyz(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let now = state.clock.now();
     let crl = state.crl.readiness(now);
-    let cas: Vec<CaReadiness> = state
-        .responder
-        .registry()
+    let registry = state.responder.registry();
+    let mut cas: Vec<CaReadiness> = registry
         .iter()
         .map(|ca| {
+            let signer = ca.signer_at(now);
             let mut problems = Vec::new();
-            if ca.ocsp_cert_not_after <= now {
+            if signer.not_after <= now {
                 problems.push("OCSP signer certificate expired".to_owned());
             }
             if let Some((_, Some(problem))) = crl.iter().find(|(id, _)| *id == ca.id) {
@@ -45,17 +56,28 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             CaReadiness {
                 id: ca.id.to_string(),
                 ready: problems.is_empty(),
-                ocsp_signer_not_after: ca.ocsp_cert_not_after.to_rfc3339(),
+                ocsp_signer_not_after: Some(signer.not_after.to_rfc3339()),
                 problems,
             }
         })
         .collect();
+    // The CAs that did not load: not ready, with why.
+    cas.extend(registry.problems().iter().map(|p| CaReadiness {
+        id: p.id.to_string(),
+        ready: false,
+        ocsp_signer_not_after: None,
+        problems: vec![format!("not loaded: {}: {}", p.key, p.message)],
+    }));
     // A replica out of contact with its stream, or that stopped following it, is not ready.
     let replication_problem = state
         .replication
         .as_ref()
         .and_then(|r| r.readiness_problem());
-    let ready = cas.iter().all(|c| c.ready) && replication_problem.is_none();
+    let ready = if strict(&req) {
+        cas.iter().all(|c| c.ready)
+    } else {
+        cas.iter().any(|c| c.ready)
+    } && replication_problem.is_none();
     let publish = state.publication.status(now);
     // A store that cannot write stops ingest (503), not OCSP nor CRL serving: it is reported,
     // and leaves readiness to what is served.

@@ -56,6 +56,23 @@ fn not_found(path: &str) -> ApiError {
     ApiError::NotFound(format!("no such CRL: {path}"))
 }
 
+/// The answer for a CRL file name no CA serves: 503 when it names a configured CA that is
+/// down (it did not load: its CRLs will be back when it does), 404 otherwise.
+fn down_or_unknown(state: &AppState, stem: &str) -> ApiError {
+    let registry = state.responder.registry();
+    let down = registry.problem(stem).or_else(|| {
+        stem.strip_suffix("-delta")
+            .and_then(|ca| registry.problem(ca))
+    });
+    match down {
+        Some(p) => ApiError::Unavailable(format!(
+            "CA {} is down: {}: {}; its CRLs are not served until it loads",
+            p.id, p.key, p.message
+        )),
+        None => ApiError::NotFound(format!("no CA {stem:?} is served here (see GET /crl/)")),
+    }
+}
+
 fn internal(e: crate::crl::Error) -> ApiError {
     ApiError::Internal(e.to_string())
 }
@@ -120,13 +137,17 @@ struct ServedPair {
 /// The CRLs HTTP serves: a subscriber of the publication event, holding each CA's current
 /// complete and delta CRLs with their HTTP forms.
 pub struct Served {
-    cas: HashMap<CaId, RwLock<ServedPair>>,
+    /// A CA added by a reload gets its entry with its first announcement.
+    cas: RwLock<HashMap<CaId, Arc<RwLock<ServedPair>>>>,
 }
 
 impl std::fmt::Debug for Served {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Served")
-            .field("cas", &self.cas.len())
+            .field(
+                "cas",
+                &self.cas.read().unwrap_or_else(|p| p.into_inner()).len(),
+            )
             .finish()
     }
 }
@@ -135,10 +156,13 @@ impl Served {
     /// Subscribes to `publisher`'s announcements (which replays what is current now).
     pub fn subscribe(publisher: &Publisher) -> Arc<Served> {
         let served = Arc::new(Served {
-            cas: publisher
-                .ca_ids()
-                .map(|id| (id.clone(), RwLock::new(ServedPair::default())))
-                .collect(),
+            cas: RwLock::new(
+                publisher
+                    .ca_ids()
+                    .into_iter()
+                    .map(|id| (id, Arc::new(RwLock::new(ServedPair::default()))))
+                    .collect(),
+            ),
         });
         publisher.subscribe(Arc::clone(&served) as Arc<dyn Subscriber>);
         served
@@ -149,7 +173,14 @@ impl Served {
     /// past its nextUpdate, a relying party cannot combine them, so the delta is not served
     /// either. A base not known here is judged by the current complete CRL.
     pub fn delta_base_valid(&self, ca: &str, delta: &ServedCrl, now: UnixTime) -> bool {
-        let Some((_, pair)) = self.cas.iter().find(|(id, _)| id.as_str() == ca) else {
+        let Some(pair) = self
+            .cas
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(id, _)| id.as_str() == ca)
+            .map(|(_, pair)| Arc::clone(pair))
+        else {
             return false;
         };
         let pair = pair.read().unwrap_or_else(|p| p.into_inner());
@@ -163,13 +194,15 @@ impl Served {
 
     /// The current CRL of `kind` of a CA, as last announced.
     pub fn get(&self, ca: &str, kind: CrlKind) -> Option<Arc<ServedCrl>> {
-        let pair = self
+        let slot = self
             .cas
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
             .iter()
             .find(|(id, _)| id.as_str() == ca)?
             .1
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+            .clone();
+        let pair = slot.read().unwrap_or_else(|p| p.into_inner());
         match kind {
             CrlKind::Full => pair.full.clone(),
             CrlKind::Delta => pair.delta.clone(),
@@ -179,9 +212,13 @@ impl Served {
 
 impl Subscriber for Served {
     fn announce(&self, crl: &Arc<PublishedCrl>) {
-        let Some(slot) = self.cas.get(&crl.ca) else {
-            return;
-        };
+        let slot = Arc::clone(
+            self.cas
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(crl.ca.clone())
+                .or_default(),
+        );
         let served = Arc::new(ServedCrl::new(Arc::clone(crl)));
         let mut pair = slot.write().unwrap_or_else(|p| p.into_inner());
         match crl.kind() {
@@ -234,9 +271,7 @@ pub async fn current(
         match stem.strip_suffix("-delta") {
             Some(ca) if publisher.current(ca).is_ok() => (ca, CrlKind::Delta),
             _ => {
-                return Err(ApiError::NotFound(format!(
-                    "no CA {stem:?} is served here (see GET /crl/)"
-                )));
+                return Err(down_or_unknown(&state, stem));
             }
         }
     };
@@ -302,9 +337,7 @@ pub async fn by_number(
     let number: u64 = stem.parse().map_err(|_| not_found(req.path()))?;
     let publisher = &state.crl;
     if publisher.current(&ca).is_err() {
-        return Err(ApiError::NotFound(format!(
-            "no CA {ca:?} is served here (see GET /crl/)"
-        )));
+        return Err(down_or_unknown(&state, &ca));
     }
     // A past CRL is read from the store (up to tens of MB): off the HTTP workers.
     let lookup = {
@@ -397,13 +430,13 @@ pub async fn list(state: web::Data<AppState>) -> HttpResponse {
         bytes: c.record.bytes,
         url,
     };
+    let registry = state.responder.registry();
     let cas: Vec<ListedCa> = publisher
         .ca_ids()
+        .into_iter()
         .filter_map(|id| {
             let current = publisher.current(id.as_str()).ok()?;
-            let issuer = state
-                .responder
-                .registry()
+            let issuer = registry
                 .by_id(id.as_str())
                 .map(|ca| ca.subject.clone())
                 .unwrap_or_default();

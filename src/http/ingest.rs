@@ -385,7 +385,7 @@ pub async fn post_certificates(
             ders.iter()
                 .enumerate()
                 .map(|(i, der)| {
-                    certificate::identify(registry, der)
+                    certificate::identify(&registry, der)
                         .map(|c| CertChange {
                             ca: c.ca,
                             serial: c.serial,

@@ -9,6 +9,7 @@ pub mod crl;
 pub mod error;
 pub mod ingest;
 pub mod ocsp;
+pub mod reload;
 pub mod status;
 
 use std::sync::Arc;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub history: Arc<crate::status::History>,
     /// This node's part when it is one of several (`[replication]`).
     pub replication: Option<Arc<crate::replicate::Replication>>,
+    /// Re-reads the configuration (`POST /v1/admin/reload`, `SIGHUP`).
+    pub reloader: Arc<crate::reload::Reloader>,
 }
 
 fn count(listener: &'static str, endpoint: &'static str) {
@@ -124,6 +127,7 @@ pub const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/revocations"),
     ("DELETE", "/v1/revocations/{ca}/{serial}"),
     ("GET", "/v1/audit"),
+    ("POST", "/v1/admin/reload"),
 ];
 
 fn admin_route(method: &str, path: &str) -> actix_web::Route {
@@ -138,6 +142,7 @@ fn admin_route(method: &str, path: &str) -> actix_web::Route {
         ("POST", "/v1/revocations") => web::post().to(ingest::post_revocations),
         ("DELETE", "/v1/revocations/{ca}/{serial}") => web::delete().to(ingest::delete_revocation),
         ("GET", "/v1/audit") => web::get().to(ingest::get_audit),
+        ("POST", "/v1/admin/reload") => web::post().to(reload::post_reload),
         // ADMIN_ROUTES is a constant of this file; the test below registers every entry.
         _ => unreachable!("no handler for {method} {path} in ADMIN_ROUTES"),
     }

@@ -224,10 +224,9 @@ fn respond(state: &AppState, req: &HttpRequest, answer: Answer, is_get: bool) ->
     // `Cache-Tag: <ca>/<serial>`: a CDN that purges by tag drops every URL form (GET paths
     // differ by hash algorithm and base64 spelling) of one certificate's answer at once.
     if let Answer::Cached(c) = &answer
-        && let (index, Some(serial)) = c.certificate()
-        && let Some(ca) = state.responder.registry().get(index)
+        && let (ca, Some(serial)) = c.certificate()
     {
-        builder.insert_header((cache::CACHE_TAG, format!("{}/{}", ca.id, serial.to_hex())));
+        builder.insert_header((cache::CACHE_TAG, format!("{}/{}", ca, serial.to_hex())));
     }
     if not_modified {
         builder.finish()

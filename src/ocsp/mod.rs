@@ -35,7 +35,10 @@ pub mod response;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
+
+use arc_swap::ArcSwap;
 
 use bytes::Bytes;
 use der::{Decode, Encode};
@@ -46,11 +49,14 @@ use self::pool::SigningPool;
 use self::ration::Ration;
 use self::response::{SingleStatus, Times};
 use crate::clock::SharedClock;
-use crate::config::{NoncePolicy, OcspConfig, UnknownSerialPolicy};
+use crate::config::OcspConfig;
 use crate::metrics as m;
-use crate::model::{CertRecord, CertStatus, RevocationReason, Serial, UnixTime};
-use crate::pki::{Ca, CaRegistry};
-use crate::store::{Store, StoredResponse};
+use crate::model::{
+    CaId, CertRecord, CertStatus, NoncePolicy, RevocationReason, Serial, UnixTime,
+    UnknownSerialPolicy,
+};
+use crate::pki::{Ca, CaRegistry, OcspSigner};
+use crate::store::{Maker, Store, StoredResponse};
 
 /// Why a request got no signed answer. Each variant is one OCSP error status.
 #[derive(Debug, thiserror::Error)]
@@ -171,8 +177,13 @@ pub struct CachedResponse {
     refresh_at: UnixTime,
     /// Store change generation when its record was read.
     generation: u64,
-    /// The CA (registry index) and serial it answers for, to check the generation again.
+    /// Who made it ([`Ca::maker_at`]): served only while that is still who makes this CA's
+    /// answers (same signer, same policy).
+    maker: u64,
+    /// The CA (registry index when made, and id) and serial it answers for, to check the
+    /// generation and the maker again.
     ca_index: usize,
+    ca_id: CaId,
     serial: Option<Serial>,
     /// The CertID it answers, DER, for re-signing in the background.
     cert_id_der: Box<[u8]>,
@@ -184,10 +195,10 @@ pub struct CachedResponse {
 }
 
 impl CachedResponse {
-    /// The CA (registry index) and the serial it answers for (`None`: a serial that cannot be
-    /// one, answered "unknown").
-    pub fn certificate(&self) -> (usize, Option<&Serial>) {
-        (self.ca_index, self.serial.as_ref())
+    /// The CA and the serial it answers for (`None`: a serial that cannot be one, answered
+    /// "unknown").
+    pub fn certificate(&self) -> (&CaId, Option<&Serial>) {
+        (&self.ca_id, self.serial.as_ref())
     }
 
     /// An entry for `der`, signed at `times`, made from a record read at store `generation`.
@@ -199,7 +210,7 @@ impl CachedResponse {
         times: Times,
         status: &'static str,
         generation: u64,
-        ca: &Ca,
+        (ca, signer): (&Ca, &OcspSigner),
         serial: Option<&Serial>,
         cert_id_der: &[u8],
         registered: bool,
@@ -208,7 +219,9 @@ impl CachedResponse {
             response: SignedResponse::new(der, times, status),
             refresh_at: half_way(times.produced_at, times.next_update),
             generation,
+            maker: signer.maker,
             ca_index: ca.index,
+            ca_id: ca.id.clone(),
             serial: serial.cloned(),
             cert_id_der: cert_id_der.into(),
             refreshing: AtomicBool::new(false),
@@ -327,7 +340,9 @@ impl quick_cache::Weighter<Box<[u8]>, Arc<CachedResponse>> for Weighter {
 
 /// The responder.
 pub struct Responder {
-    registry: Arc<CaRegistry>,
+    /// Swapped whole by a reload ([`Responder::set_registry`]): a request in flight finishes
+    /// with the registry it started with.
+    registry: ArcSwap<CaRegistry>,
     store: Arc<Store>,
     clock: SharedClock,
     cache: quick_cache::sync::Cache<Box<[u8]>, Arc<CachedResponse>, Weighter>,
@@ -338,15 +353,15 @@ pub struct Responder {
     pool: SigningPool,
     ration: Ration,
     backdate: i64,
-    /// By CA index: pre-signing keeps this CA's stored responses fresh, so the refresher
-    /// leaves them alone ([`presign`]).
-    presigned: Box<[AtomicBool]>,
+    /// The CAs pre-signing keeps the stored responses of fresh: the refresher leaves them
+    /// alone ([`presign`]).
+    presigned: Mutex<Vec<CaId>>,
 }
 
 impl std::fmt::Debug for Responder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Responder")
-            .field("cas", &self.registry.len())
+            .field("cas", &self.registry.load().len())
             .finish_non_exhaustive()
     }
 }
@@ -413,11 +428,24 @@ impl Responder {
                 config.signing_threads.max(1) + config.signing_queue.max(1),
             ),
             backdate: config.this_update_backdate,
-            presigned: (0..registry.len())
-                .map(|_| AtomicBool::new(false))
-                .collect(),
-            registry,
+            presigned: Mutex::new(Vec::new()),
+            registry: ArcSwap::new(registry),
         }
+    }
+
+    /// Serves `registry` from now on (a reload); requests in flight finish with the previous
+    /// one. Cached answers of CAs whose signer or policy changed become misses by their maker.
+    pub fn set_registry(&self, registry: Arc<CaRegistry>) {
+        self.registry.store(registry);
+    }
+
+    /// The maker of answers signed now for `ca` by `signer`, as stored ([`crate::store::maker`]).
+    pub fn maker(&self, ca: &Ca, signer: &OcspSigner) -> Maker {
+        Maker::new(&signer.key_hash, ca.policy_digest, self.store.incarnation())
+    }
+
+    fn presigned(&self) -> MutexGuard<'_, Vec<CaId>> {
+        self.presigned.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Answers a DER OCSPRequest. `method` labels metrics.
@@ -434,9 +462,15 @@ impl Responder {
         let generation = hit
             .serial
             .as_ref()
-            .map_or(0, |s| self.store.change_generation(hit.ca_index, s));
+            .map_or(0, |s| self.store.change_generation(&hit.ca_id, s));
         let now = self.clock.now();
         if hit.generation != generation || now >= hit.refresh_at || from_the_future(&hit, now) {
+            return None;
+        }
+        // Still made by whom this CA's answers are made by now (a reload, a rollover).
+        let registry = self.registry.load();
+        let ca = registry.get(hit.ca_index)?;
+        if ca.id != hit.ca_id || ca.maker_at(now) != hit.maker {
             return None;
         }
         self.counters.hit.increment(1);
@@ -489,10 +523,10 @@ impl Responder {
         client: Option<IpAddr>,
     ) -> Result<Answer, Error> {
         let req = request::parse(request)?;
+        let registry = self.registry.load();
         let mut ca: Option<&Arc<Ca>> = None;
         for q in &req.queries {
-            let found = self
-                .registry
+            let found = registry
                 .find(
                     q.alg,
                     q.cert_id.issuer_name_hash.as_bytes(),
@@ -506,6 +540,11 @@ impl Responder {
             ca = Some(found);
         }
         let ca = Arc::clone(ca.ok_or_else(|| Error::Malformed("no CertID".into()))?);
+        drop(registry);
+        // A CA whose signer has expired since it was loaded is down, like one that did not load.
+        if ca.signer_at(self.clock.now()).not_after <= self.clock.now() {
+            return Err(Error::Unauthorized);
+        }
         let nonce = match ca.nonce {
             NoncePolicy::Echo => req.nonce,
             NoncePolicy::Ignore => None,
@@ -547,7 +586,7 @@ impl Responder {
     }
 
     fn generation(&self, ca: &Ca, serial: Option<&Serial>) -> u64 {
-        serial.map_or(0, |s| self.store.change_generation(ca.index, s))
+        serial.map_or(0, |s| self.store.change_generation(&ca.id, s))
     }
 
     async fn single(
@@ -561,6 +600,8 @@ impl Responder {
         let now = self.clock.now();
         if let Some(hit) = self.cache.get(&key)
             && hit.generation == self.generation(ca, serial.as_ref())
+            && hit.maker == ca.maker_at(now)
+            && hit.ca_id == ca.id
             && now < hit.response.times.next_update
             && !from_the_future(&hit, now)
             // A stranger's answer past half its validity is signed again on demand (rationed),
@@ -611,9 +652,12 @@ impl Responder {
         };
         let version = record.as_ref().map_or(0, |r| r.version);
         let registered = record.is_some();
+        let signer = Arc::clone(ca.signer_at(now));
+        let maker = self.maker(ca, &signer);
         if let (Some(s), true, true) = (serial, use_stored, registered)
             && let Some(stored) = self.store.ocsp_response(&ca.id, s, variant)?
             && stored.version == version
+            && maker.is(stored.maker)
             && now < half_way(stored.produced_at, stored.next_update)
             // Signed before the clock was set back: its thisUpdate would be in the future.
             && stored.this_update <= now
@@ -631,7 +675,7 @@ impl Responder {
                 times,
                 status.label(),
                 generation,
-                ca,
+                (ca, &signer),
                 serial,
                 cert_id_der,
                 true,
@@ -655,10 +699,15 @@ impl Responder {
         let cert_id =
             CertIdDer::from_der(cert_id_der).map_err(|e| Error::Internal(e.to_string()))?;
         let label = status.label();
-        let times = self.times(ca, now)?;
-        let tbs =
-            response::tbs_response_data(ca, &[(cert_id, status)], times, None, extended_revoke)?;
-        let der = self.sign(ca, tbs).await?;
+        let times = self.times(ca, &signer, now)?;
+        let tbs = response::tbs_response_data(
+            &signer,
+            &[(cert_id, status)],
+            times,
+            None,
+            extended_revoke,
+        )?;
+        let der = self.sign(&signer, tbs).await?;
         // Strangers' and "unknown" answers stay in memory only: a flood of made-up serials must
         // not fill the disk (nor the refresher's work).
         if let Some(s) = serial
@@ -671,6 +720,7 @@ impl Responder {
                 this_update: times.this_update,
                 next_update: times.next_update,
                 der: der.clone(),
+                maker: Some(maker),
             };
             // A store that cannot write (a full disk) does not stop answering: the answer is
             // served and kept in memory; the store's health says why it was not stored.
@@ -683,7 +733,7 @@ impl Responder {
             times,
             label,
             generation,
-            ca,
+            (ca, &signer),
             serial,
             cert_id_der,
             registered,
@@ -738,18 +788,17 @@ impl Responder {
             }
             _ => "mixed",
         };
-        let times = self.times(ca, now)?;
-        let tbs = response::tbs_response_data(ca, &answers, times, nonce, extended_revoke)?;
-        let der = self.sign(ca, tbs).await?;
+        let signer = Arc::clone(ca.signer_at(now));
+        let times = self.times(ca, &signer, now)?;
+        let tbs = response::tbs_response_data(&signer, &answers, times, nonce, extended_revoke)?;
+        let der = self.sign(&signer, tbs).await?;
         Ok(SignedResponse::unique(der, times, label))
     }
 
-    fn times(&self, ca: &Ca, now: UnixTime) -> Result<Times, Error> {
+    fn times(&self, ca: &Ca, signer: &OcspSigner, now: UnixTime) -> Result<Times, Error> {
         let this_update = now.minus(self.backdate);
         // Never promise past the signer certificate's own end.
-        let next_update = this_update
-            .plus(ca.ocsp_validity)
-            .min(ca.ocsp_cert_not_after);
+        let next_update = this_update.plus(ca.ocsp_validity).min(signer.not_after);
         if next_update <= now {
             return Err(Error::Internal(format!(
                 "OCSP signer certificate of {} expires at {next_update}",
@@ -759,13 +808,13 @@ impl Responder {
         Times::new(now, this_update, next_update)
     }
 
-    async fn sign(&self, ca: &Arc<Ca>, tbs: Vec<u8>) -> Result<Vec<u8>, Error> {
-        let signer_ca = Arc::clone(ca);
+    async fn sign(&self, signer: &Arc<OcspSigner>, tbs: Vec<u8>) -> Result<Vec<u8>, Error> {
+        let signing = Arc::clone(signer);
         let rx = self
             .pool
             .try_run(move || {
                 let start = Instant::now();
-                let signature = signer_ca.ocsp_signer.sign(&tbs);
+                let signature = signing.signer.sign(&tbs);
                 metrics::histogram!(m::OCSP_SIGNING_SECONDS).record(start.elapsed().as_secs_f64());
                 signature.map(|s| (tbs, s))
             })
@@ -774,7 +823,7 @@ impl Responder {
             .await
             .map_err(|_| Error::Internal("signing thread gone".into()))?
             .map_err(signing_error)?;
-        response::assemble(ca, &tbs, &signature)
+        response::assemble(signer, &tbs, &signature)
     }
 
     /// One pass over every stored response: re-signs those past half their validity (or whose
@@ -787,8 +836,9 @@ impl Responder {
     /// the pass goes on with the rest: [`RefreshStats::errors`].
     pub fn refresh_stored(&self) -> Result<RefreshStats, Error> {
         let mut stats = RefreshStats::default();
-        for ca in self.registry.iter() {
-            if self.presigned[ca.index].load(Ordering::Acquire) {
+        let registry = self.registry();
+        for ca in registry.iter() {
+            if self.presigned().contains(&ca.id) {
                 continue;
             }
             let failed = |stats: &mut RefreshStats,
@@ -801,13 +851,17 @@ impl Responder {
             };
             let mut todo = Vec::new();
             let now = self.clock.now();
+            let maker = self.maker(ca, ca.signer_at(now));
             for item in self.store.ocsp_responses(&ca.id) {
                 match item {
                     Ok((serial, variant, stored)) => {
                         stats.seen += 1;
                         // Past half-way, or signed before the clock was set back.
+                        // Due, signed before the clock was set back, or made by another
+                        // signer or under another policy.
                         if now >= half_way(stored.produced_at, stored.next_update)
                             || stored.produced_at > now
+                            || !maker.is(stored.maker)
                         {
                             todo.push((serial, variant, stored));
                         }
@@ -837,7 +891,7 @@ impl Responder {
         variant: u8,
         stored: &StoredResponse,
     ) -> Result<Refreshed, Error> {
-        let generation = self.store.change_generation(ca.index, serial);
+        let generation = self.store.change_generation(&ca.id, serial);
         let record = self.store.cert(&ca.id, serial)?;
         // A stranger's answer (stored by an older version) is dropped, not re-signed.
         if record.is_none() || record.as_ref().map_or(0, |r| r.version) != stored.version {
@@ -853,19 +907,26 @@ impl Responder {
         let (status, extended_revoke) = status_of(ca, record.as_ref());
         let label = status.label();
         let now = self.clock.now();
-        let times = self.times(ca, now)?;
-        let tbs =
-            response::tbs_response_data(ca, &[(cert_id, status)], times, None, extended_revoke)?;
+        let signer = Arc::clone(ca.signer_at(now));
+        let times = self.times(ca, &signer, now)?;
+        let tbs = response::tbs_response_data(
+            &signer,
+            &[(cert_id, status)],
+            times,
+            None,
+            extended_revoke,
+        )?;
         let start = Instant::now();
-        let signature = ca.ocsp_signer.sign(&tbs).map_err(signing_error)?;
+        let signature = signer.signer.sign(&tbs).map_err(signing_error)?;
         metrics::histogram!(m::OCSP_SIGNING_SECONDS).record(start.elapsed().as_secs_f64());
-        let der = response::assemble(ca, &tbs, &signature)?;
+        let der = response::assemble(&signer, &tbs, &signature)?;
         let fresh = StoredResponse {
             version: stored.version,
             produced_at: times.produced_at,
             this_update: times.this_update,
             next_update: times.next_update,
             der: der.clone(),
+            maker: Some(self.maker(ca, &signer)),
         };
         // The fresh answer serves from memory even if the store cannot keep it.
         let key = cache_key(ca.index, variant, &serial.der_content());
@@ -877,7 +938,7 @@ impl Responder {
                     times,
                     label,
                     generation,
-                    ca,
+                    (ca, &signer),
                     Some(serial),
                     &cert_id_der,
                     true,
@@ -889,9 +950,9 @@ impl Responder {
         Ok(Refreshed::Resigned)
     }
 
-    /// The registry served.
-    pub fn registry(&self) -> &Arc<CaRegistry> {
-        &self.registry
+    /// The registry served now.
+    pub fn registry(&self) -> Arc<CaRegistry> {
+        self.registry.load_full()
     }
 }
 

@@ -36,8 +36,8 @@ use super::{CachedResponse, Error, Responder, cache_key, response, status_of};
 use crate::metrics as m;
 use crate::model::{CaId, EventKind, Serial, UnixTime};
 use crate::pki::{Ca, HashAlg};
-use crate::store::StoredResponse;
 use crate::store::presign::PresignEntry;
+use crate::store::{Maker, StoredResponse};
 
 /// Serials read per chunk of a walk.
 const CHUNK: usize = 2048;
@@ -121,12 +121,15 @@ impl Responder {
         wanted: bool,
     ) -> Result<Outcome, Error> {
         let now = self.clock.now();
-        let generation = self.store.change_generation(ca.index, serial);
+        let generation = self.store.change_generation(&ca.id, serial);
         let record = self.store.cert(&ca.id, serial)?;
         let version = record.as_ref().map_or(0, |r| r.version);
         let stored = self.store.ocsp_head(&ca.id, serial, variant)?;
+        let signer = Arc::clone(ca.signer_at(now));
+        let maker = self.maker(ca, &signer);
         if let Some(h) = stored
             && h.version == version
+            && maker.is(h.maker)
             && now < due_at(h.produced_at, h.next_update)
             // Signed before the clock was set back: signed again, never served from the future.
             && h.produced_at <= now
@@ -158,24 +161,30 @@ impl Responder {
         let cert_id_der = cert_id_der(ca, variant, serial)?;
         let cert_id =
             CertIdDer::from_der(&cert_id_der).map_err(|e| Error::Internal(e.to_string()))?;
-        let times = self.times(ca, now)?;
-        let tbs =
-            response::tbs_response_data(ca, &[(cert_id, status)], times, None, extended_revoke)?;
+        let times = self.times(ca, &signer, now)?;
+        let tbs = response::tbs_response_data(
+            &signer,
+            &[(cert_id, status)],
+            times,
+            None,
+            extended_revoke,
+        )?;
         let started = std::time::Instant::now();
-        let signature = ca
-            .ocsp_signer
+        let signature = signer
+            .signer
             .sign(&tbs)
             .map_err(|e| Error::Internal(e.to_string()))?;
         // Every signature counts in the signing latency, the pre-signed ones too.
         metrics::histogram!(crate::metrics::OCSP_SIGNING_SECONDS)
             .record(started.elapsed().as_secs_f64());
-        let der = response::assemble(ca, &tbs, &signature)?;
+        let der = response::assemble(&signer, &tbs, &signature)?;
         let fresh = StoredResponse {
             version,
             produced_at: times.produced_at,
             this_update: times.this_update,
             next_update: times.next_update,
             der,
+            maker: Some(maker),
         };
         self.store
             .put_ocsp_response(&ca.id, serial, variant, &fresh)?;
@@ -190,7 +199,7 @@ impl Responder {
                     times,
                     label,
                     generation,
-                    ca,
+                    (ca, &signer),
                     Some(serial),
                     &cert_id_der,
                     true,
@@ -280,9 +289,10 @@ impl Presigning {
         hashes: &[HashAlg],
         min_gap: Duration,
     ) -> Option<Presigning> {
+        let registry = responder.registry();
         let states: Vec<CaState> = cas
             .iter()
-            .filter_map(|id| responder.registry.by_id(id.as_str()))
+            .filter_map(|id| registry.by_id(id.as_str()))
             .map(|ca| {
                 let label = ca.id.as_str().to_owned();
                 CaState {
@@ -297,9 +307,7 @@ impl Presigning {
         if states.is_empty() {
             return None;
         }
-        for s in &states {
-            responder.presigned[s.ca.index].store(true, Ordering::Release);
-        }
+        *responder.presigned() = states.iter().map(|s| s.ca.id.clone()).collect();
         let shared = Arc::new(Shared {
             responder,
             cas: states,
@@ -332,6 +340,7 @@ impl Presigning {
     /// Stops both threads (a pass in progress stops after its current chunk), then waits a
     /// few seconds at most for the answers already handed to the pool.
     pub fn stop(mut self) {
+        self.shared.responder.presigned().clear();
         self.shared.stopping.store(true, Ordering::Release);
         self.shared.wake.notify_all();
         for t in self.threads.drain(..) {
@@ -427,7 +436,7 @@ impl Shared {
     fn due(
         &self,
         entry: &PresignEntry,
-        now: UnixTime,
+        (now, maker): (UnixTime, Maker),
         earliest: &mut Option<UnixTime>,
     ) -> Vec<(u8, bool)> {
         let version = entry.record_version.unwrap_or(0);
@@ -436,7 +445,8 @@ impl Shared {
                          wanted: bool,
                          head: Option<&crate::store::presign::StoredHead>| {
             match head {
-                Some(h) if h.version == version && h.produced_at <= now => {
+                // Made by the signer and under the policy of now: due at 40 % of its validity.
+                Some(h) if h.version == version && maker.is(h.maker) && h.produced_at <= now => {
                     let due = due_at(h.produced_at, h.next_update);
                     if now >= due {
                         out.push((variant, wanted));
@@ -488,10 +498,11 @@ impl Shared {
             let id = &state.ca.id;
             // Count first, so that progress and completion can be told.
             let now = clock.now();
+            let maker = self.responder.maker(&state.ca, state.ca.signer_at(now));
             let mut todo = 0u64;
             let counted = self.walk(id, |chunk| {
                 for e in &chunk {
-                    todo += self.due(e, now, &mut earliest).len() as u64;
+                    todo += self.due(e, (now, maker), &mut earliest).len() as u64;
                 }
             });
             if let Err(e) = counted {
@@ -507,9 +518,10 @@ impl Shared {
             let mut last_log = started;
             let walked = self.walk(id, |chunk| {
                 let now = clock.now();
+                let maker = self.responder.maker(&state.ca, state.ca.signer_at(now));
                 let mut ignored = None;
                 for e in chunk {
-                    for (variant, wanted) in self.due(&e, now, &mut ignored) {
+                    for (variant, wanted) in self.due(&e, (now, maker), &mut ignored) {
                         if self.stopping() {
                             return;
                         }
@@ -547,7 +559,11 @@ impl Shared {
                 );
             }
             // What this pass signed falls due 40 % of a validity from now.
-            let next = clock.now().plus(state.ca.ocsp_validity * 2 / 5);
+            let mut next = clock.now().plus(state.ca.ocsp_validity * 2 / 5);
+            // A signer rollover makes every answer due at its instant.
+            if let Some(at) = state.ca.rollover_after(clock.now()) {
+                next = next.min(at);
+            }
             if earliest.is_none_or(|e| next < e) {
                 earliest = Some(next);
             }

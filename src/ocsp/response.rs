@@ -12,7 +12,7 @@ use super::der_types::{
     ResponseDataDer, SingleResponseDer,
 };
 use crate::model::{RevocationReason, UnixTime};
-use crate::pki::Ca;
+use crate::pki::OcspSigner;
 
 /// The status given for one CertID.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,7 +109,7 @@ fn crl_reason(r: RevocationReason) -> Option<CrlReason> {
 /// `nonce` is the request's nonce extnValue, echoed as is (RFC 9654 §2.1). `extended_revoke`
 /// adds the extension that must accompany "revoked" for a serial never issued (§4.4.8).
 pub fn tbs_response_data(
-    ca: &Ca,
+    signer: &OcspSigner,
     answers: &[(CertIdDer<'_>, SingleStatus)],
     times: Times,
     nonce: Option<&[u8]>,
@@ -169,7 +169,7 @@ pub fn tbs_response_data(
         });
     }
     let data = ResponseDataDer {
-        responder_key_hash: OctetStringRef::new(&ca.responder_key_hash).map_err(enc)?,
+        responder_key_hash: OctetStringRef::new(&signer.key_hash).map_err(enc)?,
         produced_at: gtime(times.produced_at)?,
         responses,
         response_extensions: if extensions.is_empty() {
@@ -183,13 +183,13 @@ pub fn tbs_response_data(
 
 /// Wraps signed ResponseData into a complete, successful OCSPResponse, with the delegated
 /// signer's certificate (RFC 6960 §4.2.2.2).
-pub fn assemble(ca: &Ca, tbs: &[u8], signature: &[u8]) -> Result<Vec<u8>, Error> {
+pub fn assemble(signer: &OcspSigner, tbs: &[u8], signature: &[u8]) -> Result<Vec<u8>, Error> {
     let enc = |e: der::Error| Error::Internal(format!("encoding BasicOCSPResponse: {e}"));
     let basic = BasicOcspResponseDer {
         tbs_response_data: der::Decode::from_der(tbs).map_err(enc)?,
-        signature_algorithm: der::Decode::from_der(ca.ocsp_signer.algorithm_der()).map_err(enc)?,
+        signature_algorithm: der::Decode::from_der(signer.signer.algorithm_der()).map_err(enc)?,
         signature: BitStringRef::from_bytes(signature).map_err(enc)?,
-        certs: Some(vec![der::Decode::from_der(&ca.ocsp_cert_der).map_err(enc)?]),
+        certs: Some(vec![der::Decode::from_der(&signer.cert_der).map_err(enc)?]),
     };
     let basic_der = basic.to_der().map_err(enc)?;
     OcspResponseDer {

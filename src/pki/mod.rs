@@ -1,5 +1,11 @@
-//! The CAs vigie serves: their certificates, keys and signers, checked at start-up, and the
-//! table that maps an OCSP CertID's issuerNameHash/issuerKeyHash to a CA (RFC 6960 §4.1.1).
+//! The CAs vigie serves: their certificates, keys and signers, checked when the service loads
+//! them (at start and at each reload), and the table that maps an OCSP CertID's
+//! issuerNameHash/issuerKeyHash to a CA (RFC 6960 §4.1.1).
+//!
+//! A CA that fails to load (unreadable file, expired or not-yet-valid signer, key that does not
+//! match, expired CA certificate) is left out and reported ([`CaRegistry::problems`]); the
+//! others serve. A CA may name the signer that takes over at a set instant
+//! (`next_ocsp_cert`, `next_ocsp_key`, `rollover_at`): [`Ca::signer_at`] says which signs when.
 //!
 //! [`demo`] creates a self-contained test PKI shaped like IGC-Santé.
 
@@ -14,8 +20,8 @@ use openssl::hash::{MessageDigest, hash};
 use openssl::x509::{X509, X509VerifyResult};
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage};
 
-use crate::config::{CaConfig, NoncePolicy, UnknownSerialPolicy};
-use crate::model::{CaId, UnixTime};
+use crate::config::CaConfig;
+use crate::model::{CaId, NoncePolicy, UnixTime, UnknownSerialPolicy};
 use crate::signer::{Pkcs11Settings, Signer};
 
 /// Why a CA could not be loaded. Carries the index of its `[[ca]]` table and the key at fault.
@@ -106,10 +112,39 @@ pub struct IssuerHashes {
     pub key: Vec<u8>,
 }
 
+/// An OCSP signer: its key, its certificate, and what responses say about it.
+#[derive(Debug)]
+pub struct OcspSigner {
+    /// Signs OCSP responses.
+    pub signer: Signer,
+    /// The signer certificate, DER, included in responses (RFC 6960 §4.2.2.2).
+    pub cert_der: Vec<u8>,
+    /// notBefore of the signer certificate.
+    pub not_before: UnixTime,
+    /// notAfter of the signer certificate: no response says nextUpdate past it.
+    pub not_after: UnixTime,
+    /// ResponderID byKey: SHA-1 of the signer's subjectPublicKey (RFC 6960 §4.2.1). Also what
+    /// a stored answer records of its maker ([`crate::store::Maker`]).
+    pub key_hash: Vec<u8>,
+    /// Fingerprint of (this signer, the CA's OCSP policy): what in-memory answers record of
+    /// their maker; a different value is a miss ([`Ca::maker_at`]).
+    pub maker: u64,
+}
+
+/// The signer that takes over at `at` (`[[ca]] next_ocsp_cert`, `next_ocsp_key`, `rollover_at`).
+#[derive(Debug)]
+pub struct NextSigner {
+    /// From this instant on, new answers are signed by `signer`.
+    pub at: UnixTime,
+    /// The next signer.
+    pub signer: Arc<OcspSigner>,
+}
+
 /// One served CA, ready to answer.
 #[derive(Debug)]
 pub struct Ca {
-    /// Position in the registry.
+    /// Position in the registry (changes with a reload: never kept outside the registry it
+    /// came from, except as a cache key checked with [`Ca::maker_at`]).
     pub index: usize,
     /// Identifier.
     pub id: CaId,
@@ -128,14 +163,10 @@ pub struct Ca {
     pub key_identifier: Vec<u8>,
     /// Signs CRLs; `None` on a node that builds no CRL for this CA (no `key`).
     pub crl_signer: Option<Signer>,
-    /// Signs OCSP responses.
-    pub ocsp_signer: Signer,
-    /// The OCSP signer certificate, DER, included in responses.
-    pub ocsp_cert_der: Vec<u8>,
-    /// notAfter of the OCSP signer certificate: no response says nextUpdate past it.
-    pub ocsp_cert_not_after: UnixTime,
-    /// ResponderID byKey: SHA-1 of the OCSP signer's subjectPublicKey (RFC 6960 §4.2.1).
-    pub responder_key_hash: Vec<u8>,
+    /// The OCSP signer (until `next_ocsp.at`, when there is a next one).
+    pub ocsp: Arc<OcspSigner>,
+    /// The signer that takes over at a set instant, if any.
+    pub next_ocsp: Option<NextSigner>,
     /// CertID hashes, indexed by [`HashAlg::index`].
     pub hashes: [IssuerHashes; 4],
     /// Response validity, seconds.
@@ -144,12 +175,33 @@ pub struct Ca {
     pub nonce: NoncePolicy,
     /// Never-registered serials policy.
     pub unknown_serial: UnknownSerialPolicy,
+    /// Digest of the CA and its OCSP policy (id, CA key, `ocsp_validity`, `nonce`,
+    /// `unknown_serial`): part of what a stored answer records of its maker.
+    pub policy_digest: [u8; 16],
 }
 
-/// Every served CA.
+/// Why one CA is left out: it failed to load, and the others serve without it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaProblem {
+    /// The CA.
+    pub id: CaId,
+    /// The configuration key at fault.
+    pub key: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for CaProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CA {}: {}: {}", self.id, self.key, self.message)
+    }
+}
+
+/// Every served CA, and the configured CAs left out with why ([`CaRegistry::problems`]).
 #[derive(Debug, Default)]
 pub struct CaRegistry {
     cas: Vec<Arc<Ca>>,
+    down: Vec<CaProblem>,
 }
 
 /// Reads a PEM or DER certificate.
@@ -204,8 +256,153 @@ pub fn one_line_name(name: &openssl::x509::X509NameRef) -> String {
         .join(", ")
 }
 
+/// Loads an OCSP signer (`cert_key`/`key_key` name its configuration keys) and checks it
+/// against the CA: issued by it with id-kp-OCSPSigning, or the CA certificate itself when
+/// `ocsp_signer = "ca"` says so; its key matches its certificate.
+#[allow(clippy::too_many_arguments)]
+fn load_ocsp_signer(
+    ca_config: &CaConfig,
+    ca_cert: &X509,
+    ca_cert_der: &[u8],
+    cert_path: &Path,
+    key: &crate::signer::KeyRef,
+    (cert_key, key_key): (&'static str, &'static str),
+    pkcs11: Option<&Pkcs11Settings>,
+    policy_digest: &[u8; 16],
+    err: &dyn Fn(&'static str, String) -> Error,
+) -> Result<OcspSigner, Error> {
+    let c = ca_config;
+    let ocsp_cert = read_cert(cert_path).map_err(|m| err(cert_key, m))?;
+    let ocsp_cert_der = ocsp_cert
+        .to_der()
+        .map_err(|e| err(cert_key, e.to_string()))?;
+    let self_signing = ocsp_cert_der == ca_cert_der;
+    // The CA key answering OCSP itself is allowed (RFC 6960 §4.2.2.2), but it puts the CA
+    // key on the responders: only when the configuration says so.
+    if self_signing != c.ocsp_signer_is_ca {
+        return Err(err(
+            cert_key,
+            if self_signing {
+                format!(
+                    "{} is the CA certificate itself: the CA key would sign OCSP responses. \
+                     Configure a delegated OCSP signer, or say ocsp_signer = \"ca\" in this [[ca]]",
+                    cert_path.display()
+                )
+            } else {
+                format!(
+                    "ocsp_signer = \"ca\" but {} is not the CA certificate {}",
+                    cert_path.display(),
+                    c.cert.display()
+                )
+            },
+        ));
+    }
+    if !self_signing {
+        if ca_cert.issued(&ocsp_cert) != X509VerifyResult::OK
+            || !ca_cert
+                .public_key()
+                .and_then(|k| ocsp_cert.verify(&k))
+                .unwrap_or(false)
+        {
+            return Err(err(
+                cert_key,
+                format!(
+                    "{} was not issued by {}",
+                    cert_path.display(),
+                    c.cert.display()
+                ),
+            ));
+        }
+        let parsed_ocsp = x509_cert::Certificate::from_der(&ocsp_cert_der)
+            .map_err(|e| err(cert_key, format!("certificate does not parse: {e}")))?;
+        let has_eku = parsed_ocsp
+            .tbs_certificate
+            .get::<ExtendedKeyUsage>()
+            .ok()
+            .flatten()
+            .is_some_and(|(_, eku)| eku.0.contains(&const_oid::db::rfc5280::ID_KP_OCSP_SIGNING));
+        if !has_eku {
+            return Err(err(
+                cert_key,
+                format!(
+                    "{} lacks extendedKeyUsage id-kp-OCSPSigning (RFC 6960 §4.2.2.2)",
+                    cert_path.display()
+                ),
+            ));
+        }
+    }
+    let mut signer = Signer::open(key, pkcs11).map_err(|e| err(key_key, e.to_string()))?;
+    if !signer.bind_certificate(&ocsp_cert_der) {
+        return Err(err(
+            key_key,
+            format!(
+                "{key} does not match the public key of {} (SubjectPublicKeyInfo differs)",
+                cert_path.display()
+            ),
+        ));
+    }
+    let ocsp_bits = subject_public_key_bits(&ocsp_cert_der).map_err(|m| err(cert_key, m))?;
+    let key_hash = hash(MessageDigest::sha1(), &ocsp_bits)
+        .map(|d| d.to_vec())
+        .map_err(|e| err(cert_key, e.to_string()))?;
+    Ok(OcspSigner {
+        signer,
+        not_before: not_before(&ocsp_cert),
+        not_after: not_after(&ocsp_cert),
+        maker: maker_fingerprint(policy_digest, &key_hash),
+        key_hash,
+        cert_der: ocsp_cert_der,
+    })
+}
+
+/// What a CA's answers depend on besides their signer and the certificate's status: the CA
+/// (id, key) and its OCSP policy. A change of any of them makes stored answers misses.
+fn policy_digest(c: &CaConfig, ca_key_sha1: &[u8]) -> [u8; 16] {
+    let mut input = Vec::with_capacity(64);
+    input.extend_from_slice(b"vigie ocsp policy 1\0");
+    input.extend_from_slice(c.id.as_str().as_bytes());
+    input.push(0);
+    input.extend_from_slice(ca_key_sha1);
+    input.extend_from_slice(&c.ocsp_validity.to_be_bytes());
+    input.push(match c.nonce {
+        NoncePolicy::Echo => 1,
+        NoncePolicy::Ignore => 2,
+    });
+    input.push(match c.unknown_serial {
+        UnknownSerialPolicy::Unknown => 1,
+        UnknownSerialPolicy::Revoked => 2,
+    });
+    let digest = hash(MessageDigest::sha256(), &input).map_or([0; 32], |d| {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&d);
+        out
+    });
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
+}
+
+fn maker_fingerprint(policy_digest: &[u8; 16], signer_key_hash: &[u8]) -> u64 {
+    let mut input = policy_digest.to_vec();
+    input.extend_from_slice(signer_key_hash);
+    let d = hash(MessageDigest::sha256(), &input)
+        .map(|d| d.to_vec())
+        .unwrap_or_default();
+    let mut out = [0u8; 8];
+    out.copy_from_slice(d.get(..8).unwrap_or(&[0; 8]));
+    u64::from_be_bytes(out)
+}
+
 impl Ca {
-    fn load(index: usize, c: &CaConfig, pkcs11: Option<&Pkcs11Settings>) -> Result<Ca, Error> {
+    /// Loads and checks one CA at `now`: its certificate (a CA, not expired), its CRL key, its
+    /// OCSP signer (valid now, unless the next one has taken over) and the next signer (valid
+    /// at its `rollover_at`, taking over before the current one expires).
+    fn load(
+        index: usize,
+        c: &CaConfig,
+        pkcs11: Option<&Pkcs11Settings>,
+        now: UnixTime,
+    ) -> Result<Ca, Error> {
         let err = |key: &'static str, message: String| Error {
             index,
             key,
@@ -230,6 +427,16 @@ impl Ca {
                 ),
             ));
         }
+        let cert_not_after = not_after(&cert);
+        if cert_not_after <= now {
+            return Err(err(
+                "cert",
+                format!(
+                    "the CA certificate {} expired on {cert_not_after}",
+                    c.cert.display()
+                ),
+            ));
+        }
         let crl_signer = match &c.key {
             None => None,
             Some(key) => {
@@ -247,88 +454,6 @@ impl Ca {
                 Some(signer)
             }
         };
-
-        let ocsp_cert = read_cert(&c.ocsp_cert).map_err(|m| err("ocsp_cert", m))?;
-        let ocsp_cert_der = ocsp_cert
-            .to_der()
-            .map_err(|e| err("ocsp_cert", e.to_string()))?;
-        let self_signing = ocsp_cert_der == cert_der;
-        // The CA key answering OCSP itself is allowed (RFC 6960 §4.2.2.2), but it puts the CA
-        // key on the responders: only when the configuration says so.
-        if self_signing != c.ocsp_signer_is_ca {
-            return Err(err(
-                "ocsp_cert",
-                if self_signing {
-                    format!(
-                        "{} is the CA certificate itself: the CA key would sign OCSP responses. \
-                         Configure a delegated OCSP signer, or say ocsp_signer = \"ca\" in this [[ca]]",
-                        c.ocsp_cert.display()
-                    )
-                } else {
-                    format!(
-                        "ocsp_signer = \"ca\" but {} is not the CA certificate {}",
-                        c.ocsp_cert.display(),
-                        c.cert.display()
-                    )
-                },
-            ));
-        }
-        if !self_signing {
-            if cert.issued(&ocsp_cert) != X509VerifyResult::OK
-                || !cert
-                    .public_key()
-                    .and_then(|k| ocsp_cert.verify(&k))
-                    .unwrap_or(false)
-            {
-                return Err(err(
-                    "ocsp_cert",
-                    format!(
-                        "{} was not issued by {}",
-                        c.ocsp_cert.display(),
-                        c.cert.display()
-                    ),
-                ));
-            }
-            let parsed_ocsp = x509_cert::Certificate::from_der(&ocsp_cert_der)
-                .map_err(|e| err("ocsp_cert", format!("certificate does not parse: {e}")))?;
-            let has_eku = parsed_ocsp
-                .tbs_certificate
-                .get::<ExtendedKeyUsage>()
-                .ok()
-                .flatten()
-                .is_some_and(|(_, eku)| {
-                    eku.0.contains(&const_oid::db::rfc5280::ID_KP_OCSP_SIGNING)
-                });
-            if !has_eku {
-                return Err(err(
-                    "ocsp_cert",
-                    format!(
-                        "{} lacks extendedKeyUsage id-kp-OCSPSigning (RFC 6960 §4.2.2.2)",
-                        c.ocsp_cert.display()
-                    ),
-                ));
-            }
-        }
-        let mut ocsp_signer =
-            Signer::open(&c.ocsp_key, pkcs11).map_err(|e| err("ocsp_key", e.to_string()))?;
-        if !ocsp_signer.bind_certificate(&ocsp_cert_der) {
-            return Err(err(
-                "ocsp_key",
-                format!(
-                    "{} does not match the public key of {} (SubjectPublicKeyInfo differs)",
-                    c.ocsp_key,
-                    c.ocsp_cert.display()
-                ),
-            ));
-        }
-        let now = crate::clock::Clock::now(&crate::clock::SystemClock);
-        let ocsp_cert_not_after = not_after(&ocsp_cert);
-        if ocsp_cert_not_after <= now {
-            return Err(err(
-                "ocsp_cert",
-                format!("{} expired on {ocsp_cert_not_after}", c.ocsp_cert.display()),
-            ));
-        }
 
         let subject_der = cert
             .subject_name()
@@ -348,10 +473,89 @@ impl Ca {
             .subject_key_id()
             .map(|k| k.as_slice().to_vec())
             .unwrap_or_else(|| key_sha1.clone());
-        let ocsp_bits = subject_public_key_bits(&ocsp_cert_der).map_err(|m| err("ocsp_cert", m))?;
-        let responder_key_hash = hash(MessageDigest::sha1(), &ocsp_bits)
-            .map(|d| d.to_vec())
-            .map_err(|e| err("ocsp_cert", e.to_string()))?;
+        let policy_digest = policy_digest(c, &key_sha1);
+
+        let ocsp = load_ocsp_signer(
+            c,
+            &cert,
+            &cert_der,
+            &c.ocsp_cert,
+            &c.ocsp_key,
+            ("ocsp_cert", "ocsp_key"),
+            pkcs11,
+            &policy_digest,
+            &err,
+        )?;
+        let next_ocsp = match &c.next_ocsp {
+            None => None,
+            Some(n) => {
+                let next = load_ocsp_signer(
+                    c,
+                    &cert,
+                    &cert_der,
+                    &n.cert,
+                    &n.key,
+                    ("next_ocsp_cert", "next_ocsp_key"),
+                    pkcs11,
+                    &policy_digest,
+                    &err,
+                )?;
+                if next.not_before > n.rollover_at {
+                    return Err(err(
+                        "rollover_at",
+                        format!(
+                            "{} is not valid before {}, after rollover_at {}",
+                            n.cert.display(),
+                            next.not_before,
+                            n.rollover_at
+                        ),
+                    ));
+                }
+                if next.not_after <= n.rollover_at.max(now) {
+                    return Err(err(
+                        "next_ocsp_cert",
+                        format!("{} expired on {}", n.cert.display(), next.not_after),
+                    ));
+                }
+                Some(NextSigner {
+                    at: n.rollover_at,
+                    signer: Arc::new(next),
+                })
+            }
+        };
+        // Once the next signer has taken over, the first one no longer matters.
+        let rolled = next_ocsp.as_ref().is_some_and(|n| now >= n.at);
+        if !rolled {
+            if ocsp.not_after <= now {
+                return Err(err(
+                    "ocsp_cert",
+                    format!("{} expired on {}", c.ocsp_cert.display(), ocsp.not_after),
+                ));
+            }
+            if ocsp.not_before > now {
+                return Err(err(
+                    "ocsp_cert",
+                    format!(
+                        "{} is not valid before {}",
+                        c.ocsp_cert.display(),
+                        ocsp.not_before
+                    ),
+                ));
+            }
+            if let Some(n) = &next_ocsp
+                && ocsp.not_after < n.at
+            {
+                return Err(err(
+                    "rollover_at",
+                    format!(
+                        "{} expires on {}, before rollover_at {}: answers would have no signer in between",
+                        c.ocsp_cert.display(),
+                        ocsp.not_after,
+                        n.at
+                    ),
+                ));
+            }
+        }
         Ok(Ca {
             index,
             id: c.id.clone(),
@@ -362,15 +566,33 @@ impl Ca {
             key_sha1,
             key_identifier,
             crl_signer,
-            ocsp_signer,
-            ocsp_cert_der,
-            ocsp_cert_not_after,
-            responder_key_hash,
+            ocsp: Arc::new(ocsp),
+            next_ocsp,
             hashes,
             ocsp_validity: c.ocsp_validity,
             nonce: c.nonce,
             unknown_serial: c.unknown_serial,
+            policy_digest,
         })
+    }
+
+    /// The OCSP signer of answers made at `now`: the next one from its `rollover_at` on.
+    pub fn signer_at(&self, now: UnixTime) -> &Arc<OcspSigner> {
+        match &self.next_ocsp {
+            Some(n) if now >= n.at => &n.signer,
+            _ => &self.ocsp,
+        }
+    }
+
+    /// Fingerprint of who makes this CA's answers at `now` (signer and policy): an in-memory
+    /// answer recording another is a miss.
+    pub fn maker_at(&self, now: UnixTime) -> u64 {
+        self.signer_at(now).maker
+    }
+
+    /// The instant the signer changes, when one is set and still ahead of `now`.
+    pub fn rollover_after(&self, now: UnixTime) -> Option<UnixTime> {
+        self.next_ocsp.as_ref().map(|n| n.at).filter(|at| *at > now)
     }
 
     /// Whether this CA's hashes under `alg` are these.
@@ -381,21 +603,52 @@ impl Ca {
 }
 
 impl CaRegistry {
-    /// Loads and checks every CA.
-    pub fn load(cas: &[CaConfig], pkcs11: Option<&Pkcs11Settings>) -> Result<CaRegistry, Error> {
+    /// Loads and checks every CA at `now`. A CA that fails is left out and reported in
+    /// [`CaRegistry::problems`]; the others serve.
+    pub fn load(cas: &[CaConfig], pkcs11: Option<&Pkcs11Settings>, now: UnixTime) -> CaRegistry {
         let mut loaded: Vec<Arc<Ca>> = Vec::with_capacity(cas.len());
+        let mut down = Vec::new();
         for (i, c) in cas.iter().enumerate() {
-            let ca = Ca::load(i, c, pkcs11)?;
-            if let Some(twin) = loaded.iter().find(|o| o.cert_der == ca.cert_der) {
-                return Err(Error {
-                    index: i,
-                    key: "cert",
-                    message: format!("same certificate as CA {:?}", twin.id.as_str()),
-                });
+            let result = Ca::load(loaded.len(), c, pkcs11, now).and_then(|ca| {
+                match loaded.iter().find(|o| o.cert_der == ca.cert_der) {
+                    Some(twin) => Err(Error {
+                        index: i,
+                        key: "cert",
+                        message: format!("same certificate as CA {:?}", twin.id.as_str()),
+                    }),
+                    None => Ok(ca),
+                }
+            });
+            match result {
+                Ok(ca) => loaded.push(Arc::new(ca)),
+                Err(e) => {
+                    tracing::error!(ca = %c.id, key = e.key, error = %e.message, "CA left out: it does not load");
+                    down.push(CaProblem {
+                        id: c.id.clone(),
+                        key: e.key,
+                        message: e.message,
+                    });
+                }
             }
-            loaded.push(Arc::new(ca));
         }
-        Ok(CaRegistry { cas: loaded })
+        CaRegistry { cas: loaded, down }
+    }
+
+    /// Loads the CAs of a validated configuration now (the service, and the commands that
+    /// need keys or certificates, do this: the configuration only names files).
+    pub fn from_config(config: &crate::config::Config) -> CaRegistry {
+        let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+        CaRegistry::load(&config.cas, config.pkcs11.as_ref(), now)
+    }
+
+    /// The configured CAs that did not load, with why.
+    pub fn problems(&self) -> &[CaProblem] {
+        &self.down
+    }
+
+    /// Why the CA with this id did not load, if it is configured and did not.
+    pub fn problem(&self, id: &str) -> Option<&CaProblem> {
+        self.down.iter().find(|p| p.id.as_str() == id)
     }
 
     /// The CA a CertID designates (RFC 6960 §4.1.1): both hashes must match.

@@ -123,13 +123,14 @@ impl Publication {
     /// sinks no longer configured, and queues the CRLs current now for every sink.
     pub fn new(
         config: &Config,
+        registry: &crate::pki::CaRegistry,
         publisher: Arc<Publisher>,
         clock: SharedClock,
     ) -> Result<Arc<Publication>, Error> {
         let store = Arc::clone(publisher.store());
         let mut cas = Vec::with_capacity(config.cas.len());
         for c in &config.cas {
-            let Some(ca) = config.registry.by_id(c.id.as_str()) else {
+            let Some(ca) = registry.by_id(c.id.as_str()) else {
                 continue;
             };
             let ldap_dn = match &c.ldap_dn {

@@ -25,13 +25,14 @@
 pub mod backup;
 pub mod health;
 pub mod keys;
+pub mod maker;
 pub mod presign;
 pub mod queue;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options,
@@ -40,6 +41,7 @@ use rocksdb::{
 use serde::{Deserialize, Serialize};
 
 use crate::model::{CaId, CertRecord, Event, EventKind, Revocation, Serial, UnixTime};
+pub use maker::{Incarnation, Maker};
 
 /// Column family names.
 pub mod cf {
@@ -133,8 +135,9 @@ pub struct RevokedEntry {
     pub not_after: Option<UnixTime>,
 }
 
-/// A signed OCSP response as kept in the `ocsp` CF.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A signed OCSP response as kept in the `ocsp` CF (encoded by [`maker`]: the fields below in
+/// order, then its maker; a record written before answers knew their maker has none).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredResponse {
     /// [`CertRecord::version`] it was signed from (0: no record).
     pub version: u64,
@@ -146,6 +149,8 @@ pub struct StoredResponse {
     pub next_update: UnixTime,
     /// The whole DER OCSPResponse.
     pub der: Vec<u8>,
+    /// Who made it (signer, policy, store incarnation); `None` for an old record: a miss.
+    pub maker: Option<Maker>,
 }
 
 struct Ledger {
@@ -252,7 +257,11 @@ impl Default for StoreOptions {
 /// The store.
 pub struct Store {
     db: DB,
-    ledgers: Vec<Ledger>,
+    /// One per CA, in the order they were first configured; a CA added by a reload is
+    /// appended ([`Store::add_ca`]), none is ever removed while the store is open.
+    ledgers: RwLock<Vec<Arc<Ledger>>>,
+    /// This store's incarnation ([`maker`]): stored answers made under another are misses.
+    incarnation: Incarnation,
     group: GroupSync,
     sync: bool,
     generations: Box<[AtomicU64]>,
@@ -342,17 +351,19 @@ impl Store {
         let mut ledgers = Vec::with_capacity(cas.len());
         for ca in cas {
             let last = Self::last_event_seq(&db, ca)?;
-            ledgers.push(Ledger {
+            ledgers.push(Arc::new(Ledger {
                 id: ca.clone(),
                 last_seq: Mutex::new(last),
-            });
+            }));
         }
         let generations = (0..STRIPES).map(|_| AtomicU64::new(0)).collect();
         let (committed, _) = tokio::sync::broadcast::channel(1024);
         let audit_id = AtomicU64::new(Self::first_audit_id(&db)?);
+        let incarnation = maker::open_incarnation(&db, options.sync)?;
         Ok(Store {
             db,
-            ledgers,
+            ledgers: RwLock::new(ledgers),
+            incarnation,
             group: GroupSync::default(),
             sync: options.sync,
             generations,
@@ -474,11 +485,34 @@ impl Store {
             .map(|item| item.map_err(Error::from))
     }
 
-    fn ledger(&self, ca: &CaId) -> Result<&Ledger, Error> {
+    fn ledger(&self, ca: &CaId) -> Result<Arc<Ledger>, Error> {
         self.ledgers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
             .iter()
             .find(|l| &l.id == ca)
+            .cloned()
             .ok_or_else(|| Error::UnknownCa(ca.to_string()))
+    }
+
+    /// Makes `ca` known to the store (a CA added by a reload): its transactions are accepted
+    /// from now on, numbered after the events it may already have. No-op for a known CA.
+    pub fn add_ca(&self, ca: &CaId) -> Result<(), Error> {
+        let mut ledgers = self.ledgers.write().unwrap_or_else(|p| p.into_inner());
+        if ledgers.iter().any(|l| &l.id == ca) {
+            return Ok(());
+        }
+        let last = Self::last_event_seq(&self.db, ca)?;
+        ledgers.push(Arc::new(Ledger {
+            id: ca.clone(),
+            last_seq: Mutex::new(last),
+        }));
+        Ok(())
+    }
+
+    /// This store's incarnation: see [`maker`].
+    pub fn incarnation(&self) -> Incarnation {
+        self.incarnation
     }
 
     /// The record of one certificate.
@@ -495,15 +529,8 @@ impl Store {
     /// The change generation of (CA, serial)'s stripe: it moves whenever a transaction changes
     /// a record in that stripe. Read it *before* reading the record a response is signed from;
     /// a cached response is fresh only while the generation has not moved since.
-    pub fn change_generation(&self, ca_index: usize, serial: &Serial) -> u64 {
-        self.generations[stripe(ca_index, serial)].load(Ordering::Acquire)
-    }
-
-    fn ca_index(&self, ca: &CaId) -> usize {
-        self.ledgers
-            .iter()
-            .position(|l| &l.id == ca)
-            .unwrap_or(usize::MAX)
+    pub fn change_generation(&self, ca: &CaId, serial: &Serial) -> u64 {
+        self.generations[stripe(ca, serial)].load(Ordering::Acquire)
     }
 
     /// Last event sequence number of a CA (0 when none).
@@ -523,9 +550,12 @@ impl Store {
         let mut ids: Vec<&CaId> = cas.iter().collect();
         ids.sort();
         ids.dedup();
+        let ledgers = ids
+            .iter()
+            .map(|id| self.ledger(id))
+            .collect::<Result<Vec<_>, Error>>()?;
         let mut guards = Vec::with_capacity(ids.len());
-        for id in &ids {
-            let ledger = self.ledger(id)?;
+        for ledger in &ledgers {
             guards.push((ledger.id.clone(), lock(&ledger.last_seq)));
         }
         let mut tx = Tx {
@@ -566,7 +596,7 @@ impl Store {
             }
         }
         for (ca, serial) in &changed {
-            let i = stripe(self.ca_index(ca), serial);
+            let i = stripe(ca, serial);
             self.generations[i].fetch_add(1, Ordering::AcqRel);
         }
         let ticket = self.group.ticket();
@@ -606,7 +636,7 @@ impl Store {
             .db
             .get_pinned_cf(self.cf(cf::OCSP), keys::ocsp(ca, serial, variant))?
         {
-            Some(v) => Ok(Some(decode(cf::OCSP, &v)?)),
+            Some(v) => Ok(Some(maker::decode_response(&v)?)),
             None => Ok(None),
         }
     }
@@ -626,7 +656,7 @@ impl Store {
                 .put_cf_opt(
                     self.cf(cf::OCSP),
                     keys::ocsp(ca, serial, variant),
-                    encode(r),
+                    maker::encode_response(r),
                     &wo,
                 )
                 .map_err(Error::from),
@@ -658,7 +688,7 @@ impl Store {
                 cf: cf::OCSP,
                 message: "bad key".into(),
             })?;
-            Ok((serial, variant, decode(cf::OCSP, &v)?))
+            Ok((serial, variant, maker::decode_response(&v)?))
         })
     }
 
@@ -897,6 +927,13 @@ impl Store {
         })
     }
 
+    /// Flushes, then records that this incarnation ended cleanly (on shutdown, last): the next
+    /// open keeps it ([`maker`]).
+    pub fn close(&self) -> Result<(), Error> {
+        self.flush()?;
+        maker::mark_clean(&self.db, self.incarnation)
+    }
+
     /// Flushes memtables and syncs the WAL (on shutdown).
     pub fn flush(&self) -> Result<(), Error> {
         self.db.flush_wal(true)?;
@@ -1058,10 +1095,17 @@ impl RevocationView<'_> {
     }
 }
 
-fn stripe(ca_index: usize, serial: &Serial) -> usize {
-    // FNV-1a over the CA index and the serial: cheap, and spreads sequential serials.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ (ca_index as u64);
-    for &b in serial.magnitude() {
+fn stripe(ca: &CaId, serial: &Serial) -> usize {
+    // FNV-1a over the CA id and the serial: cheap, and spreads sequential serials. By id, not
+    // by position: positions change when a reload adds or removes CAs.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in ca
+        .as_str()
+        .as_bytes()
+        .iter()
+        .chain([0u8].iter())
+        .chain(serial.magnitude())
+    {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
@@ -1252,7 +1296,7 @@ mod tests {
                 &StoreOptions::default(),
             )
             .expect("opens");
-            let g0 = store.change_generation(0, &s);
+            let g0 = store.change_generation(&ca, &s);
             store
                 .transact(
                     std::slice::from_ref(&ca),
@@ -1276,7 +1320,7 @@ mod tests {
                     },
                 )
                 .expect("commits");
-            assert_ne!(store.change_generation(0, &s), g0);
+            assert_ne!(store.change_generation(&ca, &s), g0);
         }
         let store = Store::open(
             dir.path(),

@@ -7,14 +7,13 @@
 //! its stored responses.
 
 use rocksdb::ReadOptions;
-use serde::Deserialize;
 
-use super::{Error, Store, cf, decode, keys};
+use super::{Error, Maker, Store, cf, decode, keys};
 use crate::model::{CaId, CertRecord, Serial, UnixTime};
 
-/// The head of a [`super::StoredResponse`]: the same postcard encoding without the DER, which
-/// follows it in the value and is not read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+/// The head of a [`super::StoredResponse`]: its version, times and maker, without its DER
+/// (skipped, not copied: see [`super::maker`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoredHead {
     /// [`CertRecord::version`] it was signed from (0: no record).
     pub version: u64,
@@ -24,6 +23,8 @@ pub struct StoredHead {
     pub this_update: UnixTime,
     /// nextUpdate.
     pub next_update: UnixTime,
+    /// Who made it (`None`: a record from before makers).
+    pub maker: Option<Maker>,
 }
 
 /// One serial of a CA as pre-signing sees it.
@@ -40,12 +41,7 @@ pub struct PresignEntry {
 }
 
 fn head(value: &[u8]) -> Result<StoredHead, Error> {
-    postcard::take_from_bytes::<StoredHead>(value)
-        .map(|(h, _)| h)
-        .map_err(|e| Error::Corrupt {
-            cf: cf::OCSP,
-            message: e.to_string(),
-        })
+    super::maker::decode_head(value)
 }
 
 /// One entry of the walk that does not decode: logged and counted in
@@ -234,6 +230,7 @@ mod tests {
             this_update: UnixTime(9),
             next_update: UnixTime(20),
             der: vec![0x30; 1500],
+            maker: None,
         };
         // Serial 7 with two variants, and a response without a record (serial 0x1000).
         store
@@ -299,6 +296,7 @@ mod tests {
                 produced_at: UnixTime(10),
                 this_update: UnixTime(9),
                 next_update: UnixTime(20),
+                maker: None,
             })
         );
     }
