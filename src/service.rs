@@ -166,6 +166,7 @@ pub async fn run(
         max_age_cap: config.ocsp.max_age_cap,
         metrics,
         admin_auth: AdminAuth::from_config(&config.admin, &config.registry),
+        max_clock_skew: config.ingest.max_clock_skew,
         history,
         replication: replication.as_ref().map(|(r, _)| Arc::clone(r)),
     });

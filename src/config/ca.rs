@@ -89,6 +89,10 @@ pub struct RawCa {
     /// Default: the CA certificate's subject as an RFC 4514 string.
     #[serde(default)]
     pub ldap_dn: Option<String>,
+    /// Record a revocation of a serial this CA never registered (answered with
+    /// `"registered": false`) instead of refusing it with 404 `…/unknown-certificate`.
+    #[serde(default)]
+    pub accept_unregistered_revocations: bool,
 }
 
 mod defaults {
@@ -174,6 +178,8 @@ pub struct CaConfig {
     pub presign: bool,
     /// `ldap_dn` as configured (`None`: from the CA certificate's subject).
     pub ldap_dn: Option<String>,
+    /// Record revocations of serials never registered (else refuse them).
+    pub accept_unregistered_revocations: bool,
 }
 
 /// Checks a policy value, saying what is wrong in the enum's own words.
@@ -440,6 +446,7 @@ fn validate(
         ocsp_signer_is_ca: c.ocsp_signer == OcspSignerPolicy::Ca,
         presign: c.presign,
         ldap_dn,
+        accept_unregistered_revocations: c.accept_unregistered_revocations,
     })
 }
 

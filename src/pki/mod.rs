@@ -3,6 +3,7 @@
 //!
 //! [`demo`] creates a self-contained test PKI shaped like IGC-Santé.
 
+pub mod ambiguity;
 pub mod demo;
 pub mod demo_hsm;
 
@@ -144,6 +145,8 @@ pub struct Ca {
     pub nonce: NoncePolicy,
     /// Never-registered serials policy.
     pub unknown_serial: UnknownSerialPolicy,
+    /// Whether revocations of serials never registered are recorded (else refused).
+    pub accept_unregistered_revocations: bool,
 }
 
 /// Every served CA.
@@ -370,6 +373,7 @@ impl Ca {
             ocsp_validity: c.ocsp_validity,
             nonce: c.nonce,
             unknown_serial: c.unknown_serial,
+            accept_unregistered_revocations: c.accept_unregistered_revocations,
         })
     }
 
@@ -395,6 +399,7 @@ impl CaRegistry {
             }
             loaded.push(Arc::new(ca));
         }
+        ambiguity::refuse_ambiguous(&loaded)?;
         Ok(CaRegistry { cas: loaded })
     }
 
