@@ -682,6 +682,9 @@ fn main() -> anyhow::Result<()> {
         Command::Check { config } => {
             let config = Config::load(&config)?;
             let registry = vigie::pki::CaRegistry::from_config(&config);
+            if let Err(message) = registry.refuse_ambiguous() {
+                anyhow::bail!("{}: [[ca]] cert: {message}", config.source.display());
+            }
             println!(
                 "{}: {} CA(s) ready",
                 config.source.display(),

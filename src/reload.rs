@@ -47,6 +47,9 @@ pub enum Error {
     /// A CA that serves now, or a new one, would not load.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     CaDoesNotLoad(Vec<CaProblem>),
+    /// Two CAs with the same issuer name hash and key hash.
+    #[error("{0}")]
+    Ambiguous(String),
     /// A change a reload cannot make.
     #[error("{0}")]
     Unsupported(String),
@@ -69,6 +72,7 @@ impl Error {
             Error::CaDoesNotLoad(problems) => problems
                 .first()
                 .map_or("[[ca]]".into(), |p| format!("[[ca]] {} {}", p.id, p.key)),
+            Error::Ambiguous(_) => "[[ca]] cert".into(),
             Error::Unsupported(_) => "[[ca]]".into(),
             Error::Store(_) | Error::Crl(_) => "config".into(),
         }
@@ -239,6 +243,7 @@ impl Reloader {
         let old_registry = self.responder.registry();
         let registry = CaRegistry::load(&new.cas, new.pkcs11.as_ref(), now);
 
+        registry.refuse_ambiguous().map_err(Error::Ambiguous)?;
         // A reload never takes a serving CA down, nor adds a broken one.
         let breaking: Vec<CaProblem> = registry
             .problems()

@@ -904,7 +904,7 @@ fn a_backup_taken_under_load_restores_a_replica_that_catches_up() {
         });
         std::thread::sleep(Duration::from_millis(200));
         let at = last_seq(r1);
-        let out = Command::new(env!("CARGO_BIN_EXE_vigie"))
+        let out = common::vigie()
             .args(["backup", "create", "--config"])
             .arg(&r1.config)
             .arg(&backup_dir)
@@ -922,7 +922,7 @@ fn a_backup_taken_under_load_restores_a_replica_that_catches_up() {
     );
     let mut r2 = Server::configured(&node_options(&c.nats, "replica", "r2", 3, ""));
     let r2_store = r2.dir.path().join("data");
-    let out = Command::new(env!("CARGO_BIN_EXE_vigie"))
+    let out = common::vigie()
         .args(["backup", "restore", "--config"])
         .arg(&r2.config)
         .arg(&backup_dir)
@@ -1042,7 +1042,7 @@ fn a_promoted_replica_goes_on_and_the_old_writer_is_fenced() {
     }
     // The old writer, restarted as writer, is refused by the fencing.
     let log = c.writer.dir.path().join("refused.log");
-    let mut old = Command::new(env!("CARGO_BIN_EXE_vigie"))
+    let mut old = common::vigie()
         .args(["serve", "--config"])
         .arg(&c.writer.config)
         .stdin(Stdio::null())

@@ -9,6 +9,7 @@
 //!
 //! [`demo`] creates a self-contained test PKI shaped like IGC-Santé.
 
+pub mod ambiguity;
 pub mod demo;
 pub mod demo_hsm;
 
@@ -178,6 +179,8 @@ pub struct Ca {
     /// Digest of the CA and its OCSP policy (id, CA key, `ocsp_validity`, `nonce`,
     /// `unknown_serial`): part of what a stored answer records of its maker.
     pub policy_digest: [u8; 16],
+    /// Whether revocations of serials never registered are recorded (else refused).
+    pub accept_unregistered_revocations: bool,
 }
 
 /// Why one CA is left out: it failed to load, and the others serve without it.
@@ -573,6 +576,7 @@ impl Ca {
             nonce: c.nonce,
             unknown_serial: c.unknown_serial,
             policy_digest,
+            accept_unregistered_revocations: c.accept_unregistered_revocations,
         })
     }
 
@@ -639,6 +643,14 @@ impl CaRegistry {
     pub fn from_config(config: &crate::config::Config) -> CaRegistry {
         let now = crate::clock::Clock::now(&crate::clock::SystemClock);
         CaRegistry::load(&config.cas, config.pkcs11.as_ref(), now)
+    }
+
+    /// Refuses a registry where two CAs have the same issuer name hash and key hash (a renewed
+    /// CA certificate configured under a second id): OCSP requests could not tell them apart
+    /// (RFC 6960 §4.1.1). Checked at start, by `vigie check` and at reload, which refuse the
+    /// whole configuration. The message names both CAs.
+    pub fn refuse_ambiguous(&self) -> Result<(), String> {
+        ambiguity::refuse_ambiguous(&self.cas).map_err(|e| e.message)
     }
 
     /// The configured CAs that did not load, with why.
