@@ -734,3 +734,80 @@ fn the_refresher_and_presigning_go_on_past_corrupt_entries() {
     }
     s.stop();
 }
+
+/// One CA whose CRL cannot be built (a stored revocation time no ASN.1 time can hold) does not
+/// hold up the others: the CRL watchdog logs and counts it (`vigie_refresh_errors_total{ca,
+/// task="crl"}`) and builds the rest; that CA's OCSP answers go on.
+#[test]
+fn the_crl_watchdog_goes_on_past_a_ca_that_fails() {
+    let opts = Options {
+        only: Some(vec![CA, OTHER_CA]),
+        ..Options::ingest()
+    };
+    let mut s = Server::configured(&opts);
+    common::seed(&s.config);
+    {
+        let config = vigie::config::Config::load(&s.config).expect("config loads");
+        let store = vigie::service::open_store(&config).expect("store opens");
+        let ca = CaId::new(CA).expect("id");
+        let serial = Serial::from_hex("7f000001").expect("hex");
+        // Year 10000: beyond GeneralizedTime (RFC 5280 §4.1.2.5.2).
+        let revocation = vigie::model::Revocation {
+            revoked_at: vigie::model::UnixTime(253_402_300_800),
+            reason: None,
+            invalidity_date: None,
+        };
+        store
+            .transact(
+                std::slice::from_ref(&ca),
+                common::now(),
+                |tx| -> Result<(), vigie::Error> {
+                    tx.put(
+                        &ca,
+                        &serial,
+                        vigie::model::CertRecord {
+                            issuance: None,
+                            revocation: Some(revocation.clone()),
+                            version: 0,
+                        },
+                        vigie::model::EventKind::Revoked(revocation.clone()),
+                    )?;
+                    Ok(())
+                },
+            )
+            .expect("stored");
+        store.flush().expect("flushed");
+    }
+    s.spawn();
+    let api = Api::new(&s, Some(TOKEN));
+    assert_eq!(get(&s.url(&format!("/crl/{OTHER_CA}.crl"))).0, 200);
+    assert_eq!(get(&s.url(&format!("/crl/{CA}.crl"))).0, 503);
+    wait_for(40, "the watchdog's error counted", &s, || {
+        (metric(
+            &api,
+            &format!("vigie_refresh_errors_total{{ca=\"{CA}\",task=\"crl\"}}"),
+        ) >= 1.0)
+            .then_some(())
+    });
+    assert_eq!(
+        metric(
+            &api,
+            &format!("vigie_refresh_errors_total{{ca=\"{OTHER_CA}\",task=\"crl\"}}"),
+        ),
+        0.0
+    );
+    assert!(s.stderr().contains("going on with the others"));
+    let ready = readyz(&api);
+    let entry = |id: &str| {
+        ready["cas"]
+            .as_array()
+            .and_then(|cas| cas.iter().find(|c| c["id"] == id))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(entry(CA)["ready"], false, "{ready}");
+    assert_eq!(entry(OTHER_CA)["ready"], true, "{ready}");
+    let good = X509::from_pem(&std::fs::read(&common::good(CA).path).expect("pem")).expect("cert");
+    assert_eq!(ocsp(&s, &good, CA).0, OcspCertStatus::GOOD);
+    s.stop();
+}
