@@ -241,7 +241,12 @@ pub fn execute(opts: &RunOptions, plan: &Plan, prep: &Prepared) -> Result<RunRes
     .map_err(io("starting the runtime"))?;
     let (publics, admin) = rt.block_on(async {
         let mut publics = Vec::new();
-        for url in opts.public_url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        for url in opts
+            .public_url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        {
             publics.push(Endpoint::parse(url).await?);
         }
         let admin = match &opts.admin_url {

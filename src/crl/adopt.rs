@@ -67,11 +67,8 @@ impl Publisher {
         let mut meta: Vec<(Vec<u8>, &[u8])> = vec![(keys::meta(ca, NEXT_NUMBER), &next[..])];
         meta.extend(globals);
         let queued = self.queue_entries(ca, &record);
-        self.store.write_synced_queued(
-            &[(record_key, record_bytes.as_slice())],
-            &meta,
-            &queued,
-        )?;
+        self.store
+            .write_synced_queued(&[(record_key, record_bytes.as_slice())], &meta, &queued)?;
         let kind = record.kind;
         let published = Arc::new(PublishedCrl::new(ca.clone(), record, der, None));
         let mut current = write(&slot.current);
