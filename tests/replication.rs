@@ -685,10 +685,19 @@ fn acknowledged_events_survive_the_loss_of_a_nats_node() {
             "stream leader {leader} killed at {killed:?}: {} revocations acknowledged ({after} after the kill), {refused} answered 503",
             acked.len()
         );
-        assert!(after > 0, "ingest did not resume on the remaining quorum");
+        let _ = after;
         (acked, refused)
     });
-    let acknowledged: Vec<String> = acknowledged.into_iter().map(|(s, _)| s).collect();
+    let mut acknowledged: Vec<String> = acknowledged.into_iter().map(|(s, _)| s).collect();
+    // Ingest resumes on the remaining quorum (a leader election can take several seconds on a
+    // loaded machine: retried as a CA does, within a minute).
+    let next = serials
+        .iter()
+        .find(|s| !acknowledged.contains(s))
+        .expect("a serial left")
+        .clone();
+    crate::acknowledged(|| api.revoke(&json!({"ca": CA, "serial": next, "reason": "superseded"})));
+    acknowledged.push(next);
     assert!(
         acknowledged.len() > 10,
         "{} acknowledged, {refused} refused",
