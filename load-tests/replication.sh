@@ -69,8 +69,8 @@ node_config() { # NAME PUBLIC ADMIN REPLICATION-TOML
         -e "s|^listen = \"127.0.0.1:18081\"|listen = \"127.0.0.1:$3\"|" \
         -e "s|^path = \"data\"|path = \"$W/$1-data\"|" \
         -e "s|^path = \"published\"|path = \"$W/$1-published\"|" \
-        "$W/demo/vigie.toml" >"$W/$1.toml"
-    printf '%s\n' "$4" >>"$W/$1.toml"
+        "$W/demo/vigie.toml" >"$W/demo/$1.toml"
+    printf '%s\n' "$4" >>"$W/demo/$1.toml"
 }
 NATS_URLS='"nats://127.0.0.1:14221", "nats://127.0.0.1:14222", "nats://127.0.0.1:14223"'
 repl() { # ROLE NODE-ID
@@ -81,10 +81,10 @@ mv "$W/demo/data" "$W/writer-data"
 node_config writer 18080 18081 "$(repl writer w1)"
 node_config r1 18082 18083 "$(repl replica r1)"
 node_config r2 18084 18085 "$(repl replica r2)"
-for n in alone writer r1 r2; do "$VIGIE" check --config "$W/$n.toml" >/dev/null; done
+for n in alone writer r1 r2; do "$VIGIE" check --config "$W/demo/$n.toml" >/dev/null; done
 
 start_vigie() { # NAME
-    "$VIGIE" serve --config "$W/$1.toml" >"$W/$1.out" 2>"$W/$1.err" &
+    "$VIGIE" serve --config "$W/demo/$1.toml" >"$W/$1.out" 2>"$W/$1.err" &
     PIDS="$PIDS $!"
     eval "PID_$1=$!"
 }
