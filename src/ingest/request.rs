@@ -623,4 +623,17 @@ mod tests {
             Err(Error::UnsupportedFormat(_))
         ));
     }
+
+    /// Found by schemathesis: a JSON body that parses, holding a PEM string whose base64 does
+    /// not decode, was a 400 (unreadable body) instead of a 422 naming the item.
+    #[test]
+    fn a_broken_pem_string_in_json_is_a_field_error() {
+        let json = serde_json::json!({"certificates": [
+            "-----BEGIN CERTIFICATE-----\nMIIF\u{2026}\n-----END CERTIFICATE-----\n"
+        ]});
+        assert!(matches!(
+            certificates(Some("application/json"), json.to_string().as_bytes()),
+            Err(Error::Invalid { field, .. }) if field == "certificates[0]"
+        ));
+    }
 }
