@@ -43,7 +43,8 @@ fn config(dir: &Path, pki: &DemoPki) -> PathBuf {
     );
     for ca in &pki.cas {
         text.push_str(&format!(
-            "[[ca]]\nid = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nocsp_cert = \"{}\"\nocsp_key = \"{}\"\n",
+            // The benchmark revokes serials it never registers.
+            "[[ca]]\nid = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nocsp_cert = \"{}\"\nocsp_key = \"{}\"\naccept_unregistered_revocations = true\n",
             ca.id,
             ca.cert.display(),
             ca.key.display(),

@@ -706,6 +706,11 @@ fn main() -> anyhow::Result<()> {
                     );
                 }
             }
+            // Two CAs an OCSP request cannot tell apart: `serve` refuses to start.
+            if let Err(e) = registry.refuse_ambiguous() {
+                eprintln!("{}: {}", config.source.display(), e.message);
+                std::process::exit(1);
+            }
             // Every CA that would be left out, then a failure: `serve` would run without them.
             if !registry.problems().is_empty() {
                 eprintln!(

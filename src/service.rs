@@ -118,6 +118,15 @@ pub async fn run(
         config.pkcs11.as_ref(),
         clock.now(),
     ));
+    // Two CAs an OCSP request cannot tell apart: the configuration is refused.
+    registry.refuse_ambiguous().map_err(|e| {
+        Error::Config(crate::config::Error::Invalid {
+            path: config.source.display().to_string(),
+            table: "[[ca]]".into(),
+            key: e.key.into(),
+            message: e.message,
+        })
+    })?;
     // One CA that does not load is left out; none loading at all is a configuration to fix.
     if registry.is_empty() {
         let problems: Vec<String> = registry.problems().iter().map(|p| p.to_string()).collect();
@@ -203,6 +212,7 @@ pub async fn run(
         max_age_cap: config.ocsp.max_age_cap,
         metrics,
         admin_auth: AdminAuth::from_config(&config.admin, &registry),
+        max_clock_skew: config.ingest.max_clock_skew,
         history,
         replication: replication.as_ref().map(|(r, _)| Arc::clone(r)),
         reloader: Arc::clone(&reloader),

@@ -19,7 +19,7 @@ const CA: &str = "aci-el-org";
 
 /// Runs `vigie serve` on `config`, which must refuse to start: returns its stderr.
 fn refused_at_start(config: &Path) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
+    let mut child = common::vigie()
         .args(["serve", "--config"])
         .arg(config)
         .env("VIGIE_LOG", "info")
@@ -47,7 +47,7 @@ fn refused_at_start(config: &Path) -> String {
 
 /// `vigie check` on `config`: (success, stdout+stderr).
 fn check(config: &Path) -> (bool, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_vigie"))
+    let o = common::vigie()
         .args(["check", "--config"])
         .arg(config)
         .env("VIGIE_LOG", "warn")

@@ -215,7 +215,7 @@ fn every_kind_of_write_is_audited_durably_with_who_and_from_where() {
     assert_eq!(entries(&prod, ""), all);
 
     // `vigie audit` prints it.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigie"))
+    let out = common::vigie()
         .args(["audit", "--url", &s.admin, "--ca", CA])
         .env("VIGIE_TOKEN", PROD)
         .env("VIGIE_LOG", "warn")

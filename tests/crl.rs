@@ -7,12 +7,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 use openssl::x509::{X509, X509Crl};
-use vigie::config::Config;
 use vigie::ingest::{self, Change, RevocationRequest};
 use vigie::model::{CaId, Issuance, RevocationReason, Serial};
 
@@ -150,7 +148,7 @@ fn verify(cert: &Path, crls: &[&Path], deltas: bool) -> (bool, String) {
 
 /// Applies `change` to the store of a stopped server, as the ingest API would.
 fn apply_offline(s: &Server, ca: &str, serial: &Serial, change: Change) {
-    let config = Config::load(&s.config).expect("config");
+    let config = common::load_config(&s.config);
     let store = vigie::service::open_store(&config).expect("store opens (server stopped)");
     let ca = CaId::new(ca).expect("CA id");
     store
@@ -407,7 +405,7 @@ fn a_released_hold_is_removed_by_the_delta_then_leaves_the_full_crl() {
     let first_delta = number_of(&fetch(&s.url("/crl/aci-el-org-delta.crl"), &[]).body);
 
     // `vigie crl build` refuses to work under a running server, and says why.
-    let out = Command::new(env!("CARGO_BIN_EXE_vigie"))
+    let out = common::vigie()
         .args(["crl", "build", "--ca", CA, "--config"])
         .arg(&s.config)
         .output()
@@ -438,7 +436,7 @@ fn a_released_hold_is_removed_by_the_delta_then_leaves_the_full_crl() {
     // The next complete CRL, built offline with the CLI, no longer lists it.
     s.stop();
     let out_file = dir.path().join("cli.crl");
-    let out = Command::new(env!("CARGO_BIN_EXE_vigie"))
+    let out = common::vigie()
         .args(["crl", "build", "--ca", CA, "--config"])
         .arg(&s.config)
         .arg("--out")

@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use common::*;
 use vigie::clock::FixedClock;
-use vigie::config::Config;
 use vigie::crl::{CrlKind, Publisher};
 
 const CA: &str = "aci-el-org";
@@ -54,7 +53,7 @@ fn old_crls_are_pruned_numbers_go_on_and_expired_history_is_not_cached() {
     seed(&config_path);
     let now = now();
     {
-        let config = Config::load(&config_path).expect("config");
+        let config = common::load_config(&config_path);
         let store = Arc::new(vigie::service::open_store(&config).expect("store"));
         let clock = Arc::new(FixedClock::new(now.minus(500 * DAY)));
         let publisher = Publisher::new(
@@ -162,7 +161,7 @@ fn old_crls_are_pruned_numbers_go_on_and_expired_history_is_not_cached() {
     assert_eq!(number_of(&body), 8);
     assert_eq!(get(&s.url(&format!("/crl/{CA}/3.crl"))).0, 404);
     s.stop();
-    let config = Config::load(&s.config).expect("config");
+    let config = common::load_config(&s.config);
     let store = Arc::new(vigie::service::open_store(&config).expect("store"));
     let publisher = Publisher::new(
         &config,

@@ -250,7 +250,7 @@ fn revoke(api: &Api, ca: &str, serial: &str) {
 }
 
 fn vigie_crl_build(config: &Path, ca: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vigie"))
+    let out = common::vigie()
         .args(["crl", "build", "--config"])
         .arg(config)
         .args(["--ca", ca])

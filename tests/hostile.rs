@@ -13,7 +13,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::*;
-use vigie::config::Config;
 use vigie::model::CaId;
 use vigie::pki::HashAlg;
 
@@ -90,7 +89,7 @@ fn random_nonce() -> Vec<u8> {
 }
 
 fn stored_responses(server: &Server, ca: &str) -> usize {
-    let config = Config::load(&server.config).expect("config loads");
+    let config = common::load_config(&server.config);
     let store = vigie::service::open_store(&config).expect("store opens");
     store
         .ocsp_responses(&CaId::new(ca).expect("id"))

@@ -79,6 +79,7 @@ impl Token {
 
     fn cmd(&self, program: &str) -> Command {
         let mut c = Command::new(program);
+        common::without_vigie_variables(&mut c);
         c.env("SOFTHSM2_CONF", &self.conf);
         c
     }
@@ -501,7 +502,8 @@ fn write_config(pki: &Pki, pin_file: bool, extra_ca: &str) -> PathBuf {
          [pkcs11]\nmodule = \"{MODULE}\"\n{pin_line}sessions = 4\n\
          [[ca]]\nid = \"{CA}\"\ncert = \"{}\"\nkey = \"pkcs11:token=vigie;object=ca;type=private\"\n\
          ocsp_cert = \"{}\"\nocsp_key = \"pkcs11:token=vigie;id=%02;type=private\"\n\
-         crl_schedule = \"0 0 0 1 1 *\"\ndelta_schedule = \"*/2 * * * * *\"\n{extra_ca}\n",
+         crl_schedule = \"0 0 0 1 1 *\"\ndelta_schedule = \"*/2 * * * * *\"\n\
+         accept_unregistered_revocations = true\n{extra_ca}\n",
         common::token_line(common::TOKEN),
         pki.ca.display(),
         pki.ocsp.display(),

@@ -867,7 +867,7 @@ fn utc_time(rfc3339: &str) -> String {
 }
 
 fn vigie(args: &[&str], token: Option<&str>) -> std::process::Output {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_vigie"));
+    let mut c = common::vigie();
     c.args(args)
         .env("VIGIE_LOG", "warn")
         .env_remove("VIGIE_TOKEN");

@@ -153,7 +153,7 @@ fn dashboard_exprs(v: &serde_json::Value, out: &mut Vec<String>) {
 /// probe`) and one ingest call.
 fn busy_server() -> Server {
     let server = Server::start_with(&Options::ingest());
-    let out = Command::new(env!("CARGO_BIN_EXE_vigie"))
+    let out = common::vigie()
         .args(["probe", "--config"])
         .arg(&server.config)
         .args(["--url", &server.public])

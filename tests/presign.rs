@@ -12,7 +12,6 @@ use common::api::Api;
 use common::*;
 use serde_json::json;
 use vigie::clock::{Clock, SystemClock};
-use vigie::config::Config;
 use vigie::ingest::{self, Change};
 use vigie::model::{CaId, Issuance, Serial};
 use vigie::pki::demo::SampleStatus;
@@ -130,7 +129,7 @@ fn a_registered_certificate_never_asked_is_answered_without_signing() {
 
 /// Registers `count` certificates of `ca` straight into the store of a stopped server.
 fn register_many(config: &std::path::Path, ca: &str, count: u64) {
-    let config = Config::load(config).expect("config loads");
+    let config = common::load_config(config);
     let store = vigie::service::open_store(&config).expect("store opens");
     let ca = CaId::new(ca).expect("valid");
     let now = SystemClock.now();

@@ -16,14 +16,13 @@ use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::x509::extension::{ExtendedKeyUsage, KeyUsage};
 use openssl::x509::{X509, X509NameBuilder};
-use vigie::config::Config;
 use vigie::model::{CaId, EventKind, RevocationReason, Serial};
 use vigie::pki::demo::SampleStatus;
 
 const CA: &str = "aci-el-org";
 
 fn probe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigie"))
+    common::vigie()
         .arg("probe")
         .args(args)
         .env("VIGIE_LOG", "warn")
@@ -297,7 +296,7 @@ fn ocsp_disagreeing_with_the_crl_fails_and_names_the_serial_and_reason() {
     // The CRL now lists it as keyCompromise; change the store behind the server's back.
     server.stop();
     {
-        let config = Config::load(&server.config).expect("config");
+        let config = common::load_config(&server.config);
         let store = vigie::service::open_store(&config).expect("store");
         let ca = CaId::new(CA).expect("id");
         let serial = Serial::from_hex(&cert.serial_hex).expect("serial");

@@ -369,7 +369,7 @@ fn directory_files_are_always_whole_while_being_replaced() {
 #[ignore = "a measurement (about 40 s), not a check: see BENCHMARKS.md"]
 fn publish_latency_on_the_demo() {
     use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     let slapd = Slapd::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let demo = dir.path().join("demo");
@@ -384,7 +384,7 @@ fn publish_latency_on_the_demo() {
         format!("127.0.0.1:{}", free()),
         format!("127.0.0.1:{}", free()),
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_vigie"))
+    let out = common::vigie()
         .args([
             "demo",
             "--dir",
@@ -416,7 +416,7 @@ fn publish_latency_on_the_demo() {
         1,
     );
     std::fs::write(&config, text).expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
+    let mut child = common::vigie()
         .args(["serve", "--config", path_str(&config)])
         .env("VIGIE_LOG", "warn")
         .stdout(Stdio::piped())

@@ -641,7 +641,7 @@ fn backups_restore_new_replicas_and_a_replica_takes_over() {
             }
         });
         std::thread::sleep(Duration::from_millis(200));
-        let out = Command::new(env!("CARGO_BIN_EXE_vigie"))
+        let out = common::vigie()
             .args(["backup", "create", "--config"])
             .arg(&r1.config)
             .arg(&backup_dir)
@@ -652,7 +652,7 @@ fn backups_restore_new_replicas_and_a_replica_takes_over() {
     });
     let mut r2 = Server::configured(&node_options(&nats, "replica", "r2", 3, ""));
     let r2_store = r2.dir.path().join("data");
-    let out = Command::new(env!("CARGO_BIN_EXE_vigie"))
+    let out = common::vigie()
         .args(["backup", "restore", "--config"])
         .arg(&r2.config)
         .arg(&backup_dir)
@@ -707,7 +707,7 @@ fn backups_restore_new_replicas_and_a_replica_takes_over() {
     }
     // The old writer, restarted as writer, is refused by the fencing.
     let log = writer.dir.path().join("refused.log");
-    let mut old = Command::new(env!("CARGO_BIN_EXE_vigie"))
+    let mut old = common::vigie()
         .args(["serve", "--config"])
         .arg(&writer.config)
         .stdin(Stdio::null())

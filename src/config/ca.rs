@@ -97,6 +97,10 @@ pub struct RawCa {
     /// When the next signer takes over (RFC 3339, e.g. "2027-01-15T00:00:00Z").
     #[serde(default)]
     pub rollover_at: Option<String>,
+    /// Record a revocation of a serial this CA never registered (answered with
+    /// `"registered": false`) instead of refusing it with 404 `…/unknown-certificate`.
+    #[serde(default)]
+    pub accept_unregistered_revocations: bool,
 }
 
 mod defaults {
@@ -185,6 +189,8 @@ pub struct CaConfig {
     /// The signer that takes over at a set instant (`next_ocsp_cert`, `next_ocsp_key`,
     /// `rollover_at`).
     pub next_ocsp: Option<NextOcspConfig>,
+    /// Record revocations of serials never registered (else refuse them).
+    pub accept_unregistered_revocations: bool,
 }
 
 /// `next_ocsp_cert`, `next_ocsp_key` and `rollover_at` of a `[[ca]]`, validated.
@@ -515,6 +521,7 @@ fn validate(
         presign: c.presign,
         ldap_dn,
         next_ocsp,
+        accept_unregistered_revocations: c.accept_unregistered_revocations,
     })
 }
 

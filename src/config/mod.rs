@@ -23,6 +23,7 @@ use crate::signer::Pkcs11Settings;
 pub mod admin;
 pub mod ca;
 pub mod crl;
+pub mod ingest;
 pub mod ocsp;
 pub mod pkcs11;
 pub mod public;
@@ -32,6 +33,7 @@ pub mod store;
 pub use self::admin::{AdminConfig, RawAdmin, RawToken};
 pub use self::ca::{CaConfig, CaCrlConfig, NextOcspConfig, RawCa};
 pub use self::crl::{CrlConfig, RawCrl, check_cron};
+pub use self::ingest::{IngestConfig, RawIngest};
 pub use self::ocsp::{OcspConfig, RawOcsp};
 pub use self::pkcs11::RawPkcs11;
 pub use self::public::{PublicConfig, RawPublic};
@@ -91,6 +93,9 @@ pub struct RawConfig {
     /// Publisher-wide CRL settings.
     #[serde(default)]
     pub crl: RawCrl,
+    /// The rules of the ingest API.
+    #[serde(default)]
+    pub ingest: RawIngest,
     /// The CAs served.
     #[serde(default, rename = "ca")]
     pub cas: Vec<RawCa>,
@@ -123,6 +128,8 @@ pub struct Config {
     pub ocsp: OcspConfig,
     /// `[crl]`.
     pub crl: CrlConfig,
+    /// `[ingest]`.
+    pub ingest: IngestConfig,
     /// The `[[ca]]` tables.
     pub cas: Vec<CaConfig>,
     /// `[security]`.
@@ -155,7 +162,9 @@ impl Config {
 }
 
 /// The sections `VIGIE_<SECTION>_<KEY>` variables may override: the single tables.
-const OVERRIDABLE: [&str; 6] = ["public", "admin", "store", "ocsp", "crl", "security"];
+const OVERRIDABLE: [&str; 7] = [
+    "public", "admin", "store", "ocsp", "crl", "ingest", "security",
+];
 
 impl RawConfig {
     /// Parses TOML text, applying `VIGIE_<SECTION>_<KEY>` overrides taken from `env`.
@@ -204,6 +213,7 @@ impl RawConfig {
         let public = public::validate(&self.public, &ctx)?;
         let admin = admin::validate(&self.admin, &ctx, public.listen)?;
         let crl = crl::validate(&self.crl, &ctx)?;
+        let ingest = ingest::validate(&self.ingest, &ctx)?;
         let store = store::validate(&self.store, &ctx);
         let mut ocsp = ocsp::validate(&self.ocsp, &ctx)?;
         let pkcs11 = self
@@ -237,6 +247,7 @@ impl RawConfig {
             store,
             ocsp,
             crl,
+            ingest,
             cas,
             security,
             publish,

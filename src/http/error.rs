@@ -35,6 +35,9 @@ pub enum ApiError {
         /// Why.
         message: String,
     },
+    /// A revocation of a certificate the CA never registered (its rules refuse it).
+    #[error("{0}")]
+    UnknownCertificate(String),
     /// The request contradicts what is recorded.
     #[error("{0}")]
     Conflict(String),
@@ -76,6 +79,8 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad-request",
             ApiError::Unprocessable { .. } => "invalid-field",
             ApiError::Conflict(_) => "conflict",
+            // A path, so that the type ends with `/unknown-certificate` as issue 15 names it.
+            ApiError::UnknownCertificate(_) => "/problems/unknown-certificate",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Unavailable(_) => "unavailable",
@@ -109,6 +114,7 @@ impl From<crate::ingest::Error> for ApiError {
         match e {
             E::Conflict(m) => ApiError::Conflict(m),
             E::NotFound(m) => ApiError::NotFound(m),
+            E::UnknownCertificate(m) => ApiError::UnknownCertificate(m),
             E::Invalid { field, message } => ApiError::Unprocessable { field, message },
             E::Malformed(m) => ApiError::BadRequest(m),
             E::UnsupportedFormat(m) => ApiError::UnsupportedMediaType(m),
@@ -127,6 +133,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::UnknownCertificate(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

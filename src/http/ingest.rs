@@ -107,6 +107,10 @@ pub struct ItemView {
     pub result: &'static str,
     /// The sequence number of the event written, `null` when unchanged.
     pub event_seq: Option<u64>,
+    /// Revocations: whether the certificate's issuance is registered (`false`: recorded under
+    /// `accept_unregistered_revocations`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registered: Option<bool>,
     /// The record after the change.
     #[serde(flatten)]
     pub record: RecordView,
@@ -137,6 +141,8 @@ fn item(change: &CertChange, outcome: &Outcome) -> ItemView {
     ItemView {
         result,
         event_seq,
+        registered: matches!(change.change, Change::Revoke(_))
+            .then(|| outcome.record().issuance.is_some()),
         record: RecordView::new(&change.ca, &change.serial, outcome.record()),
     }
 }
@@ -177,7 +183,10 @@ fn commit_timed(
     who: &Requester,
 ) -> Result<Vec<Outcome>, ingest::Error> {
     let start = std::time::Instant::now();
-    let outcomes = audit::commit_audited(&st.store, st.clock.now(), changes, label, who)?;
+    let registry = st.responder.registry();
+    let rules =
+        |ca: &CaId| ingest::Rules::of(registry.by_id(ca.as_str()).map(|c| &**c), st.max_clock_skew);
+    let outcomes = audit::commit_audited(&st.store, st.clock.now(), changes, label, who, &rules)?;
     metrics::histogram!(m::INGEST_COMMIT_SECONDS).record(start.elapsed().as_secs_f64());
     Ok(outcomes)
 }

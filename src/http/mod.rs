@@ -47,6 +47,8 @@ pub struct AppState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Who may use the ingest API.
     pub admin_auth: auth::AdminAuth,
+    /// `[ingest] max_clock_skew`, seconds.
+    pub max_clock_skew: i64,
     /// Counter history for `/status`.
     pub history: Arc<crate::status::History>,
     /// This node's part when it is one of several (`[replication]`).

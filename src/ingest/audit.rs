@@ -24,7 +24,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::request::CertChange;
-use super::{Change, Error, Outcome, apply_all, cas_of};
+use super::{Change, Error, Outcome, Rules, apply_all, cas_of};
 use crate::model::{CaId, RevocationReason, UnixTime};
 use crate::store::{self, Store, keys};
 
@@ -182,16 +182,19 @@ fn encode(record: &AuditRecord) -> Vec<u8> {
     postcard::to_stdvec(record).expect("postcard encodes plain structs into a Vec without failure")
 }
 
-/// [`super::commit`], recording the request in the same transaction.
+/// [`super::commit`] under each CA's `rules` ([`super::Rules`]), recording the request in the
+/// same transaction. A request the rules refuse writes nothing here: the caller records the
+/// refusal ([`record_refusal`]).
 pub fn commit_audited(
     store: &Store,
     now: UnixTime,
     changes: &[CertChange],
     label: Option<&str>,
     who: &Requester,
+    rules: &dyn Fn(&CaId) -> Rules,
 ) -> Result<Vec<Outcome>, Error> {
     store.transact(&cas_of(changes), now, |tx| {
-        let outcomes = apply_all(tx, changes, label)?;
+        let outcomes = apply_all(tx, changes, label, rules)?;
         let items = changes
             .iter()
             .zip(&outcomes)
@@ -406,14 +409,25 @@ mod tests {
             address: "192.0.2.1:5000".into(),
             endpoint: Endpoint::Revocations,
         };
+        // Unregistered serials: recorded under the lenient rules.
+        let lenient = |_: &CaId| crate::ingest::Rules::default();
         let batch = vec![
             change(&a, "01", RevocationReason::KeyCompromise),
             change(&b, "02", RevocationReason::CertificateHold),
         ];
-        commit_audited(&store, UnixTime(100), &batch, Some("revocations"), &who).expect("ok");
-        commit_audited(&store, UnixTime(200), &batch[..1], None, &who).expect("replay");
+        commit_audited(
+            &store,
+            UnixTime(100),
+            &batch,
+            Some("revocations"),
+            &who,
+            &lenient,
+        )
+        .expect("ok");
+        commit_audited(&store, UnixTime(200), &batch[..1], None, &who, &lenient).expect("replay");
         let conflict = vec![change(&a, "01", RevocationReason::Superseded)];
-        let e = commit_audited(&store, UnixTime(300), &conflict, None, &who).expect_err("409");
+        let e = commit_audited(&store, UnixTime(300), &conflict, None, &who, &lenient)
+            .expect_err("409");
         assert!(matches!(e, Error::Conflict(_)));
         record_refusal(
             &store,

@@ -19,21 +19,30 @@
 //!   completed, not contradicted, by the real certificate with the same notAfter. A registration
 //!   written from the certificate itself also counts its CRL distribution points in the CA's
 //!   learned CRL scope, in the same batch ([`register`], [`crate::crl::scope`]).
-//! - **Revoke**: allowed whether or not the issuance was registered (the CA knows best; the
-//!   record then has a revocation and no issuance). The same revocation again is unchanged;
-//!   an omitted `revoked_at` or `invalidity_date` means "as recorded", so a retry without them
-//!   is a replay too.
-//!   A certificateHold may become any revocation (RFC 5280 §5.3.1). A final revocation may not
-//!   change, with one exception: it may be re-stated as **keyCompromise** (a compromise found
-//!   after a revocation for another reason, CA/B BR §4.9.1.1 practice); the revocation time is
-//!   then kept, unless the CA gives an earlier one.
+//! - **Revoke**: of a registered certificate; of a serial never registered only when the CA
+//!   says `accept_unregistered_revocations = true` (the record then has a revocation and no
+//!   issuance), otherwise [`Error::UnknownCertificate`] (a typo, or a decimal serial read as
+//!   hex, would leave the real certificate good). The time may not be before the certificate's
+//!   notBefore, nor more than `[ingest] max_clock_skew` ahead of now ([`rules`]). The same
+//!   revocation again is unchanged; an omitted `revoked_at` or `invalidity_date` means "as
+//!   recorded", so a retry without them is a replay too.
+//!   A certificateHold may become any revocation (RFC 5280 §5.3.1), keeping the hold's time
+//!   unless the CA gives an earlier one (signatures made during the hold must not validate
+//!   historically). A final revocation may not change, with one exception: it may be re-stated
+//!   as **keyCompromise** (a compromise found after a revocation for another reason, CA/B BR
+//!   §4.9.1.1 practice); the revocation time is then kept too, unless the CA gives an earlier one.
 //! - **Release**: lifts a certificateHold (the next delta CRL says removeFromCRL). Releasing a
-//!   certificate that is not revoked is unchanged; releasing a final revocation is a conflict.
+//!   certificate that is not revoked is unchanged; releasing a final revocation is a conflict,
+//!   and so is releasing a hold on a serial never registered under `unknown_serial = "revoked"`
+//!   (OCSP would keep saying revoked).
 
 pub mod audit;
 pub mod certificate;
 pub mod import;
 pub mod request;
+pub mod rules;
+
+pub use rules::Rules;
 
 use crate::model::{
     CaId, CertRecord, EventKind, Issuance, Revocation, RevocationReason, Serial, UnixTime,
@@ -49,6 +58,10 @@ pub enum Error {
     /// The event refers to something that does not exist (HTTP 404).
     #[error("{0}")]
     NotFound(String),
+    /// A revocation of a serial the CA never registered, refused by the CA's rules (HTTP 404,
+    /// problem type `…/unknown-certificate`).
+    #[error("{0}")]
+    UnknownCertificate(String),
     /// A field has an impossible value (HTTP 422).
     #[error("{field}: {message}")]
     Invalid {
@@ -95,6 +108,7 @@ impl Error {
             },
             Error::Conflict(m) => Error::Conflict(format!("{item}: {m}")),
             Error::NotFound(m) => Error::NotFound(format!("{item}: {m}")),
+            Error::UnknownCertificate(m) => Error::UnknownCertificate(format!("{item}: {m}")),
             Error::Malformed(m) => Error::Malformed(format!("{item}: {m}")),
             other => other,
         }
@@ -162,16 +176,33 @@ impl Outcome {
     }
 }
 
-/// Applies one change to (ca, serial) within `tx`.
+/// Applies one change to (ca, serial) within `tx`, under the default [`Rules`].
 pub fn apply(
     tx: &mut Tx<'_>,
     ca: &CaId,
     serial: &Serial,
     change: &Change,
 ) -> Result<Outcome, Error> {
+    apply_with(tx, ca, serial, change, &Rules::default())
+}
+
+/// Applies one change to (ca, serial) within `tx`, under the CA's `rules`.
+pub fn apply_with(
+    tx: &mut Tx<'_>,
+    ca: &CaId,
+    serial: &Serial,
+    change: &Change,
+    rules: &Rules,
+) -> Result<Outcome, Error> {
     let current = tx.record(ca, serial)?;
     let now = tx.now();
-    match decide(current.as_ref(), change, now)? {
+    let decision = decide_with(current.as_ref(), change, now, rules).map_err(|e| match e {
+        Error::UnknownCertificate(m) => {
+            Error::UnknownCertificate(format!("serial {serial} of CA {ca}: {m}"))
+        }
+        other => other,
+    })?;
+    match decision {
         Decision::Unchanged => {
             let record = current.ok_or_else(|| {
                 Error::NotFound(format!("serial {serial} of CA {ca} is not known"))
@@ -194,13 +225,17 @@ pub fn apply(
 /// Applies `changes` in one transaction over every CA they name: all of them, or none (the
 /// first refusal is returned, located at `{label}[i]` when `label` is given, and nothing is
 /// written). Returns once the transaction is durable, with each change's outcome in order.
+/// The default [`Rules`] apply (what offline callers want); the ingest API goes through
+/// [`audit::commit_audited`] with each CA's rules.
 pub fn commit(
     store: &Store,
     now: UnixTime,
     changes: &[request::CertChange],
     label: Option<&str>,
 ) -> Result<Vec<Outcome>, Error> {
-    store.transact(&cas_of(changes), now, |tx| apply_all(tx, changes, label))
+    store.transact(&cas_of(changes), now, |tx| {
+        apply_all(tx, changes, label, &|_| Rules::default())
+    })
 }
 
 /// The CAs `changes` name, sorted, once each.
@@ -211,17 +246,19 @@ fn cas_of(changes: &[request::CertChange]) -> Vec<CaId> {
     cas
 }
 
-/// Applies `changes` in order within `tx`; the first refusal is located at `{label}[i]`.
+/// Applies `changes` in order within `tx`, each under its CA's `rules`; the first refusal is
+/// located at `{label}[i]`.
 fn apply_all(
     tx: &mut Tx<'_>,
     changes: &[request::CertChange],
     label: Option<&str>,
+    rules: &dyn Fn(&CaId) -> Rules,
 ) -> Result<Vec<Outcome>, Error> {
     changes
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            register(tx, c).map_err(|e| match label {
+            register_with(tx, c, &rules(&c.ca)).map_err(|e| match label {
                 Some(label) => e.within(&format!("{label}[{i}]")),
                 None => e,
             })
@@ -233,7 +270,16 @@ fn apply_all(
 /// the certificate's distribution points, when known, in its CA's learned CRL scope, in the same
 /// batch ([`crate::crl::scope::record_in_tx`]). A replay counts nothing.
 pub fn register(tx: &mut Tx<'_>, c: &request::CertChange) -> Result<Outcome, Error> {
-    let outcome = apply(tx, &c.ca, &c.serial, &c.change)?;
+    register_with(tx, c, &Rules::default())
+}
+
+/// [`register`] under the CA's `rules`.
+pub fn register_with(
+    tx: &mut Tx<'_>,
+    c: &request::CertChange,
+    rules: &Rules,
+) -> Result<Outcome, Error> {
+    let outcome = apply_with(tx, &c.ca, &c.serial, &c.change, rules)?;
     if let (Outcome::Applied { .. }, Change::Issue(_), Some(dps)) =
         (&outcome, &c.change, &c.distribution_points)
     {
@@ -247,7 +293,17 @@ enum Decision {
     Write(CertRecord, EventKind),
 }
 
+#[cfg(test)]
 fn decide(current: Option<&CertRecord>, change: &Change, now: UnixTime) -> Result<Decision, Error> {
+    decide_with(current, change, now, &Rules::default())
+}
+
+fn decide_with(
+    current: Option<&CertRecord>,
+    change: &Change,
+    now: UnixTime,
+    rules: &Rules,
+) -> Result<Decision, Error> {
     let empty = CertRecord {
         issuance: None,
         revocation: None,
@@ -315,12 +371,7 @@ fn decide(current: Option<&CertRecord>, change: &Change, now: UnixTime) -> Resul
                     message: "must not be after the revocation time (RFC 5280 §5.3.2)".into(),
                 });
             }
-            if revoked_at > now.plus(300) {
-                return Err(Error::Invalid {
-                    field: "revoked_at".into(),
-                    message: "is in the future".into(),
-                });
-            }
+            rules::check_revocation(&record, req, revoked_at, now, rules)?;
             let wanted = Revocation {
                 revoked_at,
                 reason: req.reason,
@@ -344,16 +395,15 @@ fn decide(current: Option<&CertRecord>, change: &Change, now: UnixTime) -> Resul
                     let to_key_compromise = req.reason == Some(RevocationReason::KeyCompromise);
                     if from_hold || to_key_compromise {
                         let mut updated = wanted;
-                        if !from_hold {
-                            // Keep the original time unless the CA gives an earlier one: a
-                            // later time would un-revoke the certificate for a while.
-                            updated.revoked_at = updated.revoked_at.min(existing.revoked_at);
-                            if req.revoked_at.is_none() {
-                                updated.revoked_at = existing.revoked_at;
-                            }
-                            if req.invalidity_date.is_none() {
-                                updated.invalidity_date = existing.invalidity_date;
-                            }
+                        // Keep the original time (the hold's too) unless the CA gives an
+                        // earlier one: a later time would un-revoke the certificate for a
+                        // while, and signatures made during a hold would validate historically.
+                        updated.revoked_at = updated.revoked_at.min(existing.revoked_at);
+                        if req.revoked_at.is_none() {
+                            updated.revoked_at = existing.revoked_at;
+                        }
+                        if req.invalidity_date.is_none() {
+                            updated.invalidity_date = existing.invalidity_date;
                         }
                         if updated
                             .invalidity_date
@@ -398,6 +448,7 @@ fn decide(current: Option<&CertRecord>, change: &Change, now: UnixTime) -> Resul
             (_, None) => Err(Error::NotFound("no such certificate".into())),
             (None, Some(_)) => Ok(Decision::Unchanged),
             (Some(r), Some(_)) if r.reason == Some(RevocationReason::CertificateHold) => {
+                rules::check_release(&record, rules)?;
                 Ok(Decision::Write(
                     CertRecord {
                         revocation: None,
@@ -505,8 +556,8 @@ mod tests {
         );
         assert_eq!(
             kc.revocation.as_ref().map(|r| r.revoked_at),
-            Some(UnixTime(8)),
-            "keeps the original time"
+            Some(UnixTime(6)),
+            "keeps the original time: the hold's"
         );
     }
 
@@ -622,6 +673,96 @@ mod tests {
         assert_eq!(e.to_string(), "revocations[3].serial: bad");
         let e = Error::Conflict("no".into()).within("revocations[1]");
         assert_eq!(e.to_string(), "revocations[1]: no");
+    }
+
+    #[test]
+    fn the_rules_of_a_ca() {
+        let strict = Rules {
+            accept_unregistered_revocations: false,
+            unknown_serial_revoked: true,
+            max_clock_skew: 60,
+        };
+        let at = |t: i64, reason| {
+            Change::Revoke(RevocationRequest {
+                revoked_at: Some(UnixTime(t)),
+                reason: Some(reason),
+                invalidity_date: None,
+            })
+        };
+        assert!(matches!(
+            decide_with(
+                None,
+                &rev(RevocationReason::Superseded),
+                UnixTime(5),
+                &strict
+            ),
+            Err(Error::UnknownCertificate(_))
+        ));
+        let issued = written(decide(None, &Change::Issue(iss()), UnixTime(5)).expect("ok"));
+        let issued = CertRecord {
+            issuance: Some(Issuance {
+                not_before: UnixTime(1000),
+                ..iss()
+            }),
+            ..issued
+        };
+        assert!(matches!(
+            decide_with(Some(&issued), &at(999, RevocationReason::Superseded), UnixTime(2000), &strict),
+            Err(Error::Invalid { ref field, .. }) if field == "revoked_at"
+        ));
+        assert!(matches!(
+            decide_with(Some(&issued), &at(2061, RevocationReason::Superseded), UnixTime(2000), &strict),
+            Err(Error::Invalid { ref field, .. }) if field == "revoked_at"
+        ));
+        let held = written(
+            decide_with(
+                Some(&issued),
+                &at(1500, RevocationReason::CertificateHold),
+                UnixTime(2000),
+                &strict,
+            )
+            .expect("hold"),
+        );
+        let final_ = written(
+            decide_with(
+                Some(&held),
+                &at(1900, RevocationReason::KeyCompromise),
+                UnixTime(2000),
+                &strict,
+            )
+            .expect("final"),
+        );
+        assert_eq!(
+            final_.revocation.map(|r| r.revoked_at),
+            Some(UnixTime(1500))
+        );
+        // Releasing a hold on a never-registered serial under unknown_serial = "revoked".
+        let lenient = Rules {
+            accept_unregistered_revocations: true,
+            ..strict
+        };
+        let held_unregistered = written(
+            decide_with(
+                None,
+                &rev(RevocationReason::CertificateHold),
+                UnixTime(5),
+                &lenient,
+            )
+            .expect("recorded"),
+        );
+        assert!(matches!(
+            decide_with(
+                Some(&held_unregistered),
+                &Change::Release,
+                UnixTime(6),
+                &lenient
+            ),
+            Err(Error::Conflict(_))
+        ));
+        assert!(
+            decide(Some(&held_unregistered), &Change::Release, UnixTime(6)).is_ok(),
+            "under unknown_serial = \"unknown\" the release is fine"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //!
 //! [`demo`] creates a self-contained test PKI shaped like IGC-Santé.
 
+pub mod ambiguity;
 pub mod demo;
 pub mod demo_hsm;
 
@@ -178,6 +179,8 @@ pub struct Ca {
     /// Digest of the CA and its OCSP policy (id, CA key, `ocsp_validity`, `nonce`,
     /// `unknown_serial`): part of what a stored answer records of its maker.
     pub policy_digest: [u8; 16],
+    /// Whether revocations of serials never registered are recorded (else refused).
+    pub accept_unregistered_revocations: bool,
 }
 
 /// Why one CA is left out: it failed to load, and the others serve without it.
@@ -573,6 +576,7 @@ impl Ca {
             nonce: c.nonce,
             unknown_serial: c.unknown_serial,
             policy_digest,
+            accept_unregistered_revocations: c.accept_unregistered_revocations,
         })
     }
 
@@ -649,6 +653,12 @@ impl CaRegistry {
     /// Why the CA with this id did not load, if it is configured and did not.
     pub fn problem(&self, id: &str) -> Option<&CaProblem> {
         self.down.iter().find(|p| p.id.as_str() == id)
+    }
+
+    /// Refuses a registry where two CAs have the same issuer name hash and key hash
+    /// ([`ambiguity`]): the whole configuration is refused, at start and at reload.
+    pub fn refuse_ambiguous(&self) -> Result<(), Error> {
+        ambiguity::refuse_ambiguous(&self.cas)
     }
 
     /// The CA a CertID designates (RFC 6960 §4.1.1): both hashes must match.

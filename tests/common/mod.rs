@@ -18,6 +18,36 @@ use vigie::ingest::{self, Change, RevocationRequest};
 use vigie::model::{CaId, Issuance, RevocationReason, Serial, UnixTime};
 use vigie::pki::demo::{DemoCert, DemoOptions, DemoPki, SampleStatus, create_or_load};
 
+/// The `vigie` binary, with none of the caller's `VIGIE_*` variables: what a test starts runs
+/// on the configuration the test wrote, whatever the environment of `cargo test` holds
+/// (`VIGIE_<SECTION>_<KEY>` would override it, `VIGIE_PKCS11_PIN` replace a PIN file). A test
+/// that wants one sets it on the command after this.
+pub fn vigie() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vigie"));
+    without_vigie_variables(&mut c);
+    c
+}
+
+/// Removes from `c`'s environment every `VIGIE_*` variable this process has.
+pub fn without_vigie_variables(c: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("VIGIE_") {
+            c.env_remove(name);
+        }
+    }
+}
+
+/// Loads a configuration in this process as `vigie` would, without the `VIGIE_*` overrides of
+/// this process's environment (see [`vigie`]).
+pub fn load_config(path: &Path) -> Config {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).expect("config readable");
+    let raw =
+        vigie::config::RawConfig::parse(&text, &shown, std::iter::empty()).expect("config parses");
+    raw.validate(&shown, path.parent().expect("config in a directory"))
+        .expect("config loads")
+}
+
 /// The base URL the test PKI's certificates point to (CRL distribution points, freshestCRL),
 /// also the servers' `public_url`, so that CRLs' IssuingDistributionPoint matches them.
 pub const PKI_PUBLIC_URL: &str = "http://127.0.0.1:1";
@@ -81,6 +111,11 @@ pub struct Options {
     pub public_extra: String,
     /// Start on an empty store (the demo's sample certificates not registered).
     pub no_seed: bool,
+    /// Keep the default revocation rules. Otherwise every CA gets
+    /// `accept_unregistered_revocations = true`: the suites written before that rule revoke
+    /// serials they never registered, and test other things (the rule itself is tested in
+    /// `tests/revocation_rules.rs`).
+    pub strict_revocations: bool,
 }
 
 /// The bearer token of [`Options::ingest`].
@@ -137,6 +172,9 @@ pub fn write_config(dir: &Path, opts: &Options) -> PathBuf {
             ca.ocsp_cert.display(),
             ca.ocsp_key.display()
         ));
+        if !opts.strict_revocations {
+            text.push_str("accept_unregistered_revocations = true\n");
+        }
         for (id, line) in &opts.ca_extra {
             if *id == ca.id {
                 text.push_str(line);
@@ -152,7 +190,7 @@ pub fn write_config(dir: &Path, opts: &Options) -> PathBuf {
 /// Registers every sample certificate (and its intended revocation) directly in the store, as
 /// the demo does, before the server holds the database.
 pub fn seed(config_path: &Path) {
-    let config = Config::load(config_path).expect("config loads");
+    let config = load_config(config_path);
     let store = vigie::service::open_store(&config).expect("store opens");
     let now = SystemClock.now();
     for cert in &pki().certs {
@@ -263,15 +301,22 @@ impl Server {
     /// Starts `vigie serve` on this server's configuration (after [`Server::stop`] or
     /// [`Server::kill`]).
     pub fn spawn(&mut self) {
+        self.spawn_with_env(&[]);
+    }
+
+    /// [`Server::spawn`], with these environment variables (e.g. `VIGIE_<SECTION>_<KEY>`
+    /// overrides) and none of the caller's `VIGIE_*` ones.
+    pub fn spawn_with_env(&mut self, env: &[(&str, &str)]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.stderr_log)
             .expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
+        let mut child = vigie()
             .args(["serve", "--config"])
             .arg(&self.config)
             .env("VIGIE_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
