@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use vigie::clock::{FixedClock, SharedClock};
-use vigie::config::Config;
 use vigie::http::ApiError;
 use vigie::ingest::{self, Change, RevocationRequest};
 use vigie::model::{CaId, Issuance, RevocationReason, Serial, UnixTime};
