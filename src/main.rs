@@ -682,9 +682,6 @@ fn main() -> anyhow::Result<()> {
         Command::Check { config } => {
             let config = Config::load(&config)?;
             let registry = vigie::pki::CaRegistry::from_config(&config);
-            if let Err(message) = registry.refuse_ambiguous() {
-                anyhow::bail!("{}: [[ca]] cert: {message}", config.source.display());
-            }
             println!(
                 "{}: {} CA(s) ready",
                 config.source.display(),
@@ -708,6 +705,11 @@ fn main() -> anyhow::Result<()> {
                         next.signer.not_after
                     );
                 }
+            }
+            // Two CAs an OCSP request cannot tell apart: `serve` refuses to start.
+            if let Err(e) = registry.refuse_ambiguous() {
+                eprintln!("{}: {}", config.source.display(), e.message);
+                std::process::exit(1);
             }
             // Every CA that would be left out, then a failure: `serve` would run without them.
             if !registry.problems().is_empty() {

@@ -19,6 +19,7 @@
 //! When a reload is refused whole (the running configuration stays, `/readyz` is unchanged, the
 //! failure is logged and counted in `vigie_config_reload_failures_total`):
 //! - the file does not parse or does not validate;
+//! - two CAs have the same issuer name hash and key hash ([`crate::pki::ambiguity`]);
 //! - a CA would not load that serves now, or a new CA would not load: a reload never takes a
 //!   serving CA down, nor adds a broken one. A CA that is already down may stay down (a reload
 //!   fixing another CA must not wait for it).
@@ -47,9 +48,9 @@ pub enum Error {
     /// A CA that serves now, or a new one, would not load.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     CaDoesNotLoad(Vec<CaProblem>),
-    /// Two CAs with the same issuer name hash and key hash.
+    /// Two CAs an OCSP request cannot tell apart (same issuer name and key hashes).
     #[error("{0}")]
-    Ambiguous(String),
+    Ambiguous(crate::pki::Error),
     /// A change a reload cannot make.
     #[error("{0}")]
     Unsupported(String),
@@ -72,8 +73,7 @@ impl Error {
             Error::CaDoesNotLoad(problems) => problems
                 .first()
                 .map_or("[[ca]]".into(), |p| format!("[[ca]] {} {}", p.id, p.key)),
-            Error::Ambiguous(_) => "[[ca]] cert".into(),
-            Error::Unsupported(_) => "[[ca]]".into(),
+            Error::Unsupported(_) | Error::Ambiguous(_) => "[[ca]]".into(),
             Error::Store(_) | Error::Crl(_) => "config".into(),
         }
     }
@@ -242,8 +242,8 @@ impl Reloader {
         let now = self.clock.now();
         let old_registry = self.responder.registry();
         let registry = CaRegistry::load(&new.cas, new.pkcs11.as_ref(), now);
-
         registry.refuse_ambiguous().map_err(Error::Ambiguous)?;
+
         // A reload never takes a serving CA down, nor adds a broken one.
         let breaking: Vec<CaProblem> = registry
             .problems()

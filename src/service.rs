@@ -118,14 +118,15 @@ pub async fn run(
         config.pkcs11.as_ref(),
         clock.now(),
     ));
-    if let Err(message) = registry.refuse_ambiguous() {
-        return Err(Error::Config(crate::config::Error::Invalid {
+    // Two CAs an OCSP request cannot tell apart: the configuration is refused.
+    registry.refuse_ambiguous().map_err(|e| {
+        Error::Config(crate::config::Error::Invalid {
             path: config.source.display().to_string(),
             table: "[[ca]]".into(),
-            key: "cert".into(),
-            message,
-        }));
-    }
+            key: e.key.into(),
+            message: e.message,
+        })
+    })?;
     // One CA that does not load is left out; none loading at all is a configuration to fix.
     if registry.is_empty() {
         let problems: Vec<String> = registry.problems().iter().map(|p| p.to_string()).collect();

@@ -112,11 +112,12 @@ fn with_signer(config: &str, ca: &str, cert: &Path, key: &Path) -> String {
         )
 }
 
-/// The lines of one `[[ca]]` table (to add it to, or keep it out of, a configuration).
+/// The lines of one `[[ca]]` table as [`common::write_config`] writes it by default (to add it
+/// to, or take it out of, a configuration).
 fn ca_table(ca: &str) -> String {
     let c = pki().cas.iter().find(|c| c.id == ca).expect("known CA");
     format!(
-        "[[ca]]\nid = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nocsp_cert = \"{}\"\nocsp_key = \"{}\"\n",
+        "[[ca]]\nid = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nocsp_cert = \"{}\"\nocsp_key = \"{}\"\naccept_unregistered_revocations = true\n",
         c.id,
         c.cert.display(),
         c.key.display(),
@@ -344,7 +345,7 @@ fn a_ca_that_does_not_load_is_left_out_and_the_others_serve() {
     common::seed(&config);
 
     // `vigie check` names every problem and fails.
-    let check = Command::new(env!("CARGO_BIN_EXE_vigie"))
+    let check = common::vigie()
         .args(["check", "--config"])
         .arg(&config)
         .output()

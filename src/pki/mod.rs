@@ -645,14 +645,6 @@ impl CaRegistry {
         CaRegistry::load(&config.cas, config.pkcs11.as_ref(), now)
     }
 
-    /// Refuses a registry where two CAs have the same issuer name hash and key hash (a renewed
-    /// CA certificate configured under a second id): OCSP requests could not tell them apart
-    /// (RFC 6960 §4.1.1). Checked at start, by `vigie check` and at reload, which refuse the
-    /// whole configuration. The message names both CAs.
-    pub fn refuse_ambiguous(&self) -> Result<(), String> {
-        ambiguity::refuse_ambiguous(&self.cas).map_err(|e| e.message)
-    }
-
     /// The configured CAs that did not load, with why.
     pub fn problems(&self) -> &[CaProblem] {
         &self.down
@@ -661,6 +653,12 @@ impl CaRegistry {
     /// Why the CA with this id did not load, if it is configured and did not.
     pub fn problem(&self, id: &str) -> Option<&CaProblem> {
         self.down.iter().find(|p| p.id.as_str() == id)
+    }
+
+    /// Refuses a registry where two CAs have the same issuer name hash and key hash
+    /// ([`ambiguity`]): the whole configuration is refused, at start and at reload.
+    pub fn refuse_ambiguous(&self) -> Result<(), Error> {
+        ambiguity::refuse_ambiguous(&self.cas)
     }
 
     /// The CA a CertID designates (RFC 6960 §4.1.1): both hashes must match.
