@@ -67,6 +67,8 @@ fn every_kind_of_api_error_is_a_valid_problem() {
         ApiError::Unauthorized,
         ApiError::Forbidden("replica".into()),
         ApiError::Unavailable("CRL expired".into()),
+        ApiError::UnknownCertificate("serial 1badc0ffee was never registered".into()),
+        ApiError::StoreUnavailable("No space left on device".into()),
         ApiError::Internal("detail not sent".into()),
     ];
     for e in &all {

@@ -83,8 +83,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad-request",
             ApiError::Unprocessable { .. } => "invalid-field",
             ApiError::Conflict(_) => "conflict",
-            // A path, so that the type ends with `/unknown-certificate` as issue 15 names it.
-            ApiError::UnknownCertificate(_) => "/problems/unknown-certificate",
+            ApiError::UnknownCertificate(_) => "unknown-certificate",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Unavailable(_) => "unavailable",
