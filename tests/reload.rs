@@ -605,6 +605,10 @@ fn reload_adds_removes_rolls_over_and_refuses_a_broken_configuration() {
     wait_until("aci-el-pp removed", Duration::from_secs(20), || {
         ocsp_status(&s, "aci-el-pp") == OcspResponseStatus::Unauthorized
     });
+    // Counted once the reload is complete (pre-signing restarted), moments after the swap.
+    wait_until("the SIGHUP reload counted", Duration::from_secs(20), || {
+        metric(&s, "vigie_config_reloads_total") >= 2.0
+    });
     assert_eq!(metric(&s, "vigie_config_reloads_total"), 2.0);
     assert_eq!(get(&s.url("/crl/aci-el-pp.crl")).0, 404);
 
