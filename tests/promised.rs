@@ -582,8 +582,14 @@ fn a_ca_without_a_valid_crl_answers_503_and_is_not_ready_while_others_serve() {
         "the problem is named: {problems}"
     );
     assert_eq!(entry(HEALTHY)["ready"], true, "{body}");
-    // `/readyz` itself: 503 today (every CA must be ready); issue 15 item 1 makes it 200 while
-    // healthy CAs serve, and `?strict=true` the one that is 503 while any CA is down.
+    // `/readyz` itself stays 200 while the healthy CAs serve (a load balancer must not drop
+    // them); `?strict=true` is the one that is 503 while any CA is down.
+    assert_eq!(
+        readyz.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&readyz.body)
+    );
     let strict = get(&s.admin_url("/readyz?strict=true"));
     assert_eq!(
         strict.status,
