@@ -264,8 +264,9 @@ fn an_expired_ocsp_signer_fails() {
             .contains("OCSP signer C=FR, O=ASIP-SANTE, CN=TEST OCSP SHORT-LIVED expires in 0 days"),
         "{table}"
     );
-    // Once expired: vigie never signs past its signer's notAfter (nextUpdate is capped by it),
-    // so it answers internalError, and the probe says so.
+    // Once expired: vigie never signs past its signer's notAfter (nextUpdate is capped by it);
+    // the CA is out of service like one whose signer did not load, so it answers unauthorized
+    // (issue 15, per-CA isolation), and the probe says so.
     while now().0 <= not_after + 1 {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
@@ -275,7 +276,7 @@ fn an_expired_ocsp_signer_fails() {
     assert!(
         table.lines().any(|l| l.contains("OCSP GET")
             && l.contains("PROBLEM")
-            && l.contains("response status InternalError")),
+            && l.contains("response status Unauthorized")),
         "{table}"
     );
     // The CRLs themselves are fine.
