@@ -27,11 +27,27 @@ struct CaReadiness {
     problems: Vec<String>,
 }
 
-/// `?strict=true` (or `1`): ready only when every configured CA is.
-fn strict(req: &HttpRequest) -> bool {
-    req.query_string()
+/// `?strict=true` (or `1`): ready only when every configured CA is. `false`, `0` or no
+/// `strict` is the default; any other value (or the parameter twice) is a 400, not a guess.
+fn strict(req: &HttpRequest) -> Result<bool, String> {
+    let mut values = req
+        .query_string()
         .split('&')
-        .any(|pair| matches!(pair.split_once('='), Some(("strict", "true" | "1"))))
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .filter(|(k, _)| *k == "strict")
+        .map(|(_, v)| v);
+    let value = match (values.next(), values.next()) {
+        (None, _) => return Ok(false),
+        (Some(v), None) => v,
+        (Some(_), Some(_)) => return Err("query parameter strict is given twice".into()),
+    };
+    match value {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        other => Err(format!(
+            "query parameter strict: {other:?} is not a boolean (true or false)"
+        )),
+    }
 }
 
 /// `GET /readyz`: each CA's readiness (`cas`, with the problems of those that are not: no valid
@@ -39,6 +55,14 @@ fn strict(req: &HttpRequest) -> bool {
 /// CA is ready — a load balancer must not drop the healthy CAs for one that is down — and
 /// 503 when none is; with `?strict=true`, 503 while any CA is not ready.
 pub async fn readyz(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let strict = match strict(&req) {
+        Ok(strict) => strict,
+        Err(message) => {
+            return actix_web::ResponseError::error_response(&super::error::ApiError::BadRequest(
+                message,
+            ));
+        }
+    };
     let now = state.clock.now();
     let crl = state.crl.readiness(now);
     let registry = state.responder.registry();
@@ -73,7 +97,7 @@ pub async fn readyz(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
         .replication
         .as_ref()
         .and_then(|r| r.readiness_problem());
-    let ready = if strict(&req) {
+    let ready = if strict {
         cas.iter().all(|c| c.ready)
     } else {
         cas.iter().any(|c| c.ready)

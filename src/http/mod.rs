@@ -105,8 +105,9 @@ async fn public_fallback(state: web::Data<AppState>, req: HttpRequest) -> HttpRe
         return ocsp::get(state, req, prefix).await;
     }
     match req.path() {
-        // `GET /ocsp/{request}` and `GET /{request}` are other resources.
-        "/ocsp" => method_not_allowed_allowing("POST"),
+        // `GET /ocsp/{request}` and `GET /{request}` are other resources; `GET /ocsp` itself
+        // (an empty request) is answered malformedRequest.
+        "/ocsp" => method_not_allowed_allowing("GET, POST"),
         "/" => method_not_allowed_allowing("GET, POST"),
         "/healthz" => method_not_allowed_allowing("GET"),
         path => actix_web::ResponseError::error_response(&ApiError::NotFound(format!(

@@ -270,6 +270,23 @@ pub struct Store {
     audit_id: AtomicU64,
     /// Whether writes go through, and why not ([`health`]).
     health: health::Health,
+    /// Whether [`Store::close`] ran (else dropping the store closes it).
+    closed: std::sync::atomic::AtomicBool,
+}
+
+/// A store dropped without [`Store::close`] — by an offline command (`vigie crl build`, `vigie
+/// import`, a test reading the store) — closes itself, so that its incarnation carries over
+/// and the stored answers stay valid. Not while panicking, and never after SIGKILL or a crash:
+/// then the next open starts a new incarnation.
+impl Drop for Store {
+    fn drop(&mut self) {
+        if self.closed.load(Ordering::Acquire) || std::thread::panicking() {
+            return;
+        }
+        if let Err(e) = self.close() {
+            tracing::warn!(error = %e, "the store could not be closed cleanly: its stored OCSP answers will be signed again");
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -370,6 +387,7 @@ impl Store {
             committed,
             audit_id,
             health: health::Health::default(),
+            closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -931,7 +949,9 @@ impl Store {
     /// open keeps it ([`maker`]).
     pub fn close(&self) -> Result<(), Error> {
         self.flush()?;
-        maker::mark_clean(&self.db, self.incarnation)
+        maker::mark_clean(&self.db, self.incarnation)?;
+        self.closed.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Flushes memtables and syncs the WAL (on shutdown).
