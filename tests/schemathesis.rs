@@ -4,15 +4,10 @@
 //! listener, and fails on any 5xx, any answer the spec does not allow (status, media type,
 //! headers, body schema), or any invalid request accepted.
 //!
-//! schemathesis runs from a Python virtual environment: `.ci/run` makes it (pinned version) and
-//! exports its directory as `SCHEMATHESIS_VENV`; on a workstation:
-//!
-//! ```text
-//! python3 -m venv /opt/vigie-venv && /opt/vigie-venv/bin/pip install schemathesis==4.32.5 hypothesis==6.130.12
-//! SCHEMATHESIS_VENV=/opt/vigie-venv cargo test --release --test schemathesis
-//! ```
-//!
-//! Without it the test fails (it is never skipped). The number of examples per operation is
+//! schemathesis runs from a Python virtual environment with pinned versions ([`PINS`]): the one
+//! named by `SCHEMATHESIS_VENV`, or else one the test makes itself under the target directory on
+//! its first run (Debian's `python3-venv`, and PyPI). Without python3-venv or PyPI the test fails
+//! (it is never skipped). The number of examples per operation is
 //! bounded and the seed fixed, so a run stays well under two minutes and a failure can be
 //! reproduced with the command the test prints.
 
@@ -29,23 +24,65 @@ const MAX_EXAMPLES: &str = "25";
 /// Fixed, so CI runs are reproducible; change it to explore further.
 const SEED: &str = "15";
 
+/// The pinned versions. hypothesis is held at 6.130.12: later ones `ast.parse` whole modules,
+/// which trips CPython 3.11's "AST constructor recursion depth mismatch" under hypothesis's
+/// raised recursion limit.
+const PINS: [&str; 2] = ["schemathesis==4.32.5", "hypothesis==6.130.12"];
+
+/// The schemathesis executable: from `SCHEMATHESIS_VENV` when set, else from a virtual
+/// environment this test makes once (Debian's `python3 -m venv`, then `pip install` of [`PINS`])
+/// under the target directory, remade when the pins change.
 fn schemathesis() -> PathBuf {
-    let venv = std::env::var_os("SCHEMATHESIS_VENV").unwrap_or_else(|| {
-        panic!(
-            "SCHEMATHESIS_VENV is not set: it names the Python virtual environment holding \
-             schemathesis (.ci/run creates it). On a workstation: python3 -m venv /opt/vigie-venv \
-             && /opt/vigie-venv/bin/pip install schemathesis==4.32.5 hypothesis==6.130.12, then \
-             SCHEMATHESIS_VENV=/opt/vigie-venv cargo test --release --test schemathesis"
-        )
-    });
-    let bin = Path::new(&venv).join("bin/schemathesis");
+    let venv = match std::env::var_os("SCHEMATHESIS_VENV") {
+        Some(v) => PathBuf::from(v),
+        None => provision(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("schemathesis-venv")),
+    };
+    let bin = venv.join("bin/schemathesis");
     assert!(
         bin.is_file(),
-        "{} does not exist: SCHEMATHESIS_VENV must be a virtual environment with schemathesis \
-         installed (pip install schemathesis==4.32.5 hypothesis==6.130.12)",
-        bin.display()
+        "{} does not exist: SCHEMATHESIS_VENV must be a virtual environment with {} installed",
+        bin.display(),
+        PINS.join(" ")
     );
     bin
+}
+
+/// Makes (or reuses) the virtual environment at `dir`; one test thread at a time.
+fn provision(dir: &Path) -> PathBuf {
+    static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = ONCE.lock().unwrap_or_else(|p| p.into_inner());
+    let stamp = dir.join("vigie-pins");
+    let wanted = PINS.join(" ");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        return dir.to_path_buf();
+    }
+    let started = Instant::now();
+    let status = Command::new("python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(dir)
+        .status()
+        .expect("python3 (Debian: apt-get install python3-venv) makes the schemathesis venv");
+    assert!(
+        status.success(),
+        "python3 -m venv {} failed: install python3-venv",
+        dir.display()
+    );
+    let status = Command::new(dir.join("bin/pip"))
+        .args(["install", "-q", "--disable-pip-version-check"])
+        .args(PINS)
+        .status()
+        .expect("pip of the new virtual environment");
+    assert!(
+        status.success(),
+        "pip install {wanted} failed (it needs PyPI, or set SCHEMATHESIS_VENV to a venv holding them)"
+    );
+    std::fs::write(&stamp, &wanted).expect("write the pins stamp");
+    eprintln!(
+        "schemathesis venv made in {} ({:.0?})",
+        dir.display(),
+        started.elapsed()
+    );
+    dir.to_path_buf()
 }
 
 fn run(spec: &str, base: &str, extra: &[&str]) {
