@@ -11,7 +11,10 @@
 //! fewer than `background_threads` are already running background jobs. So a request after a
 //! revocation waits at most for the signatures already under way, never behind a backlog, and
 //! live requests keep `threads − background_threads` threads for themselves
-//! (`[ocsp] presign_share`).
+//! (`[ocsp] presign_share`) while they come. Idle capacity is not wasted: when no live job has
+//! been queued for [`LIVE_QUIET`], every thread may take background jobs (a node that has just
+//! started pre-signs 10⁶ answers on all its cores), and the next live job waits at most for the
+//! background signatures under way before the share applies again.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -20,6 +23,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 type Job = Box<dyn FnOnce() + Send>;
+
+/// How long without a live job before background jobs may use every thread.
+pub const LIVE_QUIET: Duration = Duration::from_millis(50);
 
 /// The pool refused: all threads busy and the lane's queue full (or the pool is shutting down).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -43,7 +49,20 @@ struct Queues {
     live: VecDeque<Job>,
     background: VecDeque<Job>,
     running_background: usize,
+    /// When the last live job was queued.
+    last_live: Option<Instant>,
     closed: bool,
+}
+
+impl Queues {
+    /// Whether a free thread may take a background job now.
+    fn background_allowed(&self, share: usize, quiet: Duration, now: Instant) -> bool {
+        self.running_background < share
+            || (self.live.is_empty()
+                && self
+                    .last_live
+                    .is_none_or(|t| now.saturating_duration_since(t) >= quiet))
+    }
 }
 
 struct Shared {
@@ -54,6 +73,8 @@ struct Shared {
     room: Condvar,
     live_capacity: usize,
     background_capacity: usize,
+    /// [`LIVE_QUIET`] (shorter or longer in tests).
+    live_quiet: Duration,
     background_threads: usize,
     /// `vigie_ocsp_signing_queue`: live jobs waiting for a thread.
     queued: metrics::Gauge,
@@ -111,6 +132,12 @@ impl SigningPool {
     /// `threads` threads, at most `queue` live jobs waiting, at most
     /// [`background_threads`]`(threads, share)` threads on background jobs at once.
     pub fn with_share(threads: usize, queue: usize, share: f64) -> SigningPool {
+        SigningPool::with_quiet(threads, queue, share, LIVE_QUIET)
+    }
+
+    /// [`SigningPool::with_share`], background jobs taking every thread after `quiet` without a
+    /// live job.
+    fn with_quiet(threads: usize, queue: usize, share: f64, quiet: Duration) -> SigningPool {
         let threads = threads.max(1);
         let background = background_threads(threads, share);
         let shared = Arc::new(Shared {
@@ -123,8 +150,10 @@ impl SigningPool {
                 g.set(0.0);
                 g
             },
-            background_capacity: 2 * background,
+            // Enough to feed every thread when they all pre-sign (see LIVE_QUIET).
+            background_capacity: 2 * threads,
             background_threads: background,
+            live_quiet: quiet,
         });
         let workers = (0..threads)
             .map(|i| {
@@ -154,6 +183,7 @@ impl SigningPool {
             return Err(Busy);
         }
         q.live.push_back(job);
+        q.last_live = Some(Instant::now());
         self.shared.queued.set(q.live.len() as f64);
         drop(q);
         self.shared.work.notify_one();
@@ -248,7 +278,7 @@ fn job<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> (Job, onesh
 }
 
 /// A worker: the oldest urgent job, else the oldest live one, else a background one while the
-/// background share is not used up.
+/// background share is not used up or no live job came for [`LIVE_QUIET`].
 fn work(shared: &Shared) {
     let mut q = shared.lock();
     loop {
@@ -257,7 +287,7 @@ fn work(shared: &Shared) {
         } else if let Some(j) = q.live.pop_front() {
             shared.queued.set(q.live.len() as f64);
             (j, false)
-        } else if q.running_background < shared.background_threads
+        } else if q.background_allowed(shared.background_threads, shared.live_quiet, Instant::now())
             && let Some(j) = q.background.pop_front()
         {
             q.running_background += 1;
@@ -265,6 +295,14 @@ fn work(shared: &Shared) {
             (j, true)
         } else if q.closed {
             return;
+        } else if !q.background.is_empty() {
+            // Background work waits for the share or for the live lane to go quiet.
+            q = shared
+                .work
+                .wait_timeout(q, shared.live_quiet)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+            continue;
         } else {
             q = shared.work.wait(q).unwrap_or_else(|p| p.into_inner());
             continue;
@@ -375,7 +413,9 @@ mod tests {
         assert_eq!(background_threads(1, 0.5), 1);
         assert_eq!(background_threads(4, 0.25), 1);
         assert_eq!(background_threads(4, 1.0), 4);
-        let pool = SigningPool::with_share(2, 16, 0.5);
+        let pool = SigningPool::with_quiet(2, 16, 0.5, Duration::from_secs(3600));
+        // Live work came (and will for the next hour, as far as the pool knows).
+        assert_eq!(pool.try_run(|| 1).expect("room").blocking_recv(), Ok(1));
         // A background job that waits: the share (one thread) is used up.
         let (hold, wait) = mpsc::channel::<()>();
         let (started_tx, started) = mpsc::channel::<()>();
@@ -404,6 +444,60 @@ mod tests {
         hold.send(()).expect("listening");
         first.blocking_recv().expect("ran");
         second.blocking_recv().expect("ran");
+    }
+
+    #[test]
+    fn idle_threads_presign_until_live_work_comes() {
+        let quiet = Duration::from_millis(500);
+        let pool = SigningPool::with_quiet(2, 16, 0.5, quiet);
+        // No live job yet: both threads take background jobs.
+        let holds: Vec<_> = (0..2)
+            .map(|_| {
+                let (hold, wait) = mpsc::channel::<()>();
+                (hold, wait)
+            })
+            .collect();
+        let (started_tx, started) = mpsc::channel::<()>();
+        let mut running = Vec::new();
+        let mut releases = Vec::new();
+        for (hold, wait) in holds {
+            let started_tx = started_tx.clone();
+            running.push(
+                pool.run_background(
+                    move || {
+                        let _ = started_tx.send(());
+                        let _ = wait.recv();
+                    },
+                    || false,
+                )
+                .expect("room"),
+            );
+            releases.push(hold);
+        }
+        for _ in 0..2 {
+            started
+                .recv_timeout(Duration::from_secs(5))
+                .expect("both threads pre-sign while no request needs them");
+        }
+        assert_eq!(pool.depths().running_background, 2);
+        // A live job waits only for a background job to end, then the share applies again.
+        let live = pool.try_run(|| 7).expect("room");
+        let queued = pool.run_background(|| (), || false).expect("room");
+        releases.remove(0).send(()).expect("listening");
+        assert_eq!(live.blocking_recv(), Ok(7));
+        assert_eq!(
+            pool.depths().running_background,
+            1,
+            "right after a live job, the share holds"
+        );
+        // Quiet again: the queued job runs beside the one still held.
+        queued
+            .blocking_recv()
+            .expect("ran once the live lane went quiet");
+        drop(releases);
+        for rx in running {
+            rx.blocking_recv().expect("ran");
+        }
     }
 
     #[test]
