@@ -46,6 +46,7 @@ else
 fi
 
 WORK=${WORK:-$(mktemp -d)}
+mkdir -p "$WORK"
 SERVER=""
 cleanup() {
   if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; fi
