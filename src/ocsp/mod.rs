@@ -795,6 +795,29 @@ impl Responder {
         Ok(SignedResponse::unique(der, times, label))
     }
 
+    /// A response for one CertID without nonce, signed on the calling thread (the refresher,
+    /// pre-signing): its DER and its times.
+    fn sign_single_now(
+        &self,
+        ca: &Ca,
+        signer: &OcspSigner,
+        cert_id: CertIdDer<'_>,
+        status: SingleStatus,
+        extended_revoke: bool,
+        now: UnixTime,
+    ) -> Result<(Vec<u8>, Times), Error> {
+        let times = self.times(ca, signer, now)?;
+        let tbs = response::tbs_response_data(
+            signer,
+            &[(cert_id, status)],
+            times,
+            None,
+            extended_revoke,
+        )?;
+        let signature = sign_timed(signer, &tbs).map_err(signing_error)?;
+        Ok((response::assemble(signer, &tbs, &signature)?, times))
+    }
+
     fn times(&self, ca: &Ca, signer: &OcspSigner, now: UnixTime) -> Result<Times, Error> {
         let this_update = now.minus(self.backdate);
         // Never promise past the signer certificate's own end.
@@ -812,12 +835,7 @@ impl Responder {
         let signing = Arc::clone(signer);
         let rx = self
             .pool
-            .try_run(move || {
-                let start = Instant::now();
-                let signature = signing.signer.sign(&tbs);
-                metrics::histogram!(m::OCSP_SIGNING_SECONDS).record(start.elapsed().as_secs_f64());
-                signature.map(|s| (tbs, s))
-            })
+            .try_run(move || sign_timed(&signing, &tbs).map(|s| (tbs, s)))
             .map_err(|_| Error::TryLater)?;
         let (tbs, signature) = rx
             .await
@@ -908,18 +926,8 @@ impl Responder {
         let label = status.label();
         let now = self.clock.now();
         let signer = Arc::clone(ca.signer_at(now));
-        let times = self.times(ca, &signer, now)?;
-        let tbs = response::tbs_response_data(
-            &signer,
-            &[(cert_id, status)],
-            times,
-            None,
-            extended_revoke,
-        )?;
-        let start = Instant::now();
-        let signature = signer.signer.sign(&tbs).map_err(signing_error)?;
-        metrics::histogram!(m::OCSP_SIGNING_SECONDS).record(start.elapsed().as_secs_f64());
-        let der = response::assemble(&signer, &tbs, &signature)?;
+        let (der, times) =
+            self.sign_single_now(ca, &signer, cert_id, status, extended_revoke, now)?;
         let fresh = StoredResponse {
             version: stored.version,
             produced_at: times.produced_at,
@@ -957,6 +965,15 @@ impl Responder {
 }
 
 /// Counts a refused rationed signature.
+/// Signs `tbs` on the calling thread, counted in `vigie_ocsp_signing_seconds` (every signature
+/// is: on request, in the background, pre-signed).
+fn sign_timed(signer: &OcspSigner, tbs: &[u8]) -> Result<Vec<u8>, crate::signer::Error> {
+    let start = Instant::now();
+    let signature = signer.signer.sign(tbs);
+    metrics::histogram!(m::OCSP_SIGNING_SECONDS).record(start.elapsed().as_secs_f64());
+    signature
+}
+
 fn rationed(refused: ration::Refused, outcome: &'static str) {
     metrics::counter!(m::OCSP_RATIONED, "limit" => refused.label(), "outcome" => outcome)
         .increment(1);

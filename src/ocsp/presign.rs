@@ -32,7 +32,7 @@ use der::asn1::{AnyRef, IntRef, OctetStringRef};
 use der::{Decode, Encode};
 
 use super::der_types::CertIdDer;
-use super::{CachedResponse, Error, Responder, cache_key, response, status_of};
+use super::{CachedResponse, Error, Responder, cache_key, status_of};
 use crate::metrics as m;
 use crate::model::{CaId, EventKind, Serial, UnixTime};
 use crate::pki::{Ca, HashAlg};
@@ -161,23 +161,8 @@ impl Responder {
         let cert_id_der = cert_id_der(ca, variant, serial)?;
         let cert_id =
             CertIdDer::from_der(&cert_id_der).map_err(|e| Error::Internal(e.to_string()))?;
-        let times = self.times(ca, &signer, now)?;
-        let tbs = response::tbs_response_data(
-            &signer,
-            &[(cert_id, status)],
-            times,
-            None,
-            extended_revoke,
-        )?;
-        let started = std::time::Instant::now();
-        let signature = signer
-            .signer
-            .sign(&tbs)
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        // Every signature counts in the signing latency, the pre-signed ones too.
-        metrics::histogram!(crate::metrics::OCSP_SIGNING_SECONDS)
-            .record(started.elapsed().as_secs_f64());
-        let der = response::assemble(&signer, &tbs, &signature)?;
+        let (der, times) =
+            self.sign_single_now(ca, &signer, cert_id, status, extended_revoke, now)?;
         let fresh = StoredResponse {
             version,
             produced_at: times.produced_at,
