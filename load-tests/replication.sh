@@ -92,8 +92,10 @@ run_load() { # LABEL ARGS...
     label=$1
     shift
     echo "== $label: vigie-load $*" | tee "$OUT/$label.txt"
+    echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/$label.txt"
     "$LOAD" "$@" --demo-dir "$W/demo" -d "$DUR" --warmup 2s -q --out "$OUT/$label" --label "$label" \
         >>"$OUT/$label.txt" 2>&1 || { echo "(exit $?)" >>"$OUT/$label.txt"; }
+    echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/$label.txt"
     cat "$OUT/$label.txt"
 }
 
