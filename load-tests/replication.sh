@@ -6,6 +6,9 @@
 # (result.json, terminal output) lands in OUT.
 #
 #   load-tests/replication.sh OUT [DURATION]     # DURATION of each run, default 10s
+#   PRESIGN=false load-tests/replication.sh OUT   # every node with [[ca]] presign = false: the
+#                                                 # ingest figures without the two RSA signatures
+#                                                 # pre-signing adds per registered certificate
 #
 # Runs, in order:
 #   ingest-alone-single / ingest-alone-batch100      durable ingest, vigie alone (reference)
@@ -62,6 +65,12 @@ cat "$OUT/environment.txt"
 "$VIGIE" demo --dir "$W/demo" --no-serve --ca-bits 2048 \
     --listen 127.0.0.1:18080 --admin-listen 127.0.0.1:18081 >"$W/demo.txt"
 cp -a "$W/demo/data" "$W/alone-data"
+# The reference keeps its own population file: what it registers is not on the writer.
+cp -a "$W/demo" "$W/demo-alone"
+if [ "${PRESIGN:-true}" = false ]; then
+    sed -i '/^\[\[ca\]\]/a presign = false' "$W/demo/vigie.toml"
+    echo "every [[ca]] with presign = false" >>"$OUT/environment.txt"
+fi
 
 # A node's configuration: the demo's, with its own listeners, store and published directory.
 node_config() { # NAME PUBLIC ADMIN REPLICATION-TOML
@@ -91,9 +100,11 @@ start_vigie() { # NAME
 run_load() { # LABEL ARGS...
     label=$1
     shift
+    demo=$W/demo
+    case $label in *-alone-*) demo=$W/demo-alone ;; esac
     echo "== $label: vigie-load $*" | tee "$OUT/$label.txt"
     echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/$label.txt"
-    "$LOAD" "$@" --demo-dir "$W/demo" -d "$DUR" --warmup 2s -q --out "$OUT/$label" --label "$label" \
+    "$LOAD" "$@" --demo-dir "$demo" -d "$DUR" --warmup 2s -q --out "$OUT/$label" --label "$label" \
         >>"$OUT/$label.txt" 2>&1 || { echo "(exit $?)" >>"$OUT/$label.txt"; }
     echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/$label.txt"
     cat "$OUT/$label.txt"

@@ -68,6 +68,11 @@ const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// How long the writer keeps trying to reach JetStream at start-up.
 const START_PATIENCE: Duration = Duration::from_secs(30);
 
+/// How long reading the stream's state may take. JetStream requests wait up to five seconds
+/// for an answer; while the stream elects a new leader they get none, so a shorter wait, then
+/// a new try, resumes publication soon after the election rather than up to five seconds later.
+const RESYNC_WAIT: Duration = Duration::from_millis(1500);
+
 /// Pause before reading the stream again after it failed to answer.
 const RETRY: Duration = Duration::from_millis(250);
 
@@ -659,7 +664,14 @@ impl Outbox {
             if *stop.borrow() {
                 return;
             }
-            let mut synced = match self.resync().await {
+            let resync = tokio::time::timeout(RESYNC_WAIT, self.resync())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::JetStream(format!(
+                        "the stream's state was not read within {RESYNC_WAIT:?}"
+                    )))
+                });
+            let mut synced = match resync {
                 Ok(s) => s,
                 Err(e @ Error::Fenced(_)) => {
                     self.shared.set_problem(e.to_string());
