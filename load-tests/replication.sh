@@ -17,6 +17,7 @@
 #   visibility-replicas                              revocation acknowledged -> revoked on BOTH replicas
 #   ocsp-one-replica / ocsp-two-replicas             cached OCSP GET on one replica, on both at once
 #   ocsp-nginx                                       the same through nginx (cache hit rate from its log)
+#   ocsp-two-replicas-zipf / ocsp-nginx-zipf         skewed popularity, directly and through nginx
 #
 # Needs: target/release/vigie and target/release/vigie-load (cargo build --release --all-targets),
 # nats-server, nginx.
@@ -190,3 +191,22 @@ run_load ocsp-nginx ocsp --method get --url http://127.0.0.1:18088 -c 32 \
     echo "nginx cache statuses over the whole ocsp-nginx run (warm-up included), from its access log:"
     awk '{print $1}' "$N/access.log" | sort | uniq -c
 } | tee "$OUT/nginx-cache-status.txt"
+
+# Skewed popularity (zipf:1, as relying parties ask about a few certificates far more than the
+# rest): both replicas directly (reference), then through nginx, its cache emptied first.
+run_load ocsp-two-replicas-zipf ocsp --method get --url http://127.0.0.1:18082,http://127.0.0.1:18084 \
+    -c 32 --distribution zipf:1
+kill "$(cat "$N/nginx.pid")"
+sleep 1
+rm -rf "$N/cache" && mkdir -p "$N/cache"
+: >"$N/access.log"
+nginx -p "$N" -e "$N/error.log" -c "$N/nginx.conf" &
+PIDS="$PIDS $!"
+wait_http http://127.0.0.1:18088/readyz
+: >"$N/access.log"
+run_load ocsp-nginx-zipf ocsp --method get --url http://127.0.0.1:18088 -c 32 --distribution zipf:1 \
+    --server-pid "$PID_r1" --server-pid "$PID_r2"
+{
+    echo "nginx cache statuses over the whole ocsp-nginx-zipf run (warm-up included; the cache was empty at its start), from its access log:"
+    awk '{print $1}' "$N/access.log" | sort | uniq -c
+} | tee "$OUT/nginx-cache-status-zipf.txt"
