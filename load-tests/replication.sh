@@ -18,6 +18,7 @@
 #   ocsp-one-replica / ocsp-two-replicas             cached OCSP GET on one replica, on both at once
 #   ocsp-nginx                                       the same through nginx (cache hit rate from its log)
 #   ocsp-two-replicas-zipf / ocsp-nginx-zipf         skewed popularity, directly and through nginx
+#   ocsp-nginx-zipf-warm                             through nginx again, its cache warm
 #
 # Needs: target/release/vigie and target/release/vigie-load (cargo build --release --all-targets),
 # nats-server, nginx.
@@ -210,3 +211,11 @@ run_load ocsp-nginx-zipf ocsp --method get --url http://127.0.0.1:18088 -c 32 --
     echo "nginx cache statuses over the whole ocsp-nginx-zipf run (warm-up included; the cache was empty at its start), from its access log:"
     awk '{print $1}' "$N/access.log" | sort | uniq -c
 } | tee "$OUT/nginx-cache-status-zipf.txt"
+# The same again, the cache now warm (what a front that has been running sees).
+: >"$N/access.log"
+run_load ocsp-nginx-zipf-warm ocsp --method get --url http://127.0.0.1:18088 -c 32 --distribution zipf:1 \
+    --server-pid "$PID_r1" --server-pid "$PID_r2"
+{
+    echo "nginx cache statuses over the whole ocsp-nginx-zipf-warm run (warm-up included; the cache kept what ocsp-nginx-zipf put in it), from its access log:"
+    awk '{print $1}' "$N/access.log" | sort | uniq -c
+} | tee "$OUT/nginx-cache-status-zipf-warm.txt"
