@@ -265,7 +265,14 @@ fn nats_cluster(dir: &Path) -> Nats {
     for (i, (port, cport)) in ports.iter().enumerate() {
         let log = std::fs::File::create(dir.join(format!("nats-{i}.log"))).expect("log");
         let child = Command::new(NATS_SERVER)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-n", &format!("n{i}")])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-n",
+                &format!("n{i}"),
+            ])
             .args(["-js", "-sd"])
             .arg(dir.join(format!("nats-{i}")))
             .args(["--cluster_name", "vigie-bench", "--cluster"])
@@ -289,8 +296,15 @@ fn http_stream(pki: &DemoPki, work: &Path) {
     for (name, clients, batch) in [("single-event", clients, 1), ("batched", clients, batch)] {
         let mut rates = Vec::new();
         for stream in [false, true] {
-            let label = if stream { "writer, ack=stream" } else { "vigie alone" };
-            let dir = work.join(format!("{name}-{}", if stream { "stream" } else { "alone" }));
+            let label = if stream {
+                "writer, ack=stream"
+            } else {
+                "vigie alone"
+            };
+            let dir = work.join(format!(
+                "{name}-{}",
+                if stream { "stream" } else { "alone" }
+            ));
             std::fs::create_dir_all(&dir).expect("dir");
             let nats = stream.then(|| nats_cluster(&dir));
             let extra = nats.as_ref().map_or(String::new(), |n| {

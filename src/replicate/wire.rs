@@ -192,7 +192,7 @@ mod tests {
             },
         };
         let bytes = encode(&m);
-        assert_eq!(decode::<StreamMessage>(&bytes), Ok(m));
+        assert_eq!(decode::<StreamMessage>(&bytes), Ok(m.clone()));
         let mut other = bytes.clone();
         other[0] = 9;
         assert!(decode::<StreamMessage>(&other).is_err());
