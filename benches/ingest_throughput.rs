@@ -5,7 +5,14 @@
 //! cargo bench --bench ingest_throughput                 # both HTTP scenarios, then import
 //! cargo bench --bench ingest_throughput -- http         # only the HTTP scenarios
 //! cargo bench --bench ingest_throughput -- import       # only the import
+//! cargo bench --bench ingest_throughput -- http-stream  # vigie alone, then a writer with
+//!                                                       # [replication] ack = "stream" (issue 12)
 //! ```
+//!
+//! `http-stream` runs each HTTP scenario twice in a row: vigie alone (the reference), then a
+//! writer publishing to a JetStream stream of three replicas on three `nats-server` nodes it
+//! starts on loopback (Debian's `/usr/sbin/nats-server`), every answer waiting for the stream's
+//! acknowledgement.
 //!
 //! Environment: `VIGIE_BENCH_SECS` (per scenario, default 10), `VIGIE_BENCH_CLIENTS` (default 32),
 //! `VIGIE_BENCH_BATCH` (default 100), `VIGIE_BENCH_IMPORT_LINES` (default 1 000 000),
@@ -36,6 +43,10 @@ fn env_or(name: &str, default: u64) -> u64 {
 }
 
 fn config(dir: &Path, pki: &DemoPki) -> PathBuf {
+    config_with(dir, pki, "")
+}
+
+fn config_with(dir: &Path, pki: &DemoPki, extra: &str) -> PathBuf {
     let mut text = format!(
         "[public]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken_sha256 = [\"{}\"]\n[store]\npath = \"{}\"\n",
         hex::encode(openssl::sha::sha256(TOKEN.as_bytes())),
@@ -52,6 +63,7 @@ fn config(dir: &Path, pki: &DemoPki) -> PathBuf {
             ca.ocsp_key.display()
         ));
     }
+    text.push_str(extra);
     let path = dir.join("vigie.toml");
     std::fs::write(&path, text).expect("config written");
     path
@@ -212,6 +224,121 @@ fn http(pki: &DemoPki, work: &Path) {
     }
 }
 
+const NATS_SERVER: &str = "/usr/sbin/nats-server";
+
+/// Three `nats-server` nodes with JetStream on loopback, killed on drop.
+struct Nats {
+    children: Vec<Child>,
+    urls: Vec<String>,
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn nats_cluster(dir: &Path) -> Nats {
+    assert!(
+        Path::new(NATS_SERVER).exists(),
+        "{NATS_SERVER} is missing: apt-get install nats-server"
+    );
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let routes: Vec<String> = ports
+        .iter()
+        .map(|(_, c)| format!("nats://127.0.0.1:{c}"))
+        .collect();
+    let mut nats = Nats {
+        children: Vec::new(),
+        urls: Vec::new(),
+    };
+    for (i, (port, cport)) in ports.iter().enumerate() {
+        let log = std::fs::File::create(dir.join(format!("nats-{i}.log"))).expect("log");
+        let child = Command::new(NATS_SERVER)
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-n",
+                &format!("n{i}"),
+            ])
+            .args(["-js", "-sd"])
+            .arg(dir.join(format!("nats-{i}")))
+            .args(["--cluster_name", "vigie-bench", "--cluster"])
+            .arg(format!("nats://127.0.0.1:{cport}"))
+            .args(["--routes", &routes.join(",")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("nats-server starts");
+        nats.children.push(child);
+        nats.urls.push(format!("nats://127.0.0.1:{port}"));
+    }
+    nats
+}
+
+/// Each HTTP scenario against vigie alone, then against a writer with `ack = "stream"`.
+fn http_stream(pki: &DemoPki, work: &Path) {
+    let secs = env_or("VIGIE_BENCH_SECS", 10);
+    let clients = env_or("VIGIE_BENCH_CLIENTS", 32);
+    let batch = env_or("VIGIE_BENCH_BATCH", 100);
+    for (name, clients, batch) in [("single-event", clients, 1), ("batched", clients, batch)] {
+        let mut rates = Vec::new();
+        for stream in [false, true] {
+            let label = if stream {
+                "writer, ack=stream"
+            } else {
+                "vigie alone"
+            };
+            let dir = work.join(format!(
+                "{name}-{}",
+                if stream { "stream" } else { "alone" }
+            ));
+            std::fs::create_dir_all(&dir).expect("dir");
+            let nats = stream.then(|| nats_cluster(&dir));
+            let extra = nats.as_ref().map_or(String::new(), |n| {
+                format!(
+                    "[replication]\nrole = \"writer\"\nnode_id = \"bench\"\nnats = [{}]\nstream_replicas = 3\nack = \"stream\"\n",
+                    n.urls
+                        .iter()
+                        .map(|u| format!("\"{u}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            });
+            let cfg = config_with(&dir, pki, &extra);
+            let server = serve(&cfg, &dir.join("stderr.log"));
+            let _ = run(&server.admin, clients, batch, 1);
+            let (n, requests, elapsed, p50, p99) = run(&server.admin, clients, batch, secs);
+            let rate = n as f64 / elapsed.as_secs_f64();
+            rates.push(rate);
+            println!(
+                "ingest {name:12} {label:18}: {clients} clients x {batch}/request: {rate:>8.0} revocations/s durable ({requests} requests in {:.1} s, latency p50 {:.1} ms, p99 {:.1} ms)",
+                elapsed.as_secs_f64(),
+                p50.as_secs_f64() * 1e3,
+                p99.as_secs_f64() * 1e3,
+            );
+            drop(server);
+            drop(nats);
+        }
+        println!(
+            "ingest {name:12} writer/alone: {:.2}",
+            rates[1] / rates[0].max(1.0)
+        );
+    }
+}
+
 /// Writes an index.txt of `lines` lines: 90 % V, 8 % R (every OpenSSL reason form), 2 % E.
 pub fn generate_index(path: &Path, lines: u64) {
     let mut out =
@@ -311,6 +438,9 @@ fn main() {
     );
     if want("http") {
         http(&pki, work.path());
+    }
+    if args.iter().any(|a| a == "http-stream") {
+        http_stream(&pki, work.path());
     }
     if want("import") {
         import(&pki, work.path());

@@ -6,6 +6,9 @@
 # (result.json, terminal output) lands in OUT.
 #
 #   load-tests/replication.sh OUT [DURATION]     # DURATION of each run, default 10s
+#   PRESIGN=false load-tests/replication.sh OUT   # every node with [[ca]] presign = false: the
+#                                                 # ingest figures without the two RSA signatures
+#                                                 # pre-signing adds per registered certificate
 #
 # Runs, in order:
 #   ingest-alone-single / ingest-alone-batch100      durable ingest, vigie alone (reference)
@@ -14,6 +17,8 @@
 #   visibility-replicas                              revocation acknowledged -> revoked on BOTH replicas
 #   ocsp-one-replica / ocsp-two-replicas             cached OCSP GET on one replica, on both at once
 #   ocsp-nginx                                       the same through nginx (cache hit rate from its log)
+#   ocsp-two-replicas-zipf / ocsp-nginx-zipf         skewed popularity, directly and through nginx
+#   ocsp-nginx-zipf-warm                             through nginx again, its cache warm
 #
 # Needs: target/release/vigie and target/release/vigie-load (cargo build --release --all-targets),
 # nats-server, nginx.
@@ -62,6 +67,12 @@ cat "$OUT/environment.txt"
 "$VIGIE" demo --dir "$W/demo" --no-serve --ca-bits 2048 \
     --listen 127.0.0.1:18080 --admin-listen 127.0.0.1:18081 >"$W/demo.txt"
 cp -a "$W/demo/data" "$W/alone-data"
+# The reference keeps its own population file: what it registers is not on the writer.
+cp -a "$W/demo" "$W/demo-alone"
+if [ "${PRESIGN:-true}" = false ]; then
+    sed -i '/^\[\[ca\]\]/a presign = false' "$W/demo/vigie.toml"
+    echo "every [[ca]] with presign = false" >>"$OUT/environment.txt"
+fi
 
 # A node's configuration: the demo's, with its own listeners, store and published directory.
 node_config() { # NAME PUBLIC ADMIN REPLICATION-TOML
@@ -91,9 +102,13 @@ start_vigie() { # NAME
 run_load() { # LABEL ARGS...
     label=$1
     shift
+    demo=$W/demo
+    case $label in *-alone-*) demo=$W/demo-alone ;; esac
     echo "== $label: vigie-load $*" | tee "$OUT/$label.txt"
-    "$LOAD" "$@" --demo-dir "$W/demo" -d "$DUR" --warmup 2s -q --out "$OUT/$label" --label "$label" \
+    echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/$label.txt"
+    "$LOAD" "$@" --demo-dir "$demo" -d "$DUR" --warmup 2s -q --out "$OUT/$label" --label "$label" \
         >>"$OUT/$label.txt" 2>&1 || { echo "(exit $?)" >>"$OUT/$label.txt"; }
+    echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/$label.txt"
     cat "$OUT/$label.txt"
 }
 
@@ -177,3 +192,30 @@ run_load ocsp-nginx ocsp --method get --url http://127.0.0.1:18088 -c 32 \
     echo "nginx cache statuses over the whole ocsp-nginx run (warm-up included), from its access log:"
     awk '{print $1}' "$N/access.log" | sort | uniq -c
 } | tee "$OUT/nginx-cache-status.txt"
+
+# Skewed popularity (zipf:1, as relying parties ask about a few certificates far more than the
+# rest): both replicas directly (reference), then through nginx, its cache emptied first.
+run_load ocsp-two-replicas-zipf ocsp --method get --url http://127.0.0.1:18082,http://127.0.0.1:18084 \
+    -c 32 --distribution zipf:1
+kill "$(cat "$N/nginx.pid")"
+sleep 1
+rm -rf "$N/cache" && mkdir -p "$N/cache"
+: >"$N/access.log"
+nginx -p "$N" -e "$N/error.log" -c "$N/nginx.conf" &
+PIDS="$PIDS $!"
+wait_http http://127.0.0.1:18088/readyz
+: >"$N/access.log"
+run_load ocsp-nginx-zipf ocsp --method get --url http://127.0.0.1:18088 -c 32 --distribution zipf:1 \
+    --server-pid "$PID_r1" --server-pid "$PID_r2"
+{
+    echo "nginx cache statuses over the whole ocsp-nginx-zipf run (warm-up included; the cache was empty at its start), from its access log:"
+    awk '{print $1}' "$N/access.log" | sort | uniq -c
+} | tee "$OUT/nginx-cache-status-zipf.txt"
+# The same again, the cache now warm (what a front that has been running sees).
+: >"$N/access.log"
+run_load ocsp-nginx-zipf-warm ocsp --method get --url http://127.0.0.1:18088 -c 32 --distribution zipf:1 \
+    --server-pid "$PID_r1" --server-pid "$PID_r2"
+{
+    echo "nginx cache statuses over the whole ocsp-nginx-zipf-warm run (warm-up included; the cache kept what ocsp-nginx-zipf put in it), from its access log:"
+    awk '{print $1}' "$N/access.log" | sort | uniq -c
+} | tee "$OUT/nginx-cache-status-zipf-warm.txt"

@@ -3,9 +3,11 @@
 //! this starts.
 //!
 //! - [`writer`]: the writer's outbox publisher. The local event log is the outbox: every event,
-//!   once durable locally, is published to the stream with `Nats-Msg-Id = <ca>/<sequence>`
-//!   (JetStream drops duplicates) and `Nats-Expected-Last-Subject-Sequence` (JetStream refuses a
-//!   message from a writer whose view of the stream is not the stream's: fencing). Every CRL the
+//!   once durable locally, is published to the stream — the events a CA committed while its
+//!   previous message awaited acknowledgement in one message — with `Nats-Msg-Id =
+//!   <ca>/<sequence of the last event>` (JetStream drops duplicates) and
+//!   `Nats-Expected-Last-Subject-Sequence` (JetStream refuses a message from a writer whose
+//!   view of the stream is not the stream's: fencing). Every CRL the
 //!   writer publishes follows, as bytes. A heartbeat goes out every second.
 //! - [`replica`]: a durable consumer per replica (`node_id`) that applies each message once,
 //!   writing the applied stream position in the same RocksDB batch as the change; events keep

@@ -113,6 +113,12 @@ impl Applier {
                     }
                     events_end = seq;
                 }
+                StreamMessage::Events { ca, events: more } => {
+                    if self.cas.contains(&ca) {
+                        events.extend(more.into_iter().map(|e| (ca.clone(), e)));
+                    }
+                    events_end = seq;
+                }
                 other => {
                     if events_end > 0 {
                         self.commit_events(&mut events, events_end)?;
@@ -152,7 +158,7 @@ impl Applier {
     fn apply_other(&mut self, seq: u64, message: StreamMessage) -> Result<bool, Error> {
         let position = seq.to_be_bytes();
         match message {
-            StreamMessage::Event { .. } => Ok(false),
+            StreamMessage::Event { .. } | StreamMessage::Events { .. } => Ok(false),
             StreamMessage::Fence { .. } => {
                 self.store.put_global_meta(&[(APPLIED, &position)])?;
                 Ok(true)

@@ -5,7 +5,7 @@
 //!
 //! | subject | message | `Nats-Msg-Id` |
 //! |---|---|---|
-//! | `S.events.<ca>` | one [`Event`] of the CA's log | `<ca>/<sequence>` |
+//! | `S.events.<ca>` | consecutive [`Event`]s of the CA's log | `<ca>/<sequence of the last>` |
 //! | `S.crl.<ca>` | a piece of a CRL with its record | `<ca>/crl/<number>/<piece>` |
 //! | `S.writer` | a writer's claim on the stream | `claim/<node_id>/<previous claim>` |
 //! | `S.events.<ca>`, `S.crl.<ca>` | a new writer's fence after its claim | `fence/<claim>/<subject>` |
@@ -47,7 +47,8 @@ pub enum StreamMessage {
         /// subject, the last CRL number complete on the stream.
         last: u64,
     },
-    /// One event of a CA's log, with its origin sequence number and time.
+    /// One event of a CA's log, with its origin sequence number and time (what writers
+    /// published before events were grouped; still applied).
     Event {
         /// The CA.
         ca: CaId,
@@ -66,6 +67,15 @@ pub enum StreamMessage {
         pieces: u32,
         /// The DER bytes of this piece.
         bytes: Vec<u8>,
+    },
+    /// Consecutive events of a CA's log (at least one), with their origin sequence numbers
+    /// and times: every event the writer committed while the previous message on the subject
+    /// awaited its acknowledgement.
+    Events {
+        /// The CA.
+        ca: CaId,
+        /// The events, in sequence order.
+        events: Vec<Event>,
     },
 }
 
@@ -88,6 +98,11 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
             .expect("postcard encodes plain structs into a Vec without failure"),
     );
     out
+}
+
+/// Length of a value once encoded (without the format octet).
+pub fn encoded_len<T: Serialize>(value: &T) -> usize {
+    postcard::experimental::serialized_size(value).unwrap_or(usize::MAX / 2)
 }
 
 /// Decodes what [`encode`] made.
@@ -177,12 +192,28 @@ mod tests {
             },
         };
         let bytes = encode(&m);
-        assert_eq!(decode::<StreamMessage>(&bytes), Ok(m));
+        assert_eq!(decode::<StreamMessage>(&bytes), Ok(m.clone()));
         let mut other = bytes.clone();
         other[0] = 9;
         assert!(decode::<StreamMessage>(&other).is_err());
         assert!(decode::<StreamMessage>(&[]).is_err());
         assert_eq!(Subjects::new("VIGIE").events(&ca), "VIGIE.events.aci~el");
         assert_eq!(event_id(&ca, 7), "aci.el/7");
+        let StreamMessage::Event { event, .. } = m else {
+            unreachable!("built above")
+        };
+        let mut next = event.clone();
+        next.seq = 8;
+        let grouped = StreamMessage::Events {
+            ca,
+            events: vec![event, next],
+        };
+        let bytes = encode(&grouped);
+        assert_eq!(decode::<StreamMessage>(&bytes), Ok(grouped.clone()));
+        let StreamMessage::Events { events, .. } = &grouped else {
+            unreachable!("built above")
+        };
+        assert_eq!(bytes.len(), 1 + encoded_len(&grouped));
+        assert!(encoded_len(&events[0]) < bytes.len() / 2);
     }
 }

@@ -14,22 +14,31 @@
 //!    sequence = what it read), so a previous writer still running is refused on its next
 //!    message, and catches up once more with what such a writer may have slipped in between.
 //!
-//! Publishing (a task): each round reads what the stream lacks — events after the CA's last
-//! event on the stream, then CRLs after the last complete one, whose events are all on the
-//! stream — and publishes it pipelined, each message with `Nats-Msg-Id` and the
-//! `Nats-Expected-Last-Subject-Sequence` it predicts (messages of one connection are stored in
-//! the order sent, so the stream sequence of each is known in advance). Any failure or surprise
-//! (timeout, refused expectation, duplicate) makes the next round read the stream's state again
-//! ([`Outbox::resync`]): the stream, not memory, says what was published. A claim by another
-//! node found there stops the writer: it refuses writes from then on. The heartbeat task
-//! publishes, every second, the last sequence acknowledged.
+//! Publishing (a task, [`Outbox::pump`]): woken by every commit of the store, it sends on each
+//! subject with nothing in flight the next message the stream lacks — on a CA's events subject
+//! every event committed after the last one on the stream, grouped in one message whose
+//! `Nats-Msg-Id` is `<ca>/<sequence of its last event>`; on its CRL subject the next piece of
+//! the next CRL whose events are all on the stream — each with
+//! `Nats-Expected-Last-Subject-Sequence` = the subject's last message, acknowledged. A
+//! clustered stream checks that expectation against what it has already stored, so only one
+//! message per subject can be in flight; grouping the events committed meanwhile keeps an
+//! ingest answer at about one JetStream round trip whatever the rate. Any failure (timeout,
+//! refused expectation) makes the publisher wait for what is still in flight, then read the
+//! stream's state again ([`Outbox::resync`]): the stream, not memory, says what was published.
+//! A claim by another node found there stops the writer: it refuses writes from then on. The
+//! heartbeat task publishes, every second, on core NATS (not on the stream), the last sequence
+//! acknowledged.
 
 use std::collections::HashMap;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage as Publish;
+use async_nats::jetstream::publish::PublishAck;
 use async_nats::jetstream::stream::{self, LastRawMessageErrorKind, StorageType};
 use bytes::Bytes;
 
@@ -41,35 +50,67 @@ use crate::crl::Publisher;
 use crate::model::CaId;
 use crate::store::Store;
 
-/// Most messages published in one round.
-const ROUND: usize = 2000;
+/// Most events carried by one message.
+const EVENTS_PER_MESSAGE: usize = 2000;
+
+/// Most bytes of events carried by one message (NATS servers allow 1 MiB by default).
+const EVENT_BYTES_PER_MESSAGE: usize = 512 << 10;
+
+/// How long a publication waits for its acknowledgement before the stream is read again.
+const ACK_WAIT: Duration = Duration::from_secs(5);
+
+/// How often the publisher looks at the store without being woken (CRLs published, retries).
+const TICK: Duration = Duration::from_millis(250);
+
+/// How often, at most, the resume position is saved.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
 
 /// How long the writer keeps trying to reach JetStream at start-up.
 const START_PATIENCE: Duration = Duration::from_secs(30);
 
+/// How long reading the stream's state may take. JetStream requests wait up to five seconds
+/// for an answer; while the stream elects a new leader they get none, so a shorter wait, then
+/// a new try, resumes publication soon after the election rather than up to five seconds later.
+const RESYNC_WAIT: Duration = Duration::from_millis(1500);
+
+/// Pause before reading the stream again after it failed to answer.
+const RETRY: Duration = Duration::from_millis(250);
+
 /// What the stream holds, as last read from it and advanced by acknowledged publications.
 #[derive(Debug, Default)]
 struct Synced {
-    /// Predicted stream sequence of the next message.
-    next_seq: u64,
     /// Stream sequence of the last message per subject.
     subject_last: HashMap<String, u64>,
     /// Last event sequence on the stream, per CA.
     events: HashMap<CaId, u64>,
     /// Last CRL number complete on the stream, per CA.
     crls: HashMap<CaId, u64>,
+    /// Next CRL piece to send, per CA: (number, piece); a CRL is sent again from its first
+    /// piece after the stream was read (the pieces already there are dropped as duplicates).
+    crl_next: HashMap<CaId, (u64, u32)>,
 }
 
 enum Effect {
-    Event(CaId, u64),
-    Crl(CaId, u64),
-    None,
+    Events(CaId, u64),
+    CrlPiece {
+        ca: CaId,
+        number: u64,
+        piece: u32,
+        pieces: u32,
+    },
 }
 
 struct Outgoing {
     subject: String,
     id: String,
     payload: Vec<u8>,
+    effect: Effect,
+}
+
+/// A message sent, awaiting its acknowledgement: at most one per subject.
+struct InFlight {
+    subject: String,
+    ack: Pin<Box<dyn Future<Output = Result<PublishAck, Error>> + Send>>,
     effect: Effect,
 }
 
@@ -280,6 +321,9 @@ impl Outbox {
         let events = self.subjects.events(ca);
         let (seq, last) = match last_on(&self.stream, &events).await? {
             Some((seq, StreamMessage::Event { event, .. })) => (seq, event.seq),
+            Some((seq, StreamMessage::Events { events, .. })) => {
+                (seq, events.last().map_or(0, |e| e.seq))
+            }
             Some((seq, StreamMessage::Fence { last, .. })) => (seq, last),
             Some((seq, _)) => (seq, 0),
             None => (0, 0),
@@ -329,10 +373,7 @@ impl Outbox {
                 )));
             }
         }
-        let mut synced = Synced {
-            next_seq: info.state.last_sequence + 1,
-            ..Synced::default()
-        };
+        let mut synced = Synced::default();
         synced
             .subject_last
             .insert(self.subjects.writer(), self.claim);
@@ -355,132 +396,250 @@ impl Outbox {
         Ok(synced)
     }
 
-    /// What the stream lacks, up to [`ROUND`] messages.
-    fn pending(&self, synced: &Synced) -> Result<Vec<Outgoing>, Error> {
-        let mut out = Vec::new();
-        for ca in &self.cas {
-            let from = synced.events.get(ca).copied().unwrap_or(0);
-            for event in self.store.events_after(ca, from).take(ROUND) {
-                let event = event?;
-                let seq = event.seq;
-                out.push(Outgoing {
-                    subject: self.subjects.events(ca),
-                    id: wire::event_id(ca, seq),
-                    payload: wire::encode(&StreamMessage::Event {
-                        ca: ca.clone(),
-                        event,
-                    }),
-                    effect: Effect::Event(ca.clone(), seq),
-                });
+    /// The CA's events the stream lacks, in one message: every event after the last one on
+    /// the stream, up to [`EVENTS_PER_MESSAGE`] events or [`EVENT_BYTES_PER_MESSAGE`] bytes.
+    /// Its `Nats-Msg-Id` is `<ca>/<sequence>` of its last event.
+    fn next_events(&self, synced: &Synced, ca: &CaId) -> Result<Option<Outgoing>, Error> {
+        let from = synced.events.get(ca).copied().unwrap_or(0);
+        let mut events = Vec::new();
+        let mut bytes = 0;
+        for event in self.store.events_after(ca, from).take(EVENTS_PER_MESSAGE) {
+            let event = event?;
+            bytes += wire::encoded_len(&event);
+            if bytes > EVENT_BYTES_PER_MESSAGE && !events.is_empty() {
+                break;
             }
+            events.push(event);
         }
-        for ca in &self.cas {
-            let on_stream = synced.events.get(ca).copied().unwrap_or(0);
-            let latest = self.publisher.latest_number(ca)?;
-            let mut n = synced.crls.get(ca).copied().unwrap_or(0) + 1;
-            while n <= latest && out.len() < ROUND {
-                if let Some(p) = self.publisher.by_number(ca.as_str(), n)? {
-                    // A CRL follows the events it reflects.
-                    if p.record.watermark > on_stream {
-                        break;
-                    }
-                    let pieces: Vec<&[u8]> = p.der.chunks(CRL_PIECE_BYTES).collect();
-                    let count = pieces.len() as u32;
-                    for (i, bytes) in pieces.into_iter().enumerate() {
-                        let i = i as u32;
-                        out.push(Outgoing {
-                            subject: self.subjects.crl(ca),
-                            id: format!("{ca}/crl/{n}/{i}"),
-                            payload: wire::encode(&StreamMessage::CrlPiece {
-                                ca: ca.clone(),
-                                record: p.record.clone(),
-                                piece: i,
-                                pieces: count,
-                                bytes: bytes.to_vec(),
-                            }),
-                            effect: if i + 1 == count {
-                                Effect::Crl(ca.clone(), n)
-                            } else {
-                                Effect::None
-                            },
-                        });
-                    }
-                }
-                n += 1;
-            }
-        }
-        Ok(out)
+        let Some(last) = events.last().map(|e| e.seq) else {
+            return Ok(None);
+        };
+        Ok(Some(Outgoing {
+            subject: self.subjects.events(ca),
+            id: wire::event_id(ca, last),
+            payload: wire::encode(&StreamMessage::Events {
+                ca: ca.clone(),
+                events,
+            }),
+            effect: Effect::Events(ca.clone(), last),
+        }))
     }
 
-    /// One round: publishes what is pending. `Ok(true)` if something was published, an error
-    /// when the stream must be read again.
-    async fn round(&self, synced: &mut Synced) -> Result<bool, Error> {
-        let outgoing = self.pending(synced)?;
-        if outgoing.is_empty() {
-            return Ok(false);
+    /// The next piece of the CA's next CRL the stream lacks, once the stream holds every
+    /// event that CRL reflects (a CRL follows its events).
+    fn next_crl_piece(&self, synced: &Synced, ca: &CaId) -> Result<Option<Outgoing>, Error> {
+        let on_stream = synced.events.get(ca).copied().unwrap_or(0);
+        let latest = self.publisher.latest_number(ca)?;
+        let complete = synced.crls.get(ca).copied().unwrap_or(0);
+        let (mut n, mut piece) = synced
+            .crl_next
+            .get(ca)
+            .copied()
+            .filter(|(n, _)| *n > complete)
+            .unwrap_or((complete + 1, 0));
+        while n <= latest {
+            let Some(p) = self.publisher.by_number(ca.as_str(), n)? else {
+                (n, piece) = (n + 1, 0);
+                continue;
+            };
+            if p.record.watermark > on_stream {
+                return Ok(None);
+            }
+            let pieces = p.der.len().div_ceil(CRL_PIECE_BYTES).max(1) as u32;
+            let Some(bytes) = p.der.chunks(CRL_PIECE_BYTES).nth(piece as usize) else {
+                (n, piece) = (n + 1, 0);
+                continue;
+            };
+            return Ok(Some(Outgoing {
+                subject: self.subjects.crl(ca),
+                id: format!("{ca}/crl/{n}/{piece}"),
+                payload: wire::encode(&StreamMessage::CrlPiece {
+                    ca: ca.clone(),
+                    record: p.record.clone(),
+                    piece,
+                    pieces,
+                    bytes: bytes.to_vec(),
+                }),
+                effect: Effect::CrlPiece {
+                    ca: ca.clone(),
+                    number: n,
+                    piece,
+                    pieces,
+                },
+            }));
         }
-        let mut sent = Vec::with_capacity(outgoing.len());
-        let mut failure = None;
-        for o in outgoing {
-            let expected = synced.subject_last.get(&o.subject).copied().unwrap_or(0);
-            let predicted = synced.next_seq;
-            let publish = Publish::build()
-                .payload(Bytes::from(o.payload))
-                .message_id(o.id)
-                .expected_last_subject_sequence(expected);
-            match self.js.send_publish(o.subject.clone(), publish).await {
-                Ok(ack) => {
-                    synced.subject_last.insert(o.subject, predicted);
-                    synced.next_seq += 1;
-                    sent.push((ack, predicted, o.effect));
-                }
-                Err(e) => {
-                    failure = Some(js_err(e));
-                    break;
+        Ok(None)
+    }
+
+    /// Sends one message with `Nats-Msg-Id` and the expected last subject sequence (the
+    /// stream sequence of the subject's last message, acknowledged: nothing else of this
+    /// writer is in flight on that subject). The acknowledgement is awaited by the caller,
+    /// before [`ACK_WAIT`] from now.
+    async fn send(&self, synced: &Synced, o: Outgoing) -> Result<InFlight, Error> {
+        let expected = synced.subject_last.get(&o.subject).copied().unwrap_or(0);
+        let publish = Publish::build()
+            .payload(Bytes::from(o.payload))
+            .message_id(o.id)
+            .expected_last_subject_sequence(expected);
+        let deadline = tokio::time::Instant::now() + ACK_WAIT;
+        let ack = self
+            .js
+            .send_publish(o.subject.clone(), publish)
+            .await
+            .map_err(js_err)?;
+        let ack = Box::pin(async move {
+            match tokio::time::timeout_at(deadline, ack.into_future()).await {
+                Ok(Ok(a)) => Ok(a),
+                Ok(Err(e)) if e.kind() == PublishErrorKind::WrongLastSequence => Err(
+                    Error::JetStream(format!("expected last subject sequence refused ({e})")),
+                ),
+                Ok(Err(e)) => Err(js_err(e)),
+                Err(_) => Err(Error::JetStream(format!(
+                    "no acknowledgement within {ACK_WAIT:?}"
+                ))),
+            }
+        });
+        Ok(InFlight {
+            subject: o.subject,
+            ack,
+            effect: o.effect,
+        })
+    }
+
+    /// Takes one acknowledgement into account: what the message carries is on the stream (a
+    /// duplicate was stored before, and is not stored again: the subject's last message does
+    /// not change). Returns the message's stream sequence.
+    fn settle(
+        &self,
+        synced: &mut Synced,
+        f: InFlight,
+        ack: Result<PublishAck, Error>,
+    ) -> Result<u64, Error> {
+        let a = ack?;
+        if !a.duplicate {
+            synced.subject_last.insert(f.subject, a.sequence);
+        }
+        match f.effect {
+            Effect::Events(ca, last) => {
+                synced.events.insert(ca.clone(), last);
+                self.shared.set_acked(&ca, last);
+            }
+            Effect::CrlPiece {
+                ca,
+                number,
+                piece,
+                pieces,
+            } => {
+                if piece + 1 >= pieces {
+                    synced.crls.insert(ca.clone(), number);
+                    synced.crl_next.insert(ca, (number + 1, 0));
+                } else {
+                    synced.crl_next.insert(ca, (number, piece + 1));
                 }
             }
         }
-        let mut last_ok = 0;
-        for (ack, predicted, effect) in sent {
-            match ack.await {
-                Ok(a) => {
-                    match effect {
-                        Effect::Event(ca, seq) => {
-                            synced.events.insert(ca.clone(), seq);
-                            self.shared.set_acked(&ca, seq);
-                        }
-                        Effect::Crl(ca, n) => {
-                            synced.crls.insert(ca, n);
-                        }
-                        Effect::None => {}
-                    }
-                    if a.sequence != predicted || a.duplicate {
-                        failure.get_or_insert(Error::JetStream(format!(
-                            "stored as message {} (duplicate: {}), expected {predicted}",
-                            a.sequence, a.duplicate
-                        )));
-                        break;
-                    }
-                    last_ok = a.sequence;
-                }
-                Err(e) => {
-                    failure.get_or_insert(if e.kind() == PublishErrorKind::WrongLastSequence {
-                        Error::Fenced(e.to_string())
+        Ok(a.sequence)
+    }
+
+    /// After a failure: waits for what is still in flight (each until its own deadline) so
+    /// that the stream, read again next, holds everything this writer will ever see stored,
+    /// and takes the successes into account.
+    async fn drain(&self, synced: &mut Synced, in_flight: &mut Vec<InFlight>) {
+        for mut f in in_flight.drain(..) {
+            let ack = f.ack.as_mut().await;
+            let _ = self.settle(synced, f, ack);
+        }
+    }
+
+    /// Publishes continuously. Woken by every commit, it sends on each subject that has
+    /// nothing in flight the next message the stream lacks (a CA's events: all those
+    /// committed since the last message, in one message), and on each acknowledgement the
+    /// next one. One message in flight per subject: a clustered stream checks the expected
+    /// last subject sequence against what it has stored, so a second message on the same
+    /// subject sent before the first is stored would be refused. Returns `Ok` when told to
+    /// stop, an error when the stream must be read again.
+    async fn pump(
+        &self,
+        synced: &mut Synced,
+        committed: &mut tokio::sync::broadcast::Receiver<crate::store::Committed>,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), Error> {
+        let mut in_flight: Vec<InFlight> = Vec::new();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut position_saved = self.shared.applied_sequence();
+        let mut position = position_saved;
+        let mut saved_at = tokio::time::Instant::now();
+        loop {
+            if *stop.borrow() {
+                return Ok(());
+            }
+            for ca in &self.cas {
+                for events in [true, false] {
+                    let subject = if events {
+                        self.subjects.events(ca)
                     } else {
-                        js_err(e)
-                    });
-                    break;
+                        self.subjects.crl(ca)
+                    };
+                    if in_flight.iter().any(|f| f.subject == subject) {
+                        continue;
+                    }
+                    let next = if events {
+                        self.next_events(synced, ca)?
+                    } else {
+                        self.next_crl_piece(synced, ca)?
+                    };
+                    let Some(o) = next else { continue };
+                    match self.send(synced, o).await {
+                        Ok(f) => in_flight.push(f),
+                        Err(e) => {
+                            self.drain(synced, &mut in_flight).await;
+                            return Err(e);
+                        }
+                    }
                 }
             }
-        }
-        if last_ok > 0 {
-            self.store
-                .put_global_meta(&[(APPLIED, &last_ok.to_be_bytes())])?;
-            self.shared.on_applied(last_ok);
-        }
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(true),
+            tokio::select! {
+                biased;
+                _ = stop.changed() => return Ok(()),
+                (i, ack) = std::future::poll_fn(|cx| {
+                    for (i, f) in in_flight.iter_mut().enumerate() {
+                        if let Poll::Ready(ack) = f.ack.as_mut().poll(cx) {
+                            return Poll::Ready((i, ack));
+                        }
+                    }
+                    Poll::Pending
+                }), if !in_flight.is_empty() => {
+                    let f = in_flight.swap_remove(i);
+                    match self.settle(synced, f, ack) {
+                        Ok(seq) => {
+                            position = position.max(seq);
+                            self.shared.on_applied(seq);
+                        }
+                        Err(e) => {
+                            self.drain(synced, &mut in_flight).await;
+                            return Err(e);
+                        }
+                    }
+                }
+                r = committed.recv() => {
+                    if let Err(tokio::sync::broadcast::error::RecvError::Closed) = r {
+                        return Ok(());
+                    }
+                    // One look at the store covers every commit notified so far.
+                    while committed.try_recv().is_ok() {}
+                }
+                _ = tick.tick() => {}
+            }
+            // The writer's resume position is only where catching up starts (its own
+            // messages change nothing there): saved at most every `SAVE_EVERY`, off the
+            // path of ingest answers.
+            if position > position_saved && saved_at.elapsed() >= SAVE_EVERY {
+                self.store
+                    .put_global_meta(&[(APPLIED, &position.to_be_bytes())])?;
+                position_saved = position;
+                saved_at = tokio::time::Instant::now();
+            }
         }
     }
 
@@ -501,18 +660,18 @@ impl Outbox {
 
     async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut committed = self.store.subscribe();
-        let mut synced: Option<Synced> = None;
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if *stop.borrow() {
                 return;
             }
-            let state = match synced.take() {
-                Some(s) => Ok(s),
-                None => self.resync().await,
-            };
-            let mut state = match state {
+            let resync = tokio::time::timeout(RESYNC_WAIT, self.resync())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::JetStream(format!(
+                        "the stream's state was not read within {RESYNC_WAIT:?}"
+                    )))
+                });
+            let mut synced = match resync {
                 Ok(s) => s,
                 Err(e @ Error::Fenced(_)) => {
                     self.shared.set_problem(e.to_string());
@@ -521,30 +680,16 @@ impl Outbox {
                 Err(e) => {
                     tracing::warn!(error = %e, "replication stream unavailable; retrying");
                     tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(250)) => continue,
+                        _ = tokio::time::sleep(RETRY) => continue,
                         _ = stop.changed() => return,
                     }
                 }
             };
-            match self.round(&mut state).await {
-                Ok(true) => {
-                    synced = Some(state);
-                    continue;
-                }
-                Ok(false) => synced = Some(state),
+            match self.pump(&mut synced, &mut committed, &mut stop).await {
+                Ok(()) => return,
                 Err(e) => {
                     tracing::warn!(error = %e, "publication interrupted; reading the stream again");
-                    continue;
                 }
-            }
-            tokio::select! {
-                r = committed.recv() => {
-                    if let Err(tokio::sync::broadcast::error::RecvError::Closed) = r {
-                        return;
-                    }
-                }
-                _ = tick.tick() => {}
-                _ = stop.changed() => return,
             }
         }
     }
