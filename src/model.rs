@@ -34,9 +34,19 @@ impl UnixTime {
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.0.max(0) as u64)
     }
 
-    /// RFC 3339 form, e.g. `2026-11-30T12:00:00Z`.
+    /// RFC 3339 form, e.g. `2026-11-30T12:00:00Z`; a time RFC 3339 cannot write (after year
+    /// 9999) as `@<seconds since the epoch>`, never a panic (such times reach error messages).
     pub fn to_rfc3339(self) -> String {
-        humantime::format_rfc3339_seconds(self.to_system_time()).to_string()
+        use std::fmt::Write;
+        let mut out = String::new();
+        match write!(
+            out,
+            "{}",
+            humantime::format_rfc3339_seconds(self.to_system_time())
+        ) {
+            Ok(()) => out,
+            Err(_) => format!("@{}", self.0),
+        }
     }
 
     /// Parses an RFC 3339 timestamp (`2026-11-30T12:00:00Z`, fractions dropped).
@@ -394,6 +404,12 @@ pub struct Event {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn times_beyond_year_9999_print_without_panicking() {
+        assert_eq!(UnixTime(253_402_300_800).to_rfc3339(), "@253402300800");
+        assert_eq!(UnixTime(0).to_string(), "1970-01-01T00:00:00Z");
+    }
+
     use super::*;
 
     #[test]

@@ -308,7 +308,16 @@ fn work(shared: &Shared) {
             continue;
         };
         drop(q);
-        job();
+        // A job that panics must not take its thread with it: the pool would shrink until
+        // requests hang. Its requester sees the reply dropped (an internal error).
+        if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
+            let why = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %why, "a signing job panicked; the signing thread goes on");
+        }
         q = shared.lock();
         if background {
             q.running_background -= 1;
@@ -498,6 +507,17 @@ mod tests {
         for rx in running {
             rx.blocking_recv().expect("ran");
         }
+    }
+
+    #[test]
+    fn a_panicking_job_does_not_kill_its_thread() {
+        let pool = SigningPool::with_share(1, 4, 1.0);
+        let panicked = pool
+            .try_run(|| -> u8 { panic!("a job that fails badly") })
+            .expect("room");
+        assert!(panicked.blocking_recv().is_err(), "its reply is dropped");
+        let after = pool.try_run(|| 7).expect("room");
+        assert_eq!(after.blocking_recv(), Ok(7), "the only thread still works");
     }
 
     #[test]
