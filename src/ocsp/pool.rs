@@ -359,22 +359,37 @@ mod tests {
 
     /// Occupies every thread of `pool` until the returned sender is dropped or sent to.
     fn hold_all(pool: &SigningPool, threads: usize) -> Vec<mpsc::Sender<()>> {
+        hold(pool, Lane::Urgent, threads).0
+    }
+
+    /// Starts `n` jobs in `lane` that each hold a thread until their sender is dropped or sent
+    /// to, and waits until all are running; with their reply receivers.
+    fn hold(
+        pool: &SigningPool,
+        lane: Lane,
+        n: usize,
+    ) -> (Vec<mpsc::Sender<()>>, Vec<oneshot::Receiver<()>>) {
         let mut holds = Vec::new();
+        let mut replies = Vec::new();
         let (started_tx, started) = mpsc::channel::<()>();
-        for _ in 0..threads {
+        for _ in 0..n {
             let (hold, wait) = mpsc::channel::<()>();
             let started_tx = started_tx.clone();
-            pool.run_urgent(move || {
-                let _ = started_tx.send(());
-                let _ = wait.recv();
-            })
-            .expect("open");
+            replies.push(
+                pool.run(lane, move || {
+                    let _ = started_tx.send(());
+                    let _ = wait.recv();
+                })
+                .expect("open"),
+            );
             holds.push(hold);
         }
-        for _ in 0..threads {
-            started.recv().expect("a worker started");
+        for _ in 0..n {
+            started
+                .recv_timeout(Duration::from_secs(5))
+                .expect("a worker started its held job");
         }
-        holds
+        (holds, replies)
     }
 
     #[test]
@@ -460,34 +475,7 @@ mod tests {
         let quiet = Duration::from_millis(500);
         let pool = SigningPool::with_quiet(2, 16, 0.5, quiet);
         // No live job yet: both threads take background jobs.
-        let holds: Vec<_> = (0..2)
-            .map(|_| {
-                let (hold, wait) = mpsc::channel::<()>();
-                (hold, wait)
-            })
-            .collect();
-        let (started_tx, started) = mpsc::channel::<()>();
-        let mut running = Vec::new();
-        let mut releases = Vec::new();
-        for (hold, wait) in holds {
-            let started_tx = started_tx.clone();
-            running.push(
-                pool.run_background(
-                    move || {
-                        let _ = started_tx.send(());
-                        let _ = wait.recv();
-                    },
-                    || false,
-                )
-                .expect("room"),
-            );
-            releases.push(hold);
-        }
-        for _ in 0..2 {
-            started
-                .recv_timeout(Duration::from_secs(5))
-                .expect("both threads pre-sign while no request needs them");
-        }
+        let (mut releases, running) = hold(&pool, Lane::Background, 2);
         assert_eq!(pool.depths().running_background, 2);
         // A live job waits only for a background job to end, then the share applies again.
         let live = pool.try_run(|| 7).expect("room");
