@@ -77,11 +77,17 @@ impl FileSigner {
     /// bytes, or a DER ECDSA-Sig-Value (RFC 3279 §2.2.3).
     pub fn sign(&self, tbs: &[u8], pss: bool) -> Result<Vec<u8>, Error> {
         match (&self.ec, self.kind) {
+            // The digest through a hasher, not OpenSSL 3's one-shot SHA256()/SHA384(), which
+            // fetches the algorithm again on every call (`EVP_Q_digest`).
             (Some(ec), KeyKind::EcP256) => {
-                return Ok(EcdsaSig::sign(&openssl::sha::sha256(tbs), ec)?.to_der()?);
+                let mut h = openssl::sha::Sha256::new();
+                h.update(tbs);
+                return Ok(EcdsaSig::sign(&h.finish(), ec)?.to_der()?);
             }
             (Some(ec), KeyKind::EcP384) => {
-                return Ok(EcdsaSig::sign(&openssl::sha::sha384(tbs), ec)?.to_der()?);
+                let mut h = openssl::sha::Sha384::new();
+                h.update(tbs);
+                return Ok(EcdsaSig::sign(&h.finish(), ec)?.to_der()?);
             }
             _ => {}
         }
