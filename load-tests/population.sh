@@ -93,12 +93,14 @@ curl -sf "http://$ADMIN/readyz" >/dev/null || {
 }
 echo "ready after $(echo "$(date +%s.%N) - $STARTED" | bc) s" | tee "$OUT/ready.txt"
 
-# The pending count, every 5 s, until the pass for CA is complete.
+# The pending count and the server's resident memory, every 5 s, until the pass for CA is
+# complete.
 (
-  printf 'seconds\tpending\n'
+  printf 'seconds\tpending\trss_kib\n'
   while kill -0 "$SERVER" 2>/dev/null; do
-    printf '%s\t%s\n' "$(echo "$(date +%s.%N) - $STARTED" | bc)" \
-      "$(metric vigie_ocsp_presign_pending "ca=\"$CA\"")"
+    printf '%s\t%s\t%s\n' "$(echo "$(date +%s.%N) - $STARTED" | bc)" \
+      "$(metric vigie_ocsp_presign_pending "ca=\"$CA\"")" \
+      "$(awk '/^VmRSS/ { print $2 }' "/proc/$SERVER/status" 2>/dev/null)"
     grep -q "pass complete ca=$CA" "$OUT/server.log" && break
     sleep 5
   done
