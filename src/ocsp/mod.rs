@@ -153,9 +153,7 @@ impl SignedResponse {
     }
 
     fn new(der: Vec<u8>, times: Times, status: &'static str) -> SignedResponse {
-        let digest = openssl::hash::hash(openssl::hash::MessageDigest::sha256(), &der)
-            .map(|d| hex::encode(&d[..16]))
-            .unwrap_or_default();
+        let digest = hex::encode(&crate::pki::sha256(&der)[..16]);
         SignedResponse {
             der: Bytes::from(der),
             times,
@@ -1088,7 +1086,7 @@ mod tests {
         let payload = key.len()
             + r.der.len()
             + e.cert_id_der.len()
-            + 10
+            + e.serial.as_ref().map_or(0, |s| s.magnitude().len())
             + e.ca_id.as_str().len()
             + r.etag.len()
             + r.last_modified.len()

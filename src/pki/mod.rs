@@ -207,6 +207,15 @@ pub struct CaRegistry {
     down: Vec<CaProblem>,
 }
 
+/// SHA-256 of `data` through OpenSSL's hasher. On hot paths (an ECDSA signature, the ETag of an
+/// answer entering the cache) this replaces the one-shot `SHA256()` and `openssl::hash::hash`,
+/// which in OpenSSL 3 fetch the algorithm again on every call (`EVP_Q_digest`, `EVP_MD_fetch`).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut h = openssl::sha::Sha256::new();
+    h.update(data);
+    h.finish()
+}
+
 /// Reads a PEM or DER certificate.
 pub fn read_cert(path: &Path) -> Result<X509, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;

@@ -80,9 +80,7 @@ impl FileSigner {
             // The digest through a hasher, not OpenSSL 3's one-shot SHA256()/SHA384(), which
             // fetches the algorithm again on every call (`EVP_Q_digest`).
             (Some(ec), KeyKind::EcP256) => {
-                let mut h = openssl::sha::Sha256::new();
-                h.update(tbs);
-                return Ok(EcdsaSig::sign(&h.finish(), ec)?.to_der()?);
+                return Ok(EcdsaSig::sign(&crate::pki::sha256(tbs), ec)?.to_der()?);
             }
             (Some(ec), KeyKind::EcP384) => {
                 let mut h = openssl::sha::Sha384::new();
