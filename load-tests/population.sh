@@ -125,7 +125,7 @@ grep "pre-signing" "$OUT/server.log" | grep "ca=$CA" >"$OUT/presign.txt"
 tail -1 "$OUT/presign.txt"
 
 {
-  grep -E 'VmRSS|VmHWM' "/proc/$SERVER/status"
+  grep -E 'VmRSS|VmHWM|RssAnon|RssFile' "/proc/$SERVER/status"
   echo "store on disk (du -sb): $(du -sb "$DEMO/data" | cut -f1) bytes"
   du -sh "$DEMO/data"
   echo "answers pre-signed (background lane): $(metric vigie_ocsp_presigned_total "ca=\"$CA\",lane=\"background\"")"

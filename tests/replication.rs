@@ -913,21 +913,30 @@ fn a_backup_taken_under_load_restores_a_replica_that_catches_up() {
     let r1 = &c.replicas[0];
     let copied = std::sync::atomic::AtomicBool::new(false);
     let (during, sent) = std::thread::scope(|s| {
-        // Revocations ten at a time while the copy is made, and a few batches after it.
+        // Revocations ten at a time, paced, while the copy is made, and three batches after it.
+        // The last 100 serials are kept for after the copy, so that events follow the backup
+        // however long the copy takes on a slow machine.
         let load = s.spawn(|| {
-            let mut after_copy = 0;
+            let (during, reserve) = revoked.split_at(revoked.len() - 100);
             let mut sent = 0;
-            for batch in revoked.chunks(10) {
+            for batch in during.chunks(10) {
+                if copied.load(std::sync::atomic::Ordering::Acquire) {
+                    break;
+                }
                 revoke_all(&api, batch);
                 sent += batch.len();
-                if copied.load(std::sync::atomic::Ordering::Acquire) {
-                    after_copy += 1;
-                    if after_copy == 3 {
-                        break;
-                    }
-                }
+                std::thread::sleep(Duration::from_millis(20));
             }
-            sent
+            while !copied.load(std::sync::atomic::Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let mut after: Vec<&String> = during[sent..].iter().chain(reserve).collect();
+            after.truncate(30);
+            let after: Vec<String> = after.into_iter().cloned().collect();
+            for batch in after.chunks(10) {
+                revoke_all(&api, batch);
+            }
+            (sent, after)
         });
         std::thread::sleep(Duration::from_millis(200));
         let at = last_seq(r1);
@@ -942,7 +951,9 @@ fn a_backup_taken_under_load_restores_a_replica_that_catches_up() {
         copied.store(true, std::sync::atomic::Ordering::Release);
         ((at, after), load.join().expect("load thread"))
     });
+    let (sent, after) = sent;
     revoked.truncate(sent);
+    revoked.extend(after);
     let total = last_seq(&c.writer);
     assert!(
         during.1 > during.0 && total > during.1,
