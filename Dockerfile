@@ -1,6 +1,6 @@
 # Multi-stage build: compile the release binary, then run it on a slim Debian.
 FROM rust:1-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends clang libclang-dev pkg-config libssl-dev \
+RUN apt-get update && apt-get install -y --no-install-recommends clang libclang-dev make pkg-config libssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

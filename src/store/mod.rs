@@ -311,7 +311,12 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 impl Store {
     /// Opens (creating if needed) the store at `path` for these CAs.
     pub fn open(path: &Path, cas: &[CaId], options: &StoreOptions) -> Result<Store, Error> {
-        let cache = Cache::new_lru_cache(options.block_cache_bytes);
+        // HyperClockCache: lookups and inserts without a shard mutex. With answers spread over a
+        // store much larger than the cache, nearly every read inserts a block and evicts one;
+        // the LRU cache's shard locks, hash chains and list upkeep were ~7 % of the server's
+        // CPU in a uniform run over 10⁶ pre-signed answers. Entries are 4 KiB blocks and index
+        // or filter partitions of the same size.
+        let cache = Cache::new_hyper_clock_cache(options.block_cache_bytes, 4096);
         let cf_opts = |point_lookups: bool| {
             let mut bbo = BlockBasedOptions::default();
             bbo.set_block_cache(&cache);
@@ -650,9 +655,15 @@ impl Store {
         serial: &Serial,
         variant: u8,
     ) -> Result<Option<StoredResponse>, Error> {
+        // Not through the block cache: answers asked again are served from the responder's own
+        // cache, so an answer's block is rarely read twice, and over a population larger than
+        // the block cache each insert would evict what is read on every request — records,
+        // index and filter partitions.
+        let mut ro = ReadOptions::default();
+        ro.fill_cache(false);
         match self
             .db
-            .get_pinned_cf(self.cf(cf::OCSP), keys::ocsp(ca, serial, variant))?
+            .get_pinned_cf_opt(self.cf(cf::OCSP), keys::ocsp(ca, serial, variant), &ro)?
         {
             Some(v) => Ok(Some(maker::decode_response(&v)?)),
             None => Ok(None),
