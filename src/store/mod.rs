@@ -317,7 +317,7 @@ impl Store {
         // CPU in a uniform run over 10⁶ pre-signed answers. Entries are 4 KiB blocks and index
         // or filter partitions of the same size.
         let cache = Cache::new_hyper_clock_cache(options.block_cache_bytes, 4096);
-        let cf_opts = |point_lookups: bool| {
+        let cf_opts = |point_lookups: bool, mostly_hits: bool| {
             let mut bbo = BlockBasedOptions::default();
             bbo.set_block_cache(&cache);
             bbo.set_cache_index_and_filter_blocks(true);
@@ -335,6 +335,11 @@ impl Store {
             let mut o = Options::default();
             o.set_block_based_table_factory(&bbo);
             o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            // No filter in the last level, where nearly all data lies: a lookup that finds its
+            // key gains nothing from one, and every read of a stored answer is for a registered
+            // serial, which has one once pre-signed. (Records keep theirs: made-up serials are
+            // looked up there.)
+            o.set_optimize_filters_for_hits(mostly_hits);
             o
         };
         let mut db_opts = Options::default();
@@ -347,7 +352,7 @@ impl Store {
         db_opts.set_db_write_buffer_size(options.write_buffer_bytes);
         let descriptors = cf::ALL.iter().map(|name| {
             let point = matches!(*name, cf::CERTS | cf::OCSP);
-            ColumnFamilyDescriptor::new(*name, cf_opts(point))
+            ColumnFamilyDescriptor::new(*name, cf_opts(point, *name == cf::OCSP))
         });
         let db = DB::open_cf_descriptors(&db_opts, path, descriptors)?;
         let _ = std::fs::remove_dir_all(path.join(INGEST_DIR));
