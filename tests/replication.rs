@@ -912,7 +912,7 @@ fn a_backup_taken_under_load_restores_a_replica_that_catches_up() {
     let mut revoked: Vec<String> = serials.clone();
     let r1 = &c.replicas[0];
     let copied = std::sync::atomic::AtomicBool::new(false);
-    let (during, sent) = std::thread::scope(|s| {
+    let (during, (sent, after)) = std::thread::scope(|s| {
         // Revocations ten at a time, paced, while the copy is made, and three batches after it.
         // The last 100 serials are kept for after the copy, so that events follow the backup
         // however long the copy takes on a slow machine.
@@ -930,9 +930,12 @@ fn a_backup_taken_under_load_restores_a_replica_that_catches_up() {
             while !copied.load(std::sync::atomic::Ordering::Acquire) {
                 std::thread::sleep(Duration::from_millis(10));
             }
-            let mut after: Vec<&String> = during[sent..].iter().chain(reserve).collect();
-            after.truncate(30);
-            let after: Vec<String> = after.into_iter().cloned().collect();
+            let after: Vec<String> = during[sent..]
+                .iter()
+                .chain(reserve)
+                .take(30)
+                .cloned()
+                .collect();
             for batch in after.chunks(10) {
                 revoke_all(&api, batch);
             }
@@ -951,7 +954,6 @@ fn a_backup_taken_under_load_restores_a_replica_that_catches_up() {
         copied.store(true, std::sync::atomic::Ordering::Release);
         ((at, after), load.join().expect("load thread"))
     });
-    let (sent, after) = sent;
     revoked.truncate(sent);
     revoked.extend(after);
     let total = last_seq(&c.writer);
