@@ -576,7 +576,8 @@ fn the_refresher_resigns_stored_responses_and_drops_stale_ones() {
     assert_ne!(again, good, "the memory cache holds the re-signed response");
     assert_ne!(this_update(&again), this_update(&good));
 
-    // A status change makes the stored response stale: the refresher drops it.
+    // A status change deletes the stored response in its own write: the refresher no longer
+    // sees it, and the next request signs the new status.
     let ca = CaId::new("golden").expect("id");
     let serial = Serial::from_hex("1001").expect("hex");
     f.store
@@ -589,7 +590,15 @@ fn the_refresher_resigns_stored_responses_and_drops_stale_ones() {
             ingest::apply(tx, &ca, &serial, &Change::Revoke(hold))
         })
         .expect("held");
+    for variant in 0..8 {
+        assert_eq!(
+            f.store.ocsp_response(&ca, &serial, variant).expect("reads"),
+            None
+        );
+    }
     f.clock.advance(13 * 3600);
     let stats = f.responder.refresh_stored().expect("refresh runs");
-    assert_eq!((stats.seen, stats.resigned, stats.dropped), (2, 1, 1));
+    assert_eq!((stats.seen, stats.resigned, stats.dropped), (1, 1, 0));
+    let held = answer(&f, &request(&f, &["1001"], None));
+    verify_cli(&held, &["1001"], &["revoked"]);
 }

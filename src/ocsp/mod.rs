@@ -56,7 +56,7 @@ use crate::model::{
     UnknownSerialPolicy,
 };
 use crate::pki::{Ca, CaRegistry, OcspSigner};
-use crate::store::{Maker, Store, StoredResponse};
+use crate::store::{Maker, Store, StoredResponse, StoredStatus};
 
 /// Why a request got no signed answer. Each variant is one OCSP error status.
 #[derive(Debug, thiserror::Error)]
@@ -656,7 +656,9 @@ impl Responder {
         .await
     }
 
-    /// Reads the record, then serves the stored response if it is current, or signs one.
+    /// Serves the stored response if it is current, or signs one. A stored response that
+    /// carries its status is current by the store's rule (it follows its record: see
+    /// [`crate::store`]) and is served without reading the record; any other needs the record.
     /// `asked_by` is `Some(client address)` for a request (the stored response may serve; a
     /// stranger's signature is rationed for that client), `None` for a background re-signing.
     async fn fill(
@@ -670,28 +672,27 @@ impl Responder {
     ) -> Result<Arc<CachedResponse>, Error> {
         let use_stored = asked_by.is_some();
         let now = self.clock.now();
-        // Generation first, record second: a change committed in between moves the generation,
-        // and the entry made here is then never served.
+        // Generation first, store second: a change committed in between moves the generation,
+        // and the entry made here is then never served again.
         let generation = self.generation(ca, serial);
-        let record = match serial {
-            Some(s) => self.store.cert(&ca.id, s)?,
-            None => None,
-        };
-        let version = record.as_ref().map_or(0, |r| r.version);
-        let registered = record.is_some();
         let signer = Arc::clone(ca.signer_at(now));
         let maker = self.maker(ca, &signer);
-        if let (Some(s), true, true) = (serial, use_stored, registered)
-            && let Some(stored) = self.store.ocsp_response(&ca.id, s, variant)?
-            && stored.version == version
-            && maker.is(stored.maker)
-            && now < half_way(stored.produced_at, stored.next_update)
-            // Signed before the clock was set back: its thisUpdate would be in the future.
-            && stored.this_update <= now
-            && stored.produced_at <= now
-        {
+        let stored = match (serial, use_stored) {
+            (Some(s), true) => self
+                .store
+                .ocsp_response(&ca.id, s, variant)?
+                .filter(|stored| {
+                    maker.is(stored.maker)
+                        && now < half_way(stored.produced_at, stored.next_update)
+                        // Signed before the clock was set back: its thisUpdate would be in
+                        // the future.
+                        && stored.this_update <= now
+                        && stored.produced_at <= now
+                }),
+            _ => None,
+        };
+        let serve = |stored: StoredResponse, label: &'static str| {
             self.counters.store.increment(1);
-            let (status, _) = status_of(ca, record.as_ref());
             let times = Times {
                 produced_at: stored.produced_at,
                 this_update: stored.this_update,
@@ -700,15 +701,36 @@ impl Responder {
             let entry = CachedResponse::new(
                 stored.der,
                 times,
-                status.label(),
+                label,
                 generation,
                 (ca, &signer),
                 serial,
                 cert_id_der,
                 true,
             );
-            self.cache.insert(key, Arc::clone(&entry));
-            return Ok(entry);
+            self.cache.insert(key.clone(), Arc::clone(&entry));
+            entry
+        };
+        let stored = match stored {
+            Some(stored) => match stored.status {
+                Some(status) => return Ok(serve(stored, status.label())),
+                None => Some(stored),
+            },
+            None => None,
+        };
+        let record = match serial {
+            Some(s) => self.store.cert(&ca.id, s)?,
+            None => None,
+        };
+        let version = record.as_ref().map_or(0, |r| r.version);
+        let registered = record.is_some();
+        // An answer stored before schema 2: current if its record has not changed since.
+        if let Some(stored) = stored
+            && registered
+            && stored.version == version
+        {
+            let (status, _) = status_of(ca, record.as_ref());
+            return Ok(serve(stored, status.label()));
         }
         self.counters.miss.increment(1);
         // A stranger's signature serves whoever made the serial up: rationed.
@@ -726,6 +748,7 @@ impl Responder {
         let cert_id =
             CertIdDer::from_der(cert_id_der).map_err(|e| Error::Internal(e.to_string()))?;
         let label = status.label();
+        let keep = stored_status(&status);
         let times = self.times(ca, &signer, now)?;
         let tbs = response::tbs_response_data(
             &signer,
@@ -748,9 +771,12 @@ impl Responder {
                 next_update: times.next_update,
                 der: der.clone(),
                 maker: Some(maker),
+                status: keep,
             };
             // A store that cannot write (a full disk) does not stop answering: the answer is
-            // served and kept in memory; the store's health says why it was not stored.
+            // served and kept in memory; the store's health says why it was not stored. Nor is
+            // one whose record changed while it was signed (its generation moved: this
+            // request's answer, never served again).
             if let Err(e) = self.store.put_ocsp_response(&ca.id, s, variant, &stored) {
                 tracing::debug!(ca = %ca.id, error = %e, "OCSP answer not stored");
             }
@@ -951,6 +977,7 @@ impl Responder {
             CertIdDer::from_der(&cert_id_der).map_err(|e| Error::Internal(e.to_string()))?;
         let (status, extended_revoke) = status_of(ca, record.as_ref());
         let label = status.label();
+        let keep = stored_status(&status);
         let now = self.clock.now();
         let signer = Arc::clone(ca.signer_at(now));
         let (der, times) =
@@ -962,6 +989,7 @@ impl Responder {
             next_update: times.next_update,
             der: der.clone(),
             maker: Some(self.maker(ca, &signer)),
+            status: keep,
         };
         // The fresh answer serves from memory even if the store cannot keep it.
         let key = cache_key(ca.index, variant, &serial.der_content());
@@ -980,9 +1008,14 @@ impl Responder {
                 ),
             );
         }
-        self.store
-            .put_ocsp_response(&ca.id, serial, variant, &fresh)?;
-        Ok(Refreshed::Resigned)
+        // Refused when the record changed while it was signed: the change dropped the old one.
+        match self
+            .store
+            .put_ocsp_response(&ca.id, serial, variant, &fresh)?
+        {
+            true => Ok(Refreshed::Resigned),
+            false => Ok(Refreshed::Dropped),
+        }
     }
 
     /// The registry served now.
@@ -1015,6 +1048,15 @@ fn from_the_future(hit: &CachedResponse, now: UnixTime) -> bool {
 
 fn half_way(from: UnixTime, to: UnixTime) -> UnixTime {
     from.plus((to.0 - from.0) / 2)
+}
+
+/// The status a stored answer keeps beside it: "unknown" answers are never stored.
+pub fn stored_status(status: &SingleStatus) -> Option<StoredStatus> {
+    match status {
+        SingleStatus::Good => Some(StoredStatus::Good),
+        SingleStatus::Revoked { .. } => Some(StoredStatus::Revoked),
+        SingleStatus::Unknown => None,
+    }
 }
 
 /// The status a CA's policy gives a record, and whether it needs the extended-revoke extension.

@@ -32,7 +32,7 @@ use der::asn1::{AnyRef, IntRef, OctetStringRef};
 use der::{Decode, Encode};
 
 use super::der_types::CertIdDer;
-use super::{CachedResponse, Error, Responder, cache_key, status_of};
+use super::{CachedResponse, Error, Responder, cache_key, status_of, stored_status};
 use crate::metrics as m;
 use crate::model::{CaId, EventKind, Serial, UnixTime};
 use crate::pki::{Ca, HashAlg};
@@ -151,6 +151,7 @@ impl Responder {
         }
         let (status, extended_revoke) = status_of(ca, record.as_ref());
         let label = status.label();
+        let keep = stored_status(&status);
         if label == "unknown" {
             if stored.is_some() {
                 self.store.delete_ocsp_response(&ca.id, serial, variant)?;
@@ -170,9 +171,16 @@ impl Responder {
             next_update: times.next_update,
             der,
             maker: Some(maker),
+            status: keep,
         };
-        self.store
-            .put_ocsp_response(&ca.id, serial, variant, &fresh)?;
+        // Refused when the record changed while it was signed: the change is queued ahead of
+        // the backlog and signed again from the new record.
+        if !self
+            .store
+            .put_ocsp_response(&ca.id, serial, variant, &fresh)?
+        {
+            return Ok(Outcome::Nothing);
+        }
         // An entry already in memory is replaced; others are read from the store when asked
         // (pre-signing 10⁶ answers must not churn the cache of what is being asked).
         let key = cache_key(ca.index, variant, &serial.der_content());

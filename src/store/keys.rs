@@ -37,8 +37,12 @@ pub fn serial_of(key: &[u8]) -> Option<Serial> {
     Serial::from_magnitude(mag).ok()
 }
 
+/// How many variants an answer can have: the CertID's hash algorithm (SHA-1, SHA-256, SHA-384,
+/// SHA-512), + 4 when its parameters are absent rather than NULL.
+pub const OCSP_VARIANTS: u8 = 8;
+
 /// `ocsp` CF key: `ca ‖ len ‖ serial ‖ variant` (variant: which hash algorithm and parameter
-/// encoding the CertID used).
+/// encoding the CertID used, below [`OCSP_VARIANTS`]).
 pub fn ocsp(ca: &CaId, serial: &Serial, variant: u8) -> Vec<u8> {
     let mut k = cert(ca, serial);
     k.push(variant);

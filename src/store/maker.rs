@@ -21,8 +21,11 @@
 //!
 //! A record is the postcard encoding of version, producedAt, thisUpdate, nextUpdate and the DER
 //! (the format before makers, which [`super::presign`] reads the head of), followed by the maker
-//! (20 + 16 + 16 octets). A record that ends after the DER was written before answers knew
-//! their maker: it still decodes, with no maker, and is a miss.
+//! (20 + 16 + 16 octets), then the status the answer gives (one octet: 1 good, 2 revoked). A
+//! record that ends after the DER was written before answers knew their maker: it still
+//! decodes, with no maker, and is a miss. A record that ends after the maker was written before
+//! schema 2 (see [`super::SCHEMA_VERSION`]): it decodes without a status, and is served only
+//! after its record has been read and found at the answer's version.
 
 use rocksdb::{DB, WriteOptions};
 use serde::{Deserialize, Serialize};
@@ -75,6 +78,43 @@ impl Maker {
     }
 }
 
+/// The certificate status a stored answer gives ("unknown" answers are never stored).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoredStatus {
+    /// good.
+    Good,
+    /// revoked (or on hold).
+    Revoked,
+}
+
+impl StoredStatus {
+    fn octet(self) -> u8 {
+        match self {
+            StoredStatus::Good => 1,
+            StoredStatus::Revoked => 2,
+        }
+    }
+
+    fn from_octet(o: u8) -> Result<StoredStatus, Error> {
+        match o {
+            1 => Ok(StoredStatus::Good),
+            2 => Ok(StoredStatus::Revoked),
+            other => Err(Error::Corrupt {
+                cf: cf::OCSP,
+                message: format!("stored answer status octet {other}"),
+            }),
+        }
+    }
+
+    /// Its label, as the responder's metrics and logs name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            StoredStatus::Good => "good",
+            StoredStatus::Revoked => "revoked",
+        }
+    }
+}
+
 /// The fields before the maker, borrowed for encoding (the layout of the first format).
 #[derive(Serialize)]
 struct Body<'a> {
@@ -85,7 +125,8 @@ struct Body<'a> {
     der: &'a [u8],
 }
 
-/// Encodes a response: the first format's fields, then its maker when it has one.
+/// Encodes a response: the first format's fields, then its maker and its status when it has
+/// them (a status is written only after a maker).
 pub fn encode_response(r: &StoredResponse) -> Vec<u8> {
     let body = Body {
         version: r.version,
@@ -98,6 +139,9 @@ pub fn encode_response(r: &StoredResponse) -> Vec<u8> {
         .expect("postcard encodes plain structs into a Vec without failure");
     if let Some(m) = &r.maker {
         out.extend(postcard::to_stdvec(m).expect("postcard encodes plain structs without failure"));
+        if let Some(status) = r.status {
+            out.push(status.octet());
+        }
     }
     out
 }
@@ -109,27 +153,39 @@ fn corrupt(e: postcard::Error) -> Error {
     }
 }
 
-/// The maker that follows the DER in `rest` (what follows the head), if any.
-fn maker_after_der(rest: &[u8]) -> Result<Option<Maker>, Error> {
+/// The maker and the status that follow the DER in `rest` (what follows the head), if any.
+fn after_der(rest: &[u8]) -> Result<(Option<Maker>, Option<StoredStatus>), Error> {
     let (_der, tail): (&[u8], &[u8]) = postcard::take_from_bytes(rest).map_err(corrupt)?;
     if tail.is_empty() {
-        return Ok(None);
+        return Ok((None, None));
     }
-    let (maker, _) = postcard::take_from_bytes::<Maker>(tail).map_err(corrupt)?;
-    Ok(Some(maker))
+    let (maker, tail) = postcard::take_from_bytes::<Maker>(tail).map_err(corrupt)?;
+    let status = match tail {
+        [] => None,
+        [o] => Some(StoredStatus::from_octet(*o)?),
+        _ => {
+            return Err(Error::Corrupt {
+                cf: cf::OCSP,
+                message: format!("{} octets after a stored answer's status", tail.len() - 1),
+            });
+        }
+    };
+    Ok((Some(maker), status))
 }
 
 /// Decodes a stored response of either format.
 pub fn decode_response(bytes: &[u8]) -> Result<StoredResponse, Error> {
     let (head, rest) = postcard::take_from_bytes::<HeadFields>(bytes).map_err(corrupt)?;
     let (der, _): (&[u8], &[u8]) = postcard::take_from_bytes(rest).map_err(corrupt)?;
+    let (maker, status) = after_der(rest)?;
     Ok(StoredResponse {
         version: head.version,
         produced_at: head.produced_at,
         this_update: head.this_update,
         next_update: head.next_update,
         der: der.to_vec(),
-        maker: maker_after_der(rest)?,
+        maker,
+        status,
     })
 }
 
@@ -141,7 +197,7 @@ pub fn decode_head(bytes: &[u8]) -> Result<StoredHead, Error> {
         produced_at: head.produced_at,
         this_update: head.this_update,
         next_update: head.next_update,
-        maker: maker_after_der(rest)?,
+        maker: after_der(rest)?.0,
     })
 }
 
@@ -212,13 +268,23 @@ mod tests {
             next_update: UnixTime(20),
             der: vec![0x30, 0x03, 1, 2, 3],
             maker,
+            status: None,
         }
     }
 
     #[test]
-    fn records_round_trip_with_and_without_maker() {
+    fn records_round_trip_with_and_without_maker_and_status() {
         let m = Maker::new(&[7; 20], [1; 16], Incarnation([2; 16]));
-        for r in [response(Some(m)), response(None)] {
+        let with = |status| StoredResponse {
+            status: Some(status),
+            ..response(Some(m))
+        };
+        for r in [
+            with(StoredStatus::Good),
+            with(StoredStatus::Revoked),
+            response(Some(m)),
+            response(None),
+        ] {
             let bytes = encode_response(&r);
             assert_eq!(decode_response(&bytes).expect("decodes"), r);
             let head = decode_head(&bytes).expect("head");
@@ -252,5 +318,23 @@ mod tests {
         let m = Maker::new(&[7; 20], [1; 16], Incarnation([2; 16]));
         assert!(!m.is(r.maker));
         assert!(m.is(Some(m)));
+    }
+
+    /// A status octet that is not one, or octets after it, are corruption, not a status.
+    #[test]
+    fn a_bad_status_is_corrupt() {
+        let m = Maker::new(&[7; 20], [1; 16], Incarnation([2; 16]));
+        let mut bytes = encode_response(&response(Some(m)));
+        bytes.push(3);
+        assert!(matches!(
+            decode_response(&bytes),
+            Err(Error::Corrupt { .. })
+        ));
+        bytes.pop();
+        bytes.extend([1, 1]);
+        assert!(matches!(
+            decode_response(&bytes),
+            Err(Error::Corrupt { .. })
+        ));
     }
 }

@@ -17,10 +17,14 @@
 //! transactions share one sync ([`GroupSync`]). Whether a change is allowed is the caller's
 //! business ([`crate::ingest`]); this module only makes it atomic and durable.
 //!
-//! A cached OCSP response stores the [`CertRecord::version`] it was signed from; a response whose
-//! version no longer matches is stale and never served. So a status change invalidates its cached
-//! responses in the same write that makes it. [`Store::change_generation`] gives in-memory caches
-//! a cheap way to notice changes without reading the store.
+//! A stored OCSP response follows its record: a record's change deletes the serial's stored
+//! responses in the same batch, and a response is stored only while its record is still at the
+//! [`CertRecord::version`] it was signed from ([`Store::put_ocsp_response`], checked under the
+//! CA's lock that every change holds until its batch is written). So a stored response that
+//! carries its status ([`StoredStatus`]) is current and is served without reading the record; a
+//! response written before schema 2 has no status and is served only after its record has been
+//! read and found at its version. [`Store::change_generation`] gives in-memory caches a cheap way
+//! to notice changes without reading the store.
 
 pub mod backup;
 pub mod health;
@@ -41,7 +45,7 @@ use rocksdb::{
 use serde::{Deserialize, Serialize};
 
 use crate::model::{CaId, CertRecord, Event, EventKind, Revocation, Serial, UnixTime};
-pub use maker::{Incarnation, Maker};
+pub use maker::{Incarnation, Maker, StoredStatus};
 
 /// Column family names.
 pub mod cf {
@@ -72,8 +76,10 @@ pub type KeyValue = (Box<[u8]>, Box<[u8]>);
 /// ([`Store::ingest_crl`]); what a crash leaves there is removed at open.
 const INGEST_DIR: &str = "ingest";
 
-/// Current on-disk layout version.
-pub const SCHEMA_VERSION: u64 = 1;
+/// Current on-disk layout version. 2: stored answers follow their records (see the module
+/// documentation); a vigie of schema 1, which does not delete them on a change, refuses the
+/// store, so that it cannot leave an answer with a status behind a change.
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +157,9 @@ pub struct StoredResponse {
     pub der: Vec<u8>,
     /// Who made it (signer, policy, store incarnation); `None` for an old record: a miss.
     pub maker: Option<Maker>,
+    /// The status it gives. `None`: stored before schema 2, current only if its record is
+    /// still at `version`.
+    pub status: Option<StoredStatus>,
 }
 
 struct Ledger {
@@ -370,6 +379,13 @@ impl Store {
                     })?);
                 if found > SCHEMA_VERSION {
                     return Err(Error::Schema { found });
+                }
+                // Schema 1's answers carry no status: they are still checked against their
+                // records, and every answer stored from now on follows its record.
+                if found < SCHEMA_VERSION {
+                    let mut wo = WriteOptions::default();
+                    wo.set_sync(true);
+                    db.put_cf_opt(meta, &schema_key, SCHEMA_VERSION.to_be_bytes(), &wo)?;
                 }
             }
             None => db.put_cf(meta, &schema_key, SCHEMA_VERSION.to_be_bytes())?,
@@ -675,8 +691,27 @@ impl Store {
         }
     }
 
-    /// Stores a signed OCSP response (not synced: it can always be signed again).
+    /// Stores a signed OCSP response (not synced: it can always be signed again) if its record
+    /// is still at the version it was signed from, and says whether it did. Checked under the
+    /// CA's lock, which a change holds until its batch (deleting the serial's stored responses)
+    /// is written: a response signed from a record that changed meanwhile is never stored.
     pub fn put_ocsp_response(
+        &self,
+        ca: &CaId,
+        serial: &Serial,
+        variant: u8,
+        r: &StoredResponse,
+    ) -> Result<bool, Error> {
+        let ledger = self.ledger(ca)?;
+        let _changes_wait = lock(&ledger.last_seq);
+        if self.cert(ca, serial)?.map(|c| c.version) != Some(r.version) {
+            return Ok(false);
+        }
+        self.put_ocsp_response_unchecked(ca, serial, variant, r)?;
+        Ok(true)
+    }
+
+    fn put_ocsp_response_unchecked(
         &self,
         ca: &CaId,
         serial: &Serial,
@@ -1267,7 +1302,16 @@ impl Tx<'_> {
         record.version = seq;
         let key = keys::cert(ca, &serial);
         let store = self.store;
-        let before = self.record(ca, &serial)?.and_then(|r| r.revocation);
+        let previous = self.record(ca, &serial)?;
+        // Its stored answers go with the change (see the module documentation). A serial
+        // without a record has none: answers are stored only for records.
+        if previous.is_some() {
+            for variant in 0..keys::OCSP_VARIANTS {
+                self.batch
+                    .delete_cf(store.cf(cf::OCSP), keys::ocsp(ca, &serial, variant));
+            }
+        }
+        let before = previous.and_then(|r| r.revocation);
         if before != record.revocation {
             self.revocation_changed.insert(ca.clone(), true);
         }
@@ -1445,5 +1489,133 @@ mod tests {
             .map(|e| e.expect("reads").seq)
             .collect();
         assert_eq!(seqs, (1..=400).collect::<Vec<_>>());
+    }
+
+    /// A stored answer follows its record: the change deletes every variant in its batch, and
+    /// an answer signed from the record before the change is refused afterwards.
+    #[test]
+    fn stored_answers_follow_their_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = CaId::new("ca").expect("valid");
+        let s = Serial::from_hex("0102").expect("valid");
+        let store = Store::open(
+            dir.path(),
+            std::slice::from_ref(&ca),
+            &StoreOptions::default(),
+        )
+        .expect("opens");
+        let put = |tx: &mut Tx<'_>, revocation: Option<Revocation>| -> Result<u64, Error> {
+            let rec = CertRecord {
+                issuance: Some(issuance()),
+                revocation: revocation.clone(),
+                version: 0,
+            };
+            let kind = match revocation {
+                Some(r) => EventKind::Revoked(r),
+                None => EventKind::Issued(issuance()),
+            };
+            tx.put(&ca, &s, rec, kind)
+        };
+        let v1 = store
+            .transact(std::slice::from_ref(&ca), UnixTime(1), |tx| put(tx, None))
+            .expect("commits");
+        let answer = |version| StoredResponse {
+            version,
+            produced_at: UnixTime(10),
+            this_update: UnixTime(9),
+            next_update: UnixTime(20),
+            der: vec![0x30, 0],
+            maker: Some(Maker::new(&[1; 20], [2; 16], store.incarnation())),
+            status: Some(StoredStatus::Good),
+        };
+        for variant in 0..keys::OCSP_VARIANTS {
+            assert!(
+                store
+                    .put_ocsp_response(&ca, &s, variant, &answer(v1))
+                    .expect("put")
+            );
+        }
+        assert!(
+            !store
+                .put_ocsp_response(&ca, &s, 0, &answer(v1 + 1))
+                .expect("checked"),
+            "not the record's version"
+        );
+        let revocation = Revocation {
+            revoked_at: UnixTime(2),
+            reason: Some(RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        };
+        let v2 = store
+            .transact(std::slice::from_ref(&ca), UnixTime(2), |tx| {
+                put(tx, Some(revocation))
+            })
+            .expect("commits");
+        for variant in 0..keys::OCSP_VARIANTS {
+            assert_eq!(
+                store.ocsp_response(&ca, &s, variant).expect("reads"),
+                None,
+                "variant {variant} went with the change"
+            );
+        }
+        // Signed from the first record, stored after the revocation: refused.
+        assert!(
+            !store
+                .put_ocsp_response(&ca, &s, 0, &answer(v1))
+                .expect("checked")
+        );
+        assert_eq!(store.ocsp_response(&ca, &s, 0).expect("reads"), None);
+        let revoked = StoredResponse {
+            status: Some(StoredStatus::Revoked),
+            ..answer(v2)
+        };
+        assert!(store.put_ocsp_response(&ca, &s, 0, &revoked).expect("put"));
+        assert_eq!(
+            store.ocsp_response(&ca, &s, 0).expect("reads"),
+            Some(revoked)
+        );
+    }
+
+    /// A store of schema 1 opens and is marked schema 2; a schema from the future is refused.
+    #[test]
+    fn schema_one_is_carried_forward_and_a_newer_one_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = CaId::new("ca").expect("valid");
+        let schema = |store: &Store| {
+            let v = store
+                .db
+                .get_cf(store.cf(cf::META), keys::global_meta("schema"))
+                .expect("reads")
+                .expect("present");
+            u64::from_be_bytes(v.as_slice().try_into().expect("8 octets"))
+        };
+        let set = |store: &Store, v: u64| {
+            store
+                .db
+                .put_cf(
+                    store.cf(cf::META),
+                    keys::global_meta("schema"),
+                    v.to_be_bytes(),
+                )
+                .expect("writes")
+        };
+        let open = || {
+            Store::open(
+                dir.path(),
+                std::slice::from_ref(&ca),
+                &StoreOptions::default(),
+            )
+        };
+        {
+            let store = open().expect("opens");
+            assert_eq!(schema(&store), SCHEMA_VERSION);
+            set(&store, 1);
+        }
+        {
+            let store = open().expect("a schema 1 store opens");
+            assert_eq!(schema(&store), 2);
+            set(&store, SCHEMA_VERSION + 1);
+        }
+        assert!(matches!(open(), Err(Error::Schema { found }) if found == SCHEMA_VERSION + 1));
     }
 }

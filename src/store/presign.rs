@@ -231,17 +231,26 @@ mod tests {
             next_update: UnixTime(20),
             der: vec![0x30; 1500],
             maker: None,
+            status: None,
         };
-        // Serial 7 with two variants, and a response without a record (serial 0x1000).
-        store
-            .put_ocsp_response(&ca, &serials[6], 0, &response(7))
-            .expect("put");
-        store
-            .put_ocsp_response(&ca, &serials[6], 1, &response(7))
-            .expect("put");
+        // Serial 7 with two variants, and a response without a record (serial 0x1000, as a
+        // store of schema 1 may hold: never stored since).
+        for variant in [0, 1] {
+            assert!(
+                store
+                    .put_ocsp_response(&ca, &serials[6], variant, &response(7))
+                    .expect("put")
+            );
+        }
         let lone = Serial::from_hex("1000").expect("valid");
+        assert!(
+            !store
+                .put_ocsp_response(&ca, &lone, 0, &response(0))
+                .expect("checked"),
+            "no record, no stored answer"
+        );
         store
-            .put_ocsp_response(&ca, &lone, 0, &response(0))
+            .put_ocsp_response_unchecked(&ca, &lone, 0, &response(0))
             .expect("put");
         let mut all = Vec::new();
         let mut after: Option<Serial> = None;
