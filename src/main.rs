@@ -16,7 +16,8 @@ use vigie::demo::{self, DemoSetup};
 /// jemalloc serves every allocation of the process — RocksDB's C++ included, through the
 /// unprefixed `malloc` symbols — with its background threads returning freed pages: glibc's
 /// per-thread arenas kept what RocksDB's compactions and block-cache churn had freed (RSS 363
-/// MB at the end of a 10⁶-answer pre-signing pass against ~170 MB of configured caches).
+/// MB at the end of a 10⁶-answer pre-signing pass against ~170 MB of configured caches). Its
+/// built-in options (how soon freed pages go back) are set in `.cargo/config.toml`.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
