@@ -329,6 +329,15 @@ impl Store {
         let cf_opts = |point_lookups: bool, mostly_hits: bool| {
             let mut bbo = BlockBasedOptions::default();
             bbo.set_block_cache(&cache);
+            // Answers in 16 KiB blocks: the responder's certificate each answer embeds is
+            // compressed away in all but the first answer of a block. RSA-2048, 3·10⁵
+            // certificates: store 455 → 284 MB (32 KiB: 239 MB), server CPU per first request
+            // 35.9 → 28.8 µs (32 KiB: 34.6 µs) — fewer pages to copy and fewer index entries
+            // outweigh the longer decompression. A store that fits the page cache is what keeps
+            // first requests off the disk.
+            if mostly_hits {
+                bbo.set_block_size(16 << 10);
+            }
             bbo.set_cache_index_and_filter_blocks(true);
             bbo.set_pin_l0_filter_and_index_blocks_in_cache(true);
             // Partitioned index and filters: a lookup loads one small partition, not the whole
