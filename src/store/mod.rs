@@ -1364,6 +1364,11 @@ mod tests {
     use super::*;
     use crate::model::{Issuance, RevocationReason};
 
+    /// A store at `path` for the one CA `ca`, with the default options.
+    fn open_one(path: &Path, ca: &CaId) -> Store {
+        Store::open(path, std::slice::from_ref(ca), &StoreOptions::default()).expect("opens")
+    }
+
     fn issuance() -> Issuance {
         Issuance {
             not_before: UnixTime(0),
@@ -1437,12 +1442,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let ca = CaId::new("ca").expect("valid");
         let s = Serial::from_hex("01").expect("valid");
-        let store = Store::open(
-            dir.path(),
-            std::slice::from_ref(&ca),
-            &StoreOptions::default(),
-        )
-        .expect("opens");
+        let store = open_one(dir.path(), &ca);
         let r: Result<(), Error> = store.transact(std::slice::from_ref(&ca), UnixTime(1), |tx| {
             let rec = CertRecord {
                 issuance: Some(issuance()),
@@ -1461,12 +1461,7 @@ mod tests {
     fn concurrent_transactions_share_syncs_and_keep_sequences_dense() {
         let dir = tempfile::tempdir().expect("tempdir");
         let ca = CaId::new("ca").expect("valid");
-        let store = Store::open(
-            dir.path(),
-            std::slice::from_ref(&ca),
-            &StoreOptions::default(),
-        )
-        .expect("opens");
+        let store = open_one(dir.path(), &ca);
         std::thread::scope(|scope| {
             for t in 0..8u8 {
                 let store = &store;
@@ -1507,12 +1502,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let ca = CaId::new("ca").expect("valid");
         let s = Serial::from_hex("0102").expect("valid");
-        let store = Store::open(
-            dir.path(),
-            std::slice::from_ref(&ca),
-            &StoreOptions::default(),
-        )
-        .expect("opens");
+        let store = open_one(dir.path(), &ca);
         let put = |tx: &mut Tx<'_>, revocation: Option<Revocation>| -> Result<u64, Error> {
             let rec = CertRecord {
                 issuance: Some(issuance()),
