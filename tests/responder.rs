@@ -590,7 +590,7 @@ fn the_refresher_resigns_stored_responses_and_drops_stale_ones() {
             ingest::apply(tx, &ca, &serial, &Change::Revoke(hold))
         })
         .expect("held");
-    for variant in 0..8 {
+    for variant in 0..vigie::store::keys::OCSP_VARIANTS {
         assert_eq!(
             f.store.ocsp_response(&ca, &serial, variant).expect("reads"),
             None

@@ -691,7 +691,25 @@ impl Responder {
                 }),
             _ => None,
         };
-        let serve = |stored: StoredResponse, label: &'static str| {
+        // A status carried by the answer (schema 2) is current: no record to read.
+        let carried = stored
+            .as_ref()
+            .and_then(|s| s.status)
+            .map(StoredStatus::label);
+        let record = match (serial, carried) {
+            (Some(s), None) => self.store.cert(&ca.id, s)?,
+            _ => None,
+        };
+        let version = record.as_ref().map_or(0, |r| r.version);
+        let registered = record.is_some();
+        // An answer stored before schema 2: current if its record has not changed since.
+        let label = carried.or_else(|| {
+            stored
+                .as_ref()
+                .filter(|s| registered && s.version == version)
+                .map(|_| status_of(ca, record.as_ref()).0.label())
+        });
+        if let (Some(stored), Some(label)) = (stored, label) {
             self.counters.store.increment(1);
             let times = Times {
                 produced_at: stored.produced_at,
@@ -708,29 +726,8 @@ impl Responder {
                 cert_id_der,
                 true,
             );
-            self.cache.insert(key.clone(), Arc::clone(&entry));
-            entry
-        };
-        let stored = match stored {
-            Some(stored) => match stored.status {
-                Some(status) => return Ok(serve(stored, status.label())),
-                None => Some(stored),
-            },
-            None => None,
-        };
-        let record = match serial {
-            Some(s) => self.store.cert(&ca.id, s)?,
-            None => None,
-        };
-        let version = record.as_ref().map_or(0, |r| r.version);
-        let registered = record.is_some();
-        // An answer stored before schema 2: current if its record has not changed since.
-        if let Some(stored) = stored
-            && registered
-            && stored.version == version
-        {
-            let (status, _) = status_of(ca, record.as_ref());
-            return Ok(serve(stored, status.label()));
+            self.cache.insert(key, Arc::clone(&entry));
+            return Ok(entry);
         }
         self.counters.miss.increment(1);
         // A stranger's signature serves whoever made the serial up: rationed.
