@@ -209,12 +209,13 @@ fn respond(state: &AppState, req: &HttpRequest, answer: Answer, is_get: bool) ->
         return builder.body(answer.der());
     };
     let now = state.clock.now();
+    let validators = signed.validators();
     let validity = cache::Validity {
-        etag: &signed.etag,
+        etag: &validators.etag,
         this_update: signed.times.this_update,
         next_update: signed.times.next_update,
-        last_modified: &signed.last_modified,
-        expires: &signed.expires,
+        last_modified: &validators.last_modified,
+        expires: &validators.expires,
     };
     let not_modified = cache::not_modified(req, &validity);
     if not_modified {

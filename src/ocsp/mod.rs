@@ -35,7 +35,7 @@ pub mod response;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -129,6 +129,13 @@ pub struct SignedResponse {
     pub status: &'static str,
     /// Whether HTTP caches may keep it (RFC 9919 §5: never "unknown" answers).
     pub http_cacheable: bool,
+    /// Made when a GET first needs them ([`SignedResponse::validators`]).
+    validators: OnceLock<Validators>,
+}
+
+/// The HTTP validators of a cacheable response (RFC 9110 §8.8).
+#[derive(Debug)]
+pub struct Validators {
     /// Strong entity tag: a hash of the bytes, quoted.
     pub etag: String,
     /// thisUpdate as an HTTP-date (Last-Modified).
@@ -137,32 +144,44 @@ pub struct SignedResponse {
     pub expires: String,
 }
 
+/// Lengths of the three validators: a quoted 32-digit hash and two IMF-fixdate dates.
+const VALIDATOR_LENGTHS: [usize; 3] = [34, 29, 29];
+
 impl SignedResponse {
-    /// A response made for one request only (nonce, several CertIDs): never cached, so no
-    /// validators are computed for it.
+    /// A response made for one request only (nonce, several CertIDs): never cached.
     fn unique(der: Vec<u8>, times: Times, status: &'static str) -> SignedResponse {
         SignedResponse {
             der: Bytes::from(der),
             times,
             status,
             http_cacheable: false,
-            etag: String::new(),
-            last_modified: String::new(),
-            expires: String::new(),
+            validators: OnceLock::new(),
         }
     }
 
+    /// A response that HTTP caches may keep, unless its status is "unknown".
     fn new(der: Vec<u8>, times: Times, status: &'static str) -> SignedResponse {
-        let digest = hex::encode(&crate::pki::sha256(&der)[..16]);
         SignedResponse {
             der: Bytes::from(der),
             times,
             status,
             http_cacheable: status != "unknown",
-            etag: format!("\"{digest}\""),
-            last_modified: httpdate::fmt_http_date(times.this_update.to_system_time()),
-            expires: httpdate::fmt_http_date(times.next_update.to_system_time()),
+            validators: OnceLock::new(),
         }
+    }
+
+    /// Its ETag, Last-Modified and Expires, made on first use: an answer read from the store
+    /// and sent over POST (no validators there) costs no hash of its bytes and no date
+    /// formatting.
+    pub fn validators(&self) -> &Validators {
+        self.validators.get_or_init(|| {
+            let digest = hex::encode(&crate::pki::sha256(&self.der)[..16]);
+            Validators {
+                etag: format!("\"{digest}\""),
+                last_modified: httpdate::fmt_http_date(self.times.this_update.to_system_time()),
+                expires: httpdate::fmt_http_date(self.times.next_update.to_system_time()),
+            }
+        })
     }
 }
 
@@ -284,9 +303,10 @@ const ALLOCATION: usize = 24;
 const SLOT: usize = 64;
 
 /// The memory an answer cache entry holds: its struct and Arc header, every heap allocation it
-/// owns (key, DER, CertID, serial, CA id, the three HTTP header values) with the allocator's
-/// share, and the cache's slot. Counting the DER, the CertID and a flat 256 octets instead let
-/// the 64 MiB default hold about 100 MiB (RSS measured during a pre-signing pass of 10⁶).
+/// owns (key, DER, CertID, serial, CA id, the three HTTP validators, counted whether made yet
+/// or not) with the allocator's share, and the cache's slot. Counting the DER, the CertID and a
+/// flat 256 octets instead let the 64 MiB default hold about 100 MiB (RSS measured during a
+/// pre-signing pass of 10⁶).
 fn footprint(key: &[u8], value: &CachedResponse) -> usize {
     let r = &value.response;
     let heap = [
@@ -295,9 +315,9 @@ fn footprint(key: &[u8], value: &CachedResponse) -> usize {
         value.cert_id_der.len(),
         value.serial.as_ref().map_or(0, |s| s.magnitude().len()),
         value.ca_id.as_str().len(),
-        r.etag.len(),
-        r.last_modified.len(),
-        r.expires.len(),
+        VALIDATOR_LENGTHS[0],
+        VALIDATOR_LENGTHS[1],
+        VALIDATOR_LENGTHS[2],
     ];
     std::mem::size_of::<CachedResponse>()
         + 2 * std::mem::size_of::<usize>()
@@ -1127,9 +1147,7 @@ mod tests {
             + e.cert_id_der.len()
             + e.serial.as_ref().map_or(0, |s| s.magnitude().len())
             + e.ca_id.as_str().len()
-            + r.etag.len()
-            + r.last_modified.len()
-            + r.expires.len();
+            + VALIDATOR_LENGTHS.iter().sum::<usize>();
         let weight = footprint(&key, &e);
         assert!(
             weight >= payload + std::mem::size_of::<CachedResponse>() + 8 * ALLOCATION,
