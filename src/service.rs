@@ -40,7 +40,6 @@ pub fn open_store(config: &Config) -> Result<Store, Error> {
     let options = StoreOptions {
         block_cache_bytes: config.store.block_cache_bytes,
         write_buffer_bytes: config.store.write_buffer_bytes,
-        mmap_reads: config.store.mmap_reads,
         sync: true,
     };
     Ok(Store::open(&config.store.path, &ids, &options)?)

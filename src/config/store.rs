@@ -20,9 +20,6 @@ pub struct RawStore {
     /// RocksDB memtables of all column families together, in MiB.
     #[serde(default = "defaults::write_buffer_mb")]
     pub write_buffer_mb: usize,
-    /// Read the store's files through memory maps instead of `pread`.
-    #[serde(default)]
-    pub mmap_reads: bool,
 }
 
 mod defaults {
@@ -43,7 +40,6 @@ impl Default for RawStore {
             path: defaults::store_path(),
             block_cache_mb: defaults::block_cache_mb(),
             write_buffer_mb: defaults::write_buffer_mb(),
-            mmap_reads: false,
         }
     }
 }
@@ -57,8 +53,6 @@ pub struct StoreConfig {
     pub block_cache_bytes: usize,
     /// All memtables together, in bytes.
     pub write_buffer_bytes: usize,
-    /// Read the store's files through memory maps.
-    pub mmap_reads: bool,
 }
 
 /// Checks `[store]`: the path is resolved, the sizes raised to their floors.
@@ -67,6 +61,5 @@ pub fn validate(raw: &RawStore, ctx: &Ctx<'_>) -> StoreConfig {
         path: ctx.resolve(&raw.path),
         block_cache_bytes: raw.block_cache_mb.max(8) << 20,
         write_buffer_bytes: raw.write_buffer_mb.max(4) << 20,
-        mmap_reads: raw.mmap_reads,
     }
 }

@@ -248,9 +248,6 @@ pub struct StoreOptions {
     pub block_cache_bytes: usize,
     /// Memory for the memtables of all column families together, in bytes.
     pub write_buffer_bytes: usize,
-    /// Read table files through memory maps instead of `pread` ([`crate::config`]'s
-    /// `[store] mmap_reads`).
-    pub mmap_reads: bool,
     /// Sync the WAL before acknowledging a transaction (always true in service; tests of
     /// throughput may turn it off to measure the difference).
     pub sync: bool,
@@ -261,7 +258,6 @@ impl Default for StoreOptions {
         StoreOptions {
             block_cache_bytes: 64 << 20,
             write_buffer_bytes: 32 << 20,
-            mmap_reads: false,
             sync: true,
         }
     }
@@ -372,12 +368,6 @@ impl Store {
         // All memtables together stay within this budget (six column families at RocksDB's
         // default of 64 MiB × 2 each could otherwise reach 768 MiB).
         db_opts.set_db_write_buffer_size(options.write_buffer_bytes);
-        // Mapped table files: a read of a page-cache-resident block is a memory access, not a
-        // `pread` and a copy; and mapped pages are what proactive reclaim of cold unmapped page
-        // cache (DAMON's `pageout` scheme on some cloud VMs) leaves alone. Their resident pages
-        // count in the process's RSS (`RssFile`), and a disk error on one ends the process
-        // (SIGBUS) instead of failing one read: off unless asked for.
-        db_opts.set_allow_mmap_reads(options.mmap_reads);
         let descriptors = cf::ALL.iter().map(|name| {
             let point = matches!(*name, cf::CERTS | cf::OCSP);
             ColumnFamilyDescriptor::new(*name, cf_opts(point, *name == cf::OCSP))
@@ -1507,77 +1497,6 @@ mod tests {
 
     /// A stored answer follows its record: the change deletes every variant in its batch, and
     /// an answer signed from the record before the change is refused afterwards.
-    #[test]
-    fn mapped_reads_serve_what_was_written() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ca = CaId::new("ca").expect("valid");
-        let options = StoreOptions {
-            mmap_reads: true,
-            ..StoreOptions::default()
-        };
-        let serials: Vec<Serial> = (1..=200u32)
-            .map(|n| Serial::from_hex(&format!("{n:06x}")).expect("valid"))
-            .collect();
-        let answer = |store: &Store, version, n: usize| StoredResponse {
-            version,
-            produced_at: UnixTime(10),
-            this_update: UnixTime(9),
-            next_update: UnixTime(20),
-            der: vec![0x30, 1, n as u8],
-            maker: Some(Maker::new(&[1; 20], [2; 16], store.incarnation())),
-            status: Some(StoredStatus::Good),
-        };
-        {
-            let store =
-                Store::open(dir.path(), std::slice::from_ref(&ca), &options).expect("opens");
-            for (n, s) in serials.iter().enumerate() {
-                let version = store
-                    .transact(std::slice::from_ref(&ca), UnixTime(1), |tx| {
-                        let rec = CertRecord {
-                            issuance: Some(issuance()),
-                            revocation: None,
-                            version: 0,
-                        };
-                        tx.put(&ca, s, rec, EventKind::Issued(issuance()))
-                    })
-                    .expect("commits");
-                assert!(
-                    store
-                        .put_ocsp_response(&ca, s, 0, &answer(&store, version, n))
-                        .expect("put")
-                );
-            }
-            // In table files, not memtables: what follows reads through the maps.
-            store.compact().expect("compacts");
-            store.close().expect("closes");
-        }
-        let store = Store::open(dir.path(), std::slice::from_ref(&ca), &options).expect("reopens");
-        for (n, s) in serials.iter().enumerate() {
-            let record = store.cert(&ca, s).expect("reads").expect("registered");
-            let stored = store
-                .ocsp_response(&ca, s, 0)
-                .expect("reads")
-                .expect("stored");
-            assert_eq!(stored.der, vec![0x30, 1, n as u8]);
-            assert_eq!(stored.version, record.version);
-            assert_eq!(stored.status, Some(StoredStatus::Good));
-        }
-        assert!(
-            store
-                .ocsp_response(&ca, &serials[0], 1)
-                .expect("reads")
-                .is_none()
-        );
-        // Read through maps of the table files, not pread.
-        let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
-        let root = dir.path().to_str().expect("utf-8");
-        assert!(
-            maps.lines()
-                .any(|l| l.contains(root) && l.ends_with(".sst")),
-            "no table file of {root} is mapped"
-        );
-    }
-
     #[test]
     fn stored_answers_follow_their_records() {
         let dir = tempfile::tempdir().expect("tempdir");
